@@ -1,0 +1,84 @@
+# dgmigrate - build, test, demo.
+#
+#   make          build ./dgmigrate
+#   make check    install what is missing, build with ASan/UBSan, run unit
+#                 and integration tests (real PostgreSQL, real alembic)
+#   make demo     throwaway PostgreSQL + fixture app, run dgmigrate on plans/demo.yaml
+#   make bench    benchmarks (see bench/)
+
+PKGS     := libpq libgit2 libarchive yaml-0.1 libcrypto
+CC       ?= cc
+VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers \
+	    -D_GNU_SOURCE -Iinclude -DDGM_VERSION='"$(VERSION)"'
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LIBS     = $(PKG_LIBS) -lpthread
+
+BUILD    ?= build
+ifeq ($(SAN),1)
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+endif
+
+SRC      := $(sort $(wildcard src/*/*.c))
+OBJ      := $(SRC:%.c=$(BUILD)/%.o)
+MAIN_OBJ := $(BUILD)/src/main.o
+LIB      := $(BUILD)/libdgm.a
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+HDRS     := $(wildcard include/dgm/*.h)
+
+.PHONY: all deps check test test-unit test-integration demo bench clean
+
+all: dgmigrate
+
+# The default build is ./dgmigrate; other BUILD folders put it inside.
+ifeq ($(BUILD),build)
+BIN := dgmigrate
+else
+BIN := $(BUILD)/dgmigrate
+endif
+
+$(BIN): $(MAIN_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(LIB) $(LIBS)
+
+$(LIB): $(OBJ)
+	@rm -f $@
+	ar rcs $@ $(OBJ)
+
+$(BUILD)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS) -lcmocka
+
+deps:
+	@bash .ci/install-deps
+
+# make check: everything, sanitizers on, from a fresh machine.
+check: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test
+
+test: $(BIN) $(UNIT_BIN)
+	@BUILD=$(BUILD) DGMIGRATE=$(abspath $(BIN)) bash tests/run-all.sh
+
+test-unit: $(UNIT_BIN)
+	@BUILD=$(BUILD) bash tests/run-all.sh unit
+
+test-integration: $(BIN)
+	@BUILD=$(BUILD) DGMIGRATE=$(abspath $(BIN)) bash tests/run-all.sh integration
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@bash tests/integration/demo.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bash bench/run.sh
+
+clean:
+	rm -rf build dgmigrate .demo

@@ -1,0 +1,54 @@
+/*
+ * log.h - progress and diagnostics on stderr, JSON events on stdout.
+ *
+ * Every line that leaves dgmigrate (log, error, report) passes through
+ * dgm_redact() first: secret values registered with dgm_log_add_secret()
+ * are replaced by "****", so a password or a required variable's value
+ * cannot leak even through a child's error output.
+ */
+#ifndef DGM_LOG_H
+#define DGM_LOG_H
+
+#include <stdbool.h>
+
+#include "dgm/buf.h"
+#include "dgm/error.h"
+
+typedef enum dgm_log_level {
+	DGM_LOG_ERROR = 0,
+	DGM_LOG_WARN = 1,
+	DGM_LOG_INFO = 2,
+	DGM_LOG_DEBUG = 3
+} dgm_log_level;
+
+/* Messages above level are dropped. Default DGM_LOG_INFO. */
+void dgm_log_set_level(dgm_log_level level);
+dgm_log_level dgm_log_get_level(void);
+/* When on, dgm_event() writes one JSON object a line on stdout. */
+void dgm_log_set_json(bool on);
+bool dgm_log_json(void);
+
+void dgm_log(dgm_log_level level, const char *fmt, ...) DGM_PRINTF(2, 3);
+#define dgm_error_log(...) dgm_log(DGM_LOG_ERROR, __VA_ARGS__)
+#define dgm_warn(...) dgm_log(DGM_LOG_WARN, __VA_ARGS__)
+#define dgm_info(...) dgm_log(DGM_LOG_INFO, __VA_ARGS__)
+#define dgm_debug(...) dgm_log(DGM_LOG_DEBUG, __VA_ARGS__)
+
+/* Print an error (and its hint) the way every command reports failure:
+ *   dgmigrate: error: MESSAGE
+ *   HINT: FIX                                                         */
+void dgm_log_error_report(const dgm_error *err);
+
+/* Emit a JSON event {"event": name, <fields_json>} on stdout when JSON
+ * mode is on. fields_json is a comma-separated list of "key":value pairs
+ * (may be NULL or ""); it is redacted like any other output. */
+void dgm_event(const char *name, const char *fields_json);
+
+/* Register a secret value (copied). Values shorter than 3 bytes are
+ * ignored: replacing them would mangle ordinary text. */
+void dgm_log_add_secret(const char *value);
+void dgm_log_clear_secrets(void);
+/* Replace every registered secret in s by "****"; result in out. */
+void dgm_redact(const char *s, dgm_buf *out);
+
+#endif

@@ -1,0 +1,137 @@
+/* log.c - stderr diagnostics, stdout JSON events, secret redaction. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dgm/log.h"
+
+static dgm_log_level current_level = DGM_LOG_INFO;
+static bool json_mode;
+static char **secrets;
+static size_t nsecrets;
+
+void dgm_log_set_level(dgm_log_level level) { current_level = level; }
+dgm_log_level dgm_log_get_level(void) { return current_level; }
+void dgm_log_set_json(bool on) { json_mode = on; }
+bool dgm_log_json(void) { return json_mode; }
+
+void dgm_log_add_secret(const char *value)
+{
+	if (!value || strlen(value) < 3)
+		return;
+	for (size_t i = 0; i < nsecrets; i++)
+		if (strcmp(secrets[i], value) == 0)
+			return;
+	secrets = dgm_xrealloc(secrets, (nsecrets + 1) * sizeof(*secrets));
+	secrets[nsecrets++] = dgm_xstrdup(value);
+}
+
+void dgm_log_clear_secrets(void)
+{
+	for (size_t i = 0; i < nsecrets; i++)
+		free(secrets[i]);
+	free(secrets);
+	secrets = NULL;
+	nsecrets = 0;
+}
+
+/* Find the earliest, then longest, secret occurrence in s. */
+static const char *next_secret(const char *s, size_t *len)
+{
+	const char *best = NULL;
+
+	*len = 0;
+	for (size_t i = 0; i < nsecrets; i++) {
+		const char *p = strstr(s, secrets[i]);
+		size_t l = strlen(secrets[i]);
+
+		if (p && (!best || p < best || (p == best && l > *len))) {
+			best = p;
+			*len = l;
+		}
+	}
+	return best;
+}
+
+void dgm_redact(const char *s, dgm_buf *out)
+{
+	const char *p;
+	size_t len;
+
+	dgm_buf_clear(out);
+	while ((p = next_secret(s, &len)) != NULL) {
+		dgm_buf_put(out, s, (size_t)(p - s));
+		dgm_buf_puts(out, "****");
+		s = p + len;
+	}
+	dgm_buf_puts(out, s);
+}
+
+static void emit(FILE *f, const char *prefix, const char *text)
+{
+	dgm_buf red = DGM_BUF_INIT;
+
+	dgm_redact(text, &red);
+	fprintf(f, "%s%s\n", prefix, dgm_buf_cstr(&red));
+	fflush(f);
+	dgm_buf_free(&red);
+}
+
+void dgm_log(dgm_log_level level, const char *fmt, ...)
+{
+	static const char *const prefix[] = {
+		"dgmigrate: error: ", "dgmigrate: warning: ", "", "debug: "
+	};
+	dgm_buf b = DGM_BUF_INIT;
+	va_list ap;
+
+	if (level > current_level)
+		return;
+	va_start(ap, fmt);
+	dgm_buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	emit(stderr, prefix[level], dgm_buf_cstr(&b));
+	dgm_buf_free(&b);
+}
+
+void dgm_log_error_report(const dgm_error *err)
+{
+	if (!err || err->code == DGM_OK)
+		return;
+	emit(stderr, "dgmigrate: error: ", err->msg[0] ? err->msg : dgm_error_name(err->code));
+	if (err->hint[0])
+		emit(stderr, "HINT: ", err->hint);
+	if (json_mode) {
+		dgm_buf f = DGM_BUF_INIT;
+
+		dgm_buf_puts(&f, "\"kind\":");
+		dgm_buf_json_str(&f, dgm_error_name(err->code));
+		dgm_buf_puts(&f, ",\"message\":");
+		dgm_buf_json_str(&f, err->msg);
+		if (err->hint[0]) {
+			dgm_buf_puts(&f, ",\"hint\":");
+			dgm_buf_json_str(&f, err->hint);
+		}
+		dgm_buf_printf(&f, ",\"exit\":%d", dgm_error_exit_code(err));
+		dgm_event("error", dgm_buf_cstr(&f));
+		dgm_buf_free(&f);
+	}
+}
+
+void dgm_event(const char *name, const char *fields_json)
+{
+	dgm_buf b = DGM_BUF_INIT;
+
+	if (!json_mode)
+		return;
+	dgm_buf_puts(&b, "{\"event\":");
+	dgm_buf_json_str(&b, name);
+	if (fields_json && *fields_json) {
+		dgm_buf_putc(&b, ',');
+		dgm_buf_puts(&b, fields_json);
+	}
+	dgm_buf_putc(&b, '}');
+	emit(stdout, "", dgm_buf_cstr(&b));
+	dgm_buf_free(&b);
+}
