@@ -1,0 +1,41 @@
+/*
+ * pg.h - the libpq wrapper: connections, queries, and the conninfo a
+ * child process needs (through its environment, never argv).
+ */
+#ifndef DGM_PG_H
+#define DGM_PG_H
+
+#include <libpq-fe.h>
+
+#include "dgm/error.h"
+
+/* Connect to url (libpq URL or conninfo). application_name may be NULL.
+ * Messages name the database, host and port, never the password. */
+int dgm_pg_connect(PGconn **out, const char *url, const char *application_name,
+		   dgm_error *err);
+/* PQfinish, NULL-safe. */
+void dgm_pg_close(PGconn *conn);
+
+/* Run a command that returns no rows. */
+int dgm_pg_exec(PGconn *conn, const char *sql, dgm_error *err);
+
+/* Run a query with text parameters; *out must be PQclear'ed. */
+int dgm_pg_query(PGresult **out, PGconn *conn, const char *sql, int nparams,
+		 const char *const *params, dgm_error *err);
+
+/* "15.18" style version of the connected server, into buf. */
+void dgm_pg_server_version(PGconn *conn, char *buf, size_t len);
+
+/* A short description for messages: "database 'app' on '/tmp/x:5432'". */
+void dgm_pg_describe(const char *url, char *buf, size_t len);
+
+/* Environment entries ("PGHOST=...", ...) that let a libpq client child
+ * (pg_dump, pg_restore, psql) reach the database of url. The array and
+ * its strings are malloc'd; free with dgm_pg_env_free. */
+int dgm_pg_env(char ***out, const char *url, dgm_error *err);
+void dgm_pg_env_free(char **env);
+
+/* Quote an identifier (schema.table is quoted part by part). malloc'd. */
+char *dgm_pg_quote_ident(PGconn *conn, const char *ident);
+
+#endif

@@ -1,0 +1,204 @@
+/* pg.c - libpq connections and queries. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dgm/buf.h"
+#include "dgm/pg.h"
+
+/* libpq messages end with a newline; keep them on one line. */
+static void trim_msg(char *buf, size_t len, const char *msg)
+{
+	size_t n;
+
+	snprintf(buf, len, "%s", msg ? msg : "");
+	n = strlen(buf);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	for (char *p = buf; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+}
+
+void dgm_pg_describe(const char *url, char *buf, size_t len)
+{
+	PQconninfoOption *opts = PQconninfoParse(url, NULL);
+	const char *db = NULL, *host = NULL, *port = NULL, *user = NULL;
+
+	for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+		if (!o->val)
+			continue;
+		if (!strcmp(o->keyword, "dbname"))
+			db = o->val;
+		else if (!strcmp(o->keyword, "host"))
+			host = o->val;
+		else if (!strcmp(o->keyword, "port"))
+			port = o->val;
+		else if (!strcmp(o->keyword, "user"))
+			user = o->val;
+	}
+	snprintf(buf, len, "database '%s' on '%s:%s' as '%s'", db ? db : "(default)",
+		 host ? host : "(default host)", port ? port : "5432", user ? user : "(default)");
+	PQconninfoFree(opts);
+}
+
+int dgm_pg_connect(PGconn **out, const char *url, const char *application_name,
+		   dgm_error *err)
+{
+	const char *keys[] = { "dbname", "application_name", "connect_timeout", NULL };
+	const char *vals[] = { url, application_name ? application_name : "dgmigrate", "10", NULL };
+	char *perr = NULL;
+	PQconninfoOption *opts;
+	PGconn *conn;
+	char what[512], msg[1024];
+
+	*out = NULL;
+	opts = PQconninfoParse(url, &perr);
+	if (!opts) {
+		trim_msg(msg, sizeof(msg), perr);
+		PQfreemem(perr);
+		dgm_error_set(err, DGM_E_PLAN, "the database URL is not valid: %s", msg);
+		dgm_error_hint(err, "use postgresql://USER@HOST:PORT/DBNAME or 'host=... dbname=...'");
+		return -1;
+	}
+	PQconninfoFree(opts);
+	/* expand_dbname=1: the URL fills every field; the later keys override. */
+	conn = PQconnectdbParams(keys, vals, 1);
+	if (!conn)
+		return dgm_error_set(err, DGM_E_NOMEM, "out of memory connecting to the database");
+	if (PQstatus(conn) != CONNECTION_OK) {
+		dgm_pg_describe(url, what, sizeof(what));
+		trim_msg(msg, sizeof(msg), PQerrorMessage(conn));
+		PQfinish(conn);
+		dgm_error_set(err, DGM_E_PG, "cannot connect to %s: %s", what, msg);
+		dgm_error_hint(err, "check that the server runs and that the URL in the plan "
+			       "(usually ${DATABASE_URL}) is right");
+		return -1;
+	}
+	*out = conn;
+	return 0;
+}
+
+void dgm_pg_close(PGconn *conn)
+{
+	if (conn)
+		PQfinish(conn);
+}
+
+static int result_error(PGresult *res, PGconn *conn, const char *sql, dgm_error *err)
+{
+	char msg[1024];
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	trim_msg(msg, sizeof(msg), res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+	dgm_error_set(err, DGM_E_PG, "query failed%s%s%s: %s [%.60s%s]", state ? " (SQLSTATE " : "",
+		      state ? state : "", state ? ")" : "", msg, sql, strlen(sql) > 60 ? "..." : "");
+	return -1;
+}
+
+int dgm_pg_exec(PGconn *conn, const char *sql, dgm_error *err)
+{
+	PGresult *res = PQexec(conn, sql);
+	int ret = 0;
+
+	if (!res || (PQresultStatus(res) != PGRES_COMMAND_OK &&
+		     PQresultStatus(res) != PGRES_TUPLES_OK))
+		ret = result_error(res, conn, sql, err);
+	PQclear(res);
+	return ret;
+}
+
+int dgm_pg_query(PGresult **out, PGconn *conn, const char *sql, int nparams,
+		 const char *const *params, dgm_error *err)
+{
+	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+
+	*out = NULL;
+	if (!res || (PQresultStatus(res) != PGRES_TUPLES_OK &&
+		     PQresultStatus(res) != PGRES_COMMAND_OK)) {
+		result_error(res, conn, sql, err);
+		PQclear(res);
+		return -1;
+	}
+	*out = res;
+	return 0;
+}
+
+void dgm_pg_server_version(PGconn *conn, char *buf, size_t len)
+{
+	int v = PQserverVersion(conn);
+
+	if (v >= 100000)
+		snprintf(buf, len, "%d.%d", v / 10000, v % 10000);
+	else
+		snprintf(buf, len, "%d.%d.%d", v / 10000, (v / 100) % 100, v % 100);
+}
+
+/* conninfo keyword -> libpq environment variable */
+static const char *const env_map[][2] = {
+	{ "host", "PGHOST" }, { "hostaddr", "PGHOSTADDR" }, { "port", "PGPORT" },
+	{ "dbname", "PGDATABASE" }, { "user", "PGUSER" }, { "password", "PGPASSWORD" },
+	{ "passfile", "PGPASSFILE" }, { "sslmode", "PGSSLMODE" }, { "sslcert", "PGSSLCERT" },
+	{ "sslkey", "PGSSLKEY" }, { "sslrootcert", "PGSSLROOTCERT" },
+	{ "sslcrl", "PGSSLCRL" }, { "connect_timeout", "PGCONNECT_TIMEOUT" },
+	{ "options", "PGOPTIONS" }, { "target_session_attrs", "PGTARGETSESSIONATTRS" },
+	{ "gssencmode", "PGGSSENCMODE" }, { "service", "PGSERVICE" },
+	{ "channel_binding", "PGCHANNELBINDING" },
+};
+
+int dgm_pg_env(char ***out, const char *url, dgm_error *err)
+{
+	size_t nmap = sizeof(env_map) / sizeof(env_map[0]), n = 0;
+	char *perr = NULL;
+	PQconninfoOption *opts = PQconninfoParse(url, &perr);
+	char **env;
+
+	*out = NULL;
+	if (!opts) {
+		PQfreemem(perr);
+		return dgm_error_set(err, DGM_E_PLAN, "the database URL is not valid");
+	}
+	env = dgm_xcalloc(nmap + 1, sizeof(*env));
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (!o->val || !*o->val)
+			continue;
+		for (size_t i = 0; i < nmap; i++)
+			if (!strcmp(o->keyword, env_map[i][0]))
+				env[n++] = dgm_xasprintf("%s=%s", env_map[i][1], o->val);
+	}
+	PQconninfoFree(opts);
+	*out = env;
+	return 0;
+}
+
+void dgm_pg_env_free(char **env)
+{
+	for (char **e = env; e && *e; e++) {
+		/* the strings may hold a password: wipe before freeing */
+		memset(*e, 0, strlen(*e));
+		free(*e);
+	}
+	free(env);
+}
+
+char *dgm_pg_quote_ident(PGconn *conn, const char *ident)
+{
+	dgm_buf b = DGM_BUF_INIT;
+	const char *dot = strchr(ident, '.');
+	char *part;
+
+	if (dot) {
+		char *schema = dgm_xstrndup(ident, (size_t)(dot - ident));
+
+		part = PQescapeIdentifier(conn, schema, strlen(schema));
+		free(schema);
+		dgm_buf_puts(&b, part ? part : "");
+		dgm_buf_putc(&b, '.');
+		PQfreemem(part);
+		ident = dot + 1;
+	}
+	part = PQescapeIdentifier(conn, ident, strlen(ident));
+	dgm_buf_puts(&b, part ? part : "");
+	PQfreemem(part);
+	return dgm_buf_detach(&b);
+}
