@@ -28,7 +28,7 @@ MAIN_OBJ := $(BUILD)/src/main.o
 LIB      := $(BUILD)/libdgm.a
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-HDRS     := $(wildcard include/dgm/*.h)
+HDRS     := $(wildcard include/dgm/*.h src/*/*.h)
 
 .PHONY: all deps check test test-unit test-integration demo bench clean
 

@@ -1,4 +1,5 @@
 /* args.c - parse a command's argv against its option table. */
+#include <stdio.h>
 #include <string.h>
 
 #include "dgm/cli.h"
@@ -8,7 +9,7 @@
  * the index space of dgm_args.values. */
 static const dgm_opt global_opts[] = {
 	{ "help", 'h', NULL, "show this help and exit" },
-	{ "verbose", 'v', NULL, "more detail on stderr (repeatable in effect: debug output)" },
+	{ "verbose", 'v', NULL, "debug detail on stderr" },
 	{ "quiet", 'q', NULL, "only errors and warnings on stderr" },
 	DGM_OPT_END
 };
@@ -89,7 +90,10 @@ static int parse_long(dgm_args *args, const dgm_cmd *cmd, int argc, char **argv,
 		dgm_error_hint(err, "see 'dgmigrate %s --help'", cmd->name);
 		return -1;
 	}
-	return take_value(args, cmd, idx, eq ? eq + 1 : NULL, argc, argv, i, argv[*i], err);
+	char spelled[64];
+
+	snprintf(spelled, sizeof(spelled), "--%.*s", (int)len, name);
+	return take_value(args, cmd, idx, eq ? eq + 1 : NULL, argc, argv, i, spelled, err);
 }
 
 static int parse_short(dgm_args *args, const dgm_cmd *cmd, int argc, char **argv, int *i,

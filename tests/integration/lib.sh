@@ -1,0 +1,144 @@
+# lib.sh - the integration-test harness: a throwaway PostgreSQL 15
+# cluster on a unix socket in a temporary folder, one database per test,
+# and small assertions. Sourced by tests/run-all.sh and by each test.
+#
+# The cluster runs as the 'postgres' user when the tests run as root
+# (initdb refuses root). Two roles: 'postgres' (trust, for the harness)
+# and 'dgm' (password, what dgmigrate uses: so secrets are exercised).
+
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+
+as_pg() {
+	if [[ $(id -u) -eq 0 ]]; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+# cluster_start DIR: initdb + start; exports DGM_PGHOST DGM_PGPORT DGM_PGPASS.
+cluster_start() {
+	local dir=$1
+	mkdir -p "$dir"
+	chmod 711 "$dir"
+	if [[ $(id -u) -eq 0 ]]; then
+		mkdir -p "$dir/pg"
+		chown postgres: "$dir/pg"
+	fi
+	DGM_PGHOST=$dir/pg
+	DGM_PGPORT=$(( 20000 + RANDOM % 30000 ))
+	DGM_PGPASS="pw-$RANDOM$RANDOM-secret"
+	export DGM_PGHOST DGM_PGPORT DGM_PGPASS
+	as_pg "$PGBIN/initdb" -D "$DGM_PGHOST/data" -U postgres --auth-local=trust \
+		--auth-host=reject -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
+		{ cat "$dir/initdb.log" >&2; return 1; }
+	# dgm must authenticate with its password; the harness uses trust.
+	as_pg sh -c "printf 'local all postgres trust\nlocal all all scram-sha-256\n' > '$DGM_PGHOST/data/pg_hba.conf'"
+	as_pg "$PGBIN/pg_ctl" -D "$DGM_PGHOST/data" -l "$DGM_PGHOST/server.log" -w -t 60 \
+		-o "-k $DGM_PGHOST -p $DGM_PGPORT -c listen_addresses='' -c fsync=off -c max_connections=60" \
+		start >/dev/null || { cat "$DGM_PGHOST/server.log" >&2; return 1; }
+	pg_admin -q -c "CREATE ROLE dgm LOGIN SUPERUSER PASSWORD '$DGM_PGPASS'" >/dev/null
+}
+
+cluster_stop() {
+	[[ -n "${DGM_PGHOST:-}" && -d "$DGM_PGHOST/data" ]] || return 0
+	as_pg "$PGBIN/pg_ctl" -D "$DGM_PGHOST/data" -m immediate -w stop >/dev/null 2>&1 || true
+}
+
+# pg_admin [psql args...]: psql as postgres on the test cluster.
+pg_admin() {
+	as_pg "$PGBIN/psql" -X -v ON_ERROR_STOP=1 -h "$DGM_PGHOST" -p "$DGM_PGPORT" -U postgres \
+		-d "${PGADMIN_DB:-postgres}" "$@"
+}
+
+# psql_db DB [psql args...]: tuples only, unaligned, as postgres.
+psql_db() {
+	local db=$1; shift
+	PGADMIN_DB=$db pg_admin -At "$@"
+}
+
+# db_url DB: the URL dgmigrate and alembic use (with the dgm password).
+db_url() {
+	printf 'postgresql://dgm:%s@/%s?host=%s&port=%s' "$DGM_PGPASS" "$1" "$DGM_PGHOST" "$DGM_PGPORT"
+}
+
+# new_db NAME: a fresh database owned by dgm.
+new_db() {
+	pg_admin -q -c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" -c "CREATE DATABASE \"$1\" OWNER dgm" >/dev/null
+}
+
+# ---- assertions: each prints what was expected on failure ----
+fail() { echo "FAIL: $*" >&2; return 1; }
+
+# run_dgm ARGS...: runs the binary, sets $rc, $out, $err (no exit on failure).
+run_dgm() {
+	local o e
+	o=$(mktemp) e=$(mktemp)
+	set +e
+	"$DGMIGRATE" "$@" >"$o" 2>"$e"
+	rc=$?
+	set -e
+	out=$(cat "$o") err=$(cat "$e")
+	rm -f "$o" "$e"
+	if [[ -n "${DGM_PGPASS:-}" ]] && grep -qF -- "$DGM_PGPASS" <<<"$out$err"; then
+		fail "the database password appeared in dgmigrate's output"
+		return 1
+	fi
+	return 0
+}
+
+expect_rc() {
+	[[ "$rc" == "$1" ]] || fail "expected exit $1, got $rc
+--- stdout:
+$out
+--- stderr:
+$err"
+}
+
+expect_out() { grep -qF -- "$1" <<<"$out" || fail "stdout lacks '$1':
+$out
+--- stderr:
+$err"; }
+expect_err() { grep -qF -- "$1" <<<"$err" || fail "stderr lacks '$1':
+$err"; }
+expect_no() { ! grep -qF -- "$1" <<<"$out$err" || fail "output contains '$1':
+$out$err"; }
+
+# ---- fixtures for a test, in its own folder (the cwd) ----
+
+# setup_release DB: ./app (a copy of the fixture repo, at v1.5), ./models
+# (a small model store), the environment the plan needs, and ./plan.yaml.
+setup_release() {
+	local db=$1
+	new_db "$db"
+	cp -a "$FIXTURE_APP" app
+	mkdir -p models/classifier && printf '{"kind":"demo"}\n' > models/classifier/meta.json
+	export DATABASE_URL; DATABASE_URL=$(db_url "$db")
+	export ML_MODEL_STORAGE_PATH=$PWD/models
+	export SECRET_KEY="sk-$RANDOM$RANDOM-value"
+	write_plan plan.yaml
+}
+
+# write_plan FILE [TAG]: a plan for the folder's app, models and database.
+write_plan() {
+	cat >"$1" <<PLAN
+version: 1
+release:
+  name: test release
+  repository: app
+  tag: ${2:-v1.6}
+database:
+  url: \${DATABASE_URL}
+snapshot:
+  directory: backups
+model_store:
+  path: \${ML_MODEL_STORAGE_PATH}
+environment:
+  required: [DATABASE_URL, ML_MODEL_STORAGE_PATH, SECRET_KEY]
+postconditions:
+  tables: [predictive_models, anomaly_detection_models, anomaly_detection_results,
+           external_data_sources, prediction_history]
+on_failure: rollback
+PLAN
+}

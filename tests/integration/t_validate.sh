@@ -1,0 +1,80 @@
+# t_validate.sh - `dgmigrate validate` against a real cluster and the
+# fixture repository.
+
+test_valid_plan_passes() {
+	setup_release "$TEST_DB"
+	run_dgm validate plan.yaml
+	expect_rc 0
+	expect_err "ok    environment"
+	expect_err "ok    tag"
+	expect_err "ok    database"
+	expect_err "PostgreSQL 15"
+	expect_no "$SECRET_KEY"
+}
+
+test_json_events() {
+	setup_release "$TEST_DB"
+	run_dgm validate --json plan.yaml
+	expect_rc 0
+	expect_out '{"event":"check","name":"database","status":"ok"'
+	expect_out '{"event":"valid"}'
+}
+
+test_missing_required_variable_is_named_not_shown() {
+	setup_release "$TEST_DB"
+	unset SECRET_KEY
+	run_dgm validate plan.yaml
+	expect_rc 2
+	expect_err "SECRET_KEY"
+}
+
+test_unset_variable_in_plan_names_line() {
+	setup_release "$TEST_DB"
+	unset DATABASE_URL
+	run_dgm validate plan.yaml
+	expect_rc 2
+	expect_err "plan.yaml:7:8: environment variable 'DATABASE_URL' is not set"
+}
+
+test_unknown_tag_lists_tags() {
+	setup_release "$TEST_DB"
+	write_plan plan.yaml v9.9
+	run_dgm validate plan.yaml
+	expect_rc 2
+	expect_err "no tag or commit 'v9.9'"
+	expect_err "v1.5"
+}
+
+test_wrong_password_is_clear_and_secret() {
+	setup_release "$TEST_DB"
+	DATABASE_URL=$(db_url "$TEST_DB" | sed "s/$DGM_PGPASS/wrong-password-123/")
+	run_dgm validate plan.yaml
+	expect_rc 1
+	expect_err "cannot connect to database '$TEST_DB'"
+	expect_err "password authentication failed"
+	expect_no "wrong-password-123"
+}
+
+test_stopped_server_is_clear() {
+	setup_release "$TEST_DB"
+	DATABASE_URL="postgresql://dgm:$DGM_PGPASS@/$TEST_DB?host=$PWD&port=1"
+	run_dgm validate plan.yaml
+	expect_rc 1
+	expect_err "cannot connect to database '$TEST_DB' on '$PWD:1'"
+}
+
+test_dirty_work_tree_is_refused() {
+	setup_release "$TEST_DB"
+	echo "# local edit" >> app/alembic.ini
+	run_dgm validate plan.yaml
+	expect_rc 2
+	expect_err "uncommitted changes ('alembic.ini')"
+}
+
+test_bad_plan_exits_2_with_position() {
+	setup_release "$TEST_DB"
+	sed -i 's/^  tag:/  tga:/' plan.yaml
+	run_dgm validate plan.yaml
+	expect_rc 2
+	expect_err "plan.yaml:5:3: unknown key 'tga' in 'release'; did you mean 'tag'?"
+}
