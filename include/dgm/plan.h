@@ -154,6 +154,11 @@ void dgm_plan_free(dgm_plan *plan);
  * counts as unset. */
 int dgm_plan_check_env(const dgm_plan *plan, dgm_error *err);
 
+/* Fail (DGM_E_PLAN) when a required variable's value would end up in a
+ * child's argv (alembic.command, hooks[].run): argv is world-readable in
+ * /proc. Children inherit the environment; they read secrets from it. */
+int dgm_plan_check_argv_secrets(const dgm_plan *plan, dgm_error *err);
+
 /* Register the secret values the plan names (the URL's password, the
  * required variables' values) with the log redaction. */
 void dgm_plan_register_secrets(const dgm_plan *plan);

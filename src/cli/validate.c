@@ -137,6 +137,8 @@ int dgm_cmd_validate(const dgm_args *args, dgm_error *err)
 		 plan.release.tag);
 	if (dgm_plan_check_env(&plan, &e))
 		dgm_check_fail(&cl, "environment", &e);
+	else if (dgm_plan_check_argv_secrets(&plan, &e))
+		dgm_check_fail(&cl, "environment", &e);
 	else
 		dgm_check_ok(&cl, "environment", "%zu required variables set",
 			     plan.required_env.count);

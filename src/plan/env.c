@@ -2,6 +2,7 @@
  * env.c - the plan's environment: required variables and the secrets
  * that must never be printed (PRODUCT.md, "Guarantees").
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,4 +102,56 @@ void dgm_plan_register_secrets(const dgm_plan *plan)
 		if (value)
 			dgm_log_add_secret(value);
 	}
+}
+
+/* The name of the required variable whose value appears in s, or NULL. */
+static const char *secret_in(const dgm_plan *plan, const char *s)
+{
+	for (size_t i = 0; i < plan->required_env.count; i++) {
+		const char *value = getenv(plan->required_env.items[i]);
+
+		if (value && strlen(value) >= 3 && strstr(s, value))
+			return plan->required_env.items[i];
+	}
+	return NULL;
+}
+
+static int check_list(const dgm_plan *plan, const dgm_strlist *argv, const char *key,
+		      dgm_error *err)
+{
+	for (size_t i = 0; i < argv->count; i++) {
+		const char *name = secret_in(plan, argv->items[i]);
+
+		if (!name)
+			continue;
+		dgm_error_set(err, DGM_E_PLAN, "%s: '%s' would put the value of required "
+			      "variable '%s' in a child's argv, which every user can read",
+			      plan->path, key, name);
+		dgm_error_hint(err, "leave it out of the command: the child inherits the "
+			       "environment, so let it read $%s itself", name);
+		return -1;
+	}
+	return 0;
+}
+
+static int check_hooks(const dgm_plan *plan, const dgm_plan_hooks *h, const char *which,
+		       dgm_error *err)
+{
+	char key[64];
+
+	for (size_t i = 0; i < h->count; i++) {
+		snprintf(key, sizeof(key), "hooks.%s[%zu].run", which, i);
+		if (check_list(plan, &h->items[i].argv, key, err))
+			return -1;
+	}
+	return 0;
+}
+
+int dgm_plan_check_argv_secrets(const dgm_plan *plan, dgm_error *err)
+{
+	if (check_list(plan, &plan->alembic.command, "alembic.command", err) ||
+	    check_hooks(plan, &plan->hooks.before, "before", err) ||
+	    check_hooks(plan, &plan->hooks.after, "after", err))
+		return -1;
+	return 0;
 }

@@ -78,3 +78,17 @@ test_bad_plan_exits_2_with_position() {
 	expect_rc 2
 	expect_err "plan.yaml:5:3: unknown key 'tga' in 'release'; did you mean 'tag'?"
 }
+
+test_secret_in_hook_argv_is_refused() {
+	setup_release "$TEST_DB"
+	cat >> plan.yaml <<'YAML'
+hooks:
+  before:
+    - name: leak
+      run: [echo, "token=${SECRET_KEY}"]
+YAML
+	run_dgm validate plan.yaml
+	expect_rc 2
+	expect_err "'hooks.before[0].run' would put the value of required variable 'SECRET_KEY'"
+	expect_no "$SECRET_KEY"
+}
