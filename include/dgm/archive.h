@@ -1,0 +1,201 @@
+/*
+ * archive.h - the model-store archive: a pax tar compressed with zstd,
+ * with a JSON manifest beside it, verified and restored safely.
+ *
+ * Layout of an archive (paths are byte strings, '/'-separated):
+ *   store                      the model store folder itself
+ *   store/<rel>                everything below it, in sorted order
+ *   extra                      (synthetic folder, 0700, mtime 0)
+ *   extra/<i>                  (the same), one per extra path
+ *   extra/<i>/<basename>[/..]  extra path number i (a file or a folder)
+ * The store and each extra path are followed if they are symlinks; below
+ * them nothing is followed: symlinks are archived as links. Only files,
+ * folders and symlinks are archived (anything else is an error); hard
+ * links become separate files; mtimes are kept to the second; owners
+ * are kept in the tar headers and restored only when running as root.
+ * The same files always give the same archive, byte for byte.
+ *
+ * Files written: DEST (the archive) and DEST.manifest.json, both 0600.
+ * The manifest is made durable before the archive is renamed into
+ * place, so an archive that exists always has its manifest; a manifest
+ * without its archive is the trace of an interrupted create.
+ *
+ * Memory does not grow with the size of the files: content moves in
+ * fixed blocks (DGM_ARCHIVE_BLOCK). It does grow with the number of
+ * entries (the manifest is held in memory, ~150 bytes an entry), and by
+ * a fixed amount per zstd worker thread (see dgm_archive_opts.threads).
+ *
+ * Threads: create and verify may run beside other work (nothing here
+ * changes the working folder or keeps global state). A restore also
+ * uses dgm_fs_fsync_tree and dgm_fs_remove_tree, which keep their error
+ * pointer in a static: do not run it beside other users of those two.
+ */
+#ifndef DGM_ARCHIVE_H
+#define DGM_ARCHIVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dgm/error.h"
+
+#define DGM_ARCHIVE_BLOCK (1 << 20)
+#define DGM_ARCHIVE_MANIFEST_SUFFIX ".manifest.json"
+
+/* Called with the bytes of file content handled so far and the total,
+ * at most about four times a second, and once at the end with
+ * done == total. */
+typedef void (*dgm_archive_progress_fn)(long long done, long long total, void *payload);
+
+typedef enum dgm_archive_type {
+	DGM_ARCHIVE_FILE = 0,
+	DGM_ARCHIVE_DIR,
+	DGM_ARCHIVE_SYMLINK
+} dgm_archive_type;
+
+typedef struct dgm_archive_entry {
+	char *path;          /* archive path, raw bytes (see the layout above) */
+	dgm_archive_type type;
+	long long size;      /* file: content bytes; symlink: target length; dir: 0 */
+	unsigned mode;       /* permission bits, 07777 */
+	long long mtime;     /* seconds since the epoch */
+	char sha256[65];     /* file: content; symlink: target; dir: "" */
+} dgm_archive_entry;
+
+typedef struct dgm_archive_manifest {
+	long long created;        /* unix time the archive was written */
+	char archive_sha256[65];  /* of the archive file as written */
+	long long archive_bytes;  /* its size */
+	long long content_bytes;  /* sum of the file sizes */
+	char *store;              /* the folder archived as "store" */
+	char **extras;            /* extras[i] was archived under "extra/<i>/" */
+	size_t n_extras;
+	dgm_archive_entry *entries; /* in archive order */
+	size_t n_entries;
+	size_t cap_entries;       /* private */
+	dgm_archive_entry **by_path; /* private: sorted, for _find */
+} dgm_archive_manifest;
+
+/* What dgm_archive_create writes. */
+typedef struct dgm_archive_opts {
+	const char *dest;         /* the archive file; must not exist */
+	const char *store;        /* the model store folder */
+	const char *const *extras; /* other files or folders, may be NULL */
+	size_t n_extras;
+	int level;                /* zstd level 1-22; 0 means 3 */
+	/* zstd worker threads 0-64 (libarchive 3.6.2 "zstd:threads"); 0:
+	 * compress in this thread. Each worker holds fixed buffers: peak RSS
+	 * grew by 7 MiB with 0, 48-70 MiB with 1, 86-112 MiB with 2 at level 3
+	 * (more at higher levels), whatever the store's size. On 2 cores at
+	 * level 3, 0 was also the fastest (reading and hashing are serial). */
+	int threads;
+	dgm_archive_progress_fn progress; /* may be NULL */
+	void *payload;
+} dgm_archive_opts;
+
+/* Write the archive to DEST.tmp (0600) while hashing every entry and the
+ * output, flush it, write DEST.manifest.json durably, then rename
+ * DEST.tmp to DEST and flush the folder. On failure nothing is left but
+ * what existed before. m (may be NULL) receives the manifest; free it
+ * with dgm_archive_manifest_free(). Call dgm_archive_verify() afterwards
+ * to prove the copy on disk reads back. */
+int dgm_archive_create(dgm_archive_manifest *m, const dgm_archive_opts *o, dgm_error *err);
+
+/* Re-read the archive and compare it with the manifest (NULL: the
+ * archive's path + DGM_ARCHIVE_MANIFEST_SUFFIX): the archive file's
+ * SHA-256 and size, and every entry's type, size, mode, mtime and
+ * content or link-target hash; no entry missing, none extra. A mismatch
+ * fails with DGM_E_ARCHIVE: "archive 'A' does not match its manifest:
+ * 'store/x.bin' sha256 differs". */
+int dgm_archive_verify(const char *archive, const char *manifest, dgm_error *err);
+
+/* --- manifest ---------------------------------------------------------- */
+
+/* The manifest's path for an archive (caller frees). */
+char *dgm_archive_manifest_path(const char *archive);
+/* Read and check a manifest (strict: unknown keys, missing fields and
+ * inconsistent totals are errors). */
+int dgm_archive_manifest_read(dgm_archive_manifest *m, const char *path, dgm_error *err);
+/* Write m as JSON to path (0600, atomically: temp file, fsync, rename). */
+int dgm_archive_manifest_write(const dgm_archive_manifest *m, const char *path,
+			       dgm_error *err);
+/* The entry named path, or NULL. */
+const dgm_archive_entry *dgm_archive_manifest_find(const dgm_archive_manifest *m,
+						   const char *path);
+/* Append a copy of e (the snapshot catalog does not need this; tests
+ * build manifests with it). Call _index before _find. */
+void dgm_archive_manifest_add(dgm_archive_manifest *m, const dgm_archive_entry *e);
+/* Sort the lookup index; fails on a duplicate path. */
+int dgm_archive_manifest_index(dgm_archive_manifest *m, dgm_error *err);
+void dgm_archive_manifest_free(dgm_archive_manifest *m);
+
+/* --- restore ----------------------------------------------------------- */
+
+typedef struct dgm_archive_restore_opts {
+	const char *archive;
+	const char *manifest;     /* NULL: the archive's path + suffix */
+	const char *target;       /* the model store folder; need not exist */
+	/* Extra paths to put back at their original absolute place; each
+	 * must be one of the manifest's extras (the manifest alone never
+	 * decides where we write). Extras not listed are left in the
+	 * staging folder under extra/<i>/ for the operator. */
+	const char *const *restore_extras;
+	size_t n_restore_extras;
+	dgm_archive_progress_fn progress;
+	void *payload;
+} dgm_archive_restore_opts;
+
+/* One path replaced by a restore: the store, or an extra path. */
+typedef struct dgm_archive_swap {
+	char *path;               /* the final place (the store: symlinks resolved) */
+	char *staged;             /* the verified new content, beside path */
+	char *aside;              /* where the current content goes: PATH.old-<UTC time> */
+	char *dir;                /* the staging folder holding staged (0700) */
+	bool existed;             /* path existed at swap time (so aside holds it) */
+	bool swapped;
+} dgm_archive_swap;
+
+typedef struct dgm_archive_restore_state {
+	bool identical;           /* the store already matched the manifest file by
+				   * file (size, mode, mtime, SHA-256): left as is */
+	dgm_archive_swap store;   /* store.dir is TARGET.restore-XXXXXX */
+	dgm_archive_swap *extras; /* one per restore_extras item */
+	size_t n_extras;
+	char *extras_left;        /* STAGING/extra when extras were staged and not
+				   * all restored: kept after commit, else NULL */
+	long long files_copied, bytes_copied;       /* unchanged, from the current store */
+	long long files_extracted, bytes_extracted; /* from the archive */
+} dgm_archive_restore_state;
+
+/* Everything up to the swap; nothing outside the staging folders
+ * changes. First compares the current store with the manifest (reading
+ * the files whose size, mode and mtime match); when it matches file by
+ * file (folders by mode: their mtimes do not count) r->identical is set
+ * and, unless extras are to be restored, nothing at all is created.
+ * Otherwise it refuses a target that is a mount point or whose file
+ * system lacks room for a full copy, then extracts into
+ * TARGET.restore-XXXXXX (0700) with archive_write_disk (SECURE_SYMLINKS,
+ * SECURE_NODOTDOT) - an entry with an absolute path, a '..' component, a path
+ * through a symlink, an unexpected type or a difference from the
+ * manifest fails the whole restore - copying the files that are
+ * unchanged in the current store instead of extracting them (copies,
+ * never hard links: the current store stays intact). Then it checks the
+ * staged tree and the archive's SHA-256 against the manifest and flushes
+ * it all. On failure every staging folder is removed. */
+int dgm_archive_restore_stage(dgm_archive_restore_state *r, const dgm_archive_restore_opts *o,
+			      dgm_error *err);
+/* Renames only: each PATH -> its aside, staged -> PATH, folder flushed.
+ * If a rename fails, the swaps already done are undone. Journal r's
+ * paths before calling: after a crash between the two renames of a
+ * swap, PATH is missing and its aside holds the old content. */
+int dgm_archive_restore_swap(dgm_archive_restore_state *r, dgm_error *err);
+/* Keep the restore: remove the asides and the staging folders (except
+ * the one holding unrestored extras, see extras_left). */
+int dgm_archive_restore_commit(dgm_archive_restore_state *r, dgm_error *err);
+/* Undo: put every aside back in place and remove the staging folders. */
+int dgm_archive_restore_abort(dgm_archive_restore_state *r, dgm_error *err);
+void dgm_archive_restore_free(dgm_archive_restore_state *r);
+/* _stage then _swap; the caller still commits or aborts. */
+int dgm_archive_restore(dgm_archive_restore_state *r, const dgm_archive_restore_opts *o,
+			dgm_error *err);
+
+#endif

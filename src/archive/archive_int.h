@@ -1,0 +1,179 @@
+/*
+ * archive_int.h - private to src/archive: hashing, progress, the sorted
+ * tree walk, the archive reader that hashes what it reads, the checks
+ * an entry must pass, and file copies.
+ */
+#ifndef DGM_ARCHIVE_INT_H
+#define DGM_ARCHIVE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/stat.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <openssl/evp.h>
+
+#include "dgm/archive.h"
+#include "dgm/buf.h"
+#include "dgm/error.h"
+
+#define AR_STORE "store"
+#define AR_EXTRA "extra"
+
+/* --- SHA-256 (util.c) --- */
+EVP_MD_CTX *ar_sha_new(void);           /* aborts when OpenSSL cannot start one */
+void ar_sha_update(EVP_MD_CTX *c, const void *data, size_t len);
+void ar_sha_final(EVP_MD_CTX *c, char out[65]); /* and frees c */
+void ar_sha_buf(char out[65], const void *data, size_t len);
+
+/* --- progress (util.c) --- */
+typedef struct ar_progress {
+	dgm_archive_progress_fn fn;
+	void *payload;
+	long long done, total;
+	long last_ms;
+} ar_progress;
+
+void ar_progress_add(ar_progress *p, long long n);
+void ar_progress_end(ar_progress *p);
+
+/* --- names (util.c) --- */
+/* s made printable for a message: bytes outside printable ASCII and
+ * invalid UTF-8 as \xNN, cut at len. Returns out. */
+const char *ar_show(char *out, size_t len, const char *s);
+#define AR_SHOW_MAX 512
+bool ar_utf8_valid(const char *s);
+/* Last component of path, trailing slashes ignored (caller frees). */
+char *ar_basename(const char *path);
+/* The folder holding path ("." or "/" at the top; caller frees). */
+char *ar_dirname(const char *path);
+const char *ar_type_name(dgm_archive_type t);
+/* "<path>.old-20240131T120000Z", unused yet (caller frees). */
+char *ar_aside_name(const char *path);
+/* rename that never replaces an existing dest. */
+int ar_rename_noreplace(const char *from, const char *to, dgm_error *err);
+
+/* --- sorted walk (walk.c) --- */
+/* Called for the root first, then for every entry below in pre-order,
+ * names sorted bytewise. fs: the path on disk; ap: the archive path
+ * (aroot + "/" + relative path). st from lstat (for the root: stat, so
+ * a symlinked root is followed). Non-zero return stops the walk. */
+typedef int (*ar_walk_fn)(const char *fs, const char *ap, const struct stat *st,
+			  void *payload, dgm_error *err);
+int ar_walk(const char *root, const char *aroot, ar_walk_fn fn, void *payload, dgm_error *err);
+
+/* --- manifest helpers (manifest.c) --- */
+/* Position of the entry named path, or -1. */
+long ar_manifest_pos(const dgm_archive_manifest *m, const char *path);
+
+/* --- a strict JSON reader driven by the expected shape (json.c) --- */
+typedef struct ar_json {
+	const char *start, *p, *end;
+	const char *file;         /* for messages */
+	dgm_error *err;
+	dgm_buf s;                /* the last string value read */
+} ar_json;
+
+typedef int (*ar_json_member_fn)(ar_json *j, const char *key, void *ctx);
+typedef int (*ar_json_item_fn)(ar_json *j, void *ctx);
+
+/* "manifest 'F' is not valid: line N: WHAT"; returns -1. */
+int ar_json_fail(ar_json *j, const char *what);
+void ar_json_ws(ar_json *j);
+int ar_json_char(ar_json *j, char c);     /* expect c (after white space) */
+bool ar_json_peek(ar_json *j, char c);    /* consume c if it comes next */
+int ar_json_string(ar_json *j, dgm_buf *out); /* decoded, UTF-8, no NUL */
+int ar_json_int(ar_json *j, long long *out);  /* integers only */
+/* Calls fn for each member, positioned at its value. */
+int ar_json_object(ar_json *j, ar_json_member_fn fn, void *ctx);
+int ar_json_array(ar_json *j, ar_json_item_fn fn, void *ctx);
+/* A file name: a UTF-8 string, or (hex) the bytes as lowercase hex. */
+int ar_json_name(ar_json *j, bool hex, char **out);
+int ar_json_sha(ar_json *j, char out[65]);
+/* Record key as seen in *seen (bit); fails when seen before. */
+int ar_json_key(ar_json *j, unsigned *seen, unsigned bit, const char *key);
+int ar_json_unknown(ar_json *j, const char *key);
+
+/* --- reading archives (read.c) --- */
+typedef struct ar_reader {
+	struct archive *a;
+	int fd;
+	EVP_MD_CTX *sha;          /* of every byte of the file */
+	long long bytes;
+	unsigned char *in;        /* read callback buffer */
+	unsigned char *data;      /* entry content buffer */
+	const char *path;
+	int io_errno;
+} ar_reader;
+
+int ar_reader_open(ar_reader *r, const char *path, dgm_error *err);
+/* 1 and *e set: an entry; 0: the end; -1: error. */
+int ar_reader_next(ar_reader *r, struct archive_entry **e, dgm_error *err);
+/* Read the content of the current entry in blocks; sink (may be NULL)
+ * gets each block. The content's SHA-256 goes to sha. */
+typedef int (*ar_sink_fn)(const void *data, size_t len, void *payload, dgm_error *err);
+int ar_reader_content(ar_reader *r, char sha[65], long long *len, ar_sink_fn sink,
+		      void *payload, dgm_error *err);
+/* Read to the end of the file; compare its SHA-256 and size with m. */
+int ar_reader_finish(ar_reader *r, const dgm_archive_manifest *m, dgm_error *err);
+void ar_reader_close(ar_reader *r);
+
+/* The entry's archive path, refused when it is not a safe, normalized
+ * relative path under store/ or extra/ whose every parent folder is a
+ * folder of m already seen (seen[] indexed like m->entries). */
+int ar_path_check(const char *path, const dgm_archive_manifest *m, const unsigned char *seen,
+		  dgm_error *err);
+/* Compare a header with its manifest entry (found by path, not seen
+ * before): type, mode, mtime, size, link target. *pos: its index. */
+int ar_header_check(long *pos, struct archive_entry *e, const dgm_archive_manifest *m,
+		    const unsigned char *seen, dgm_error *err);
+/* Every entry of m seen? Else names the first missing one. */
+int ar_all_seen(const dgm_archive_manifest *m, const unsigned char *seen, dgm_error *err);
+/* Compare a computed content hash with the entry's. */
+int ar_content_check(const dgm_archive_entry *me, const char sha[65], long long len,
+		     dgm_error *err);
+
+/* --- copies and removal (copy.c) --- */
+/* Copy a regular file to a new dst while hashing it; mode and mtime
+ * from me. Returns 1 (and removes dst) when the content's hash is not
+ * me's: the source changed. */
+int ar_copy_file(const char *src, const char *dst, const dgm_archive_entry *me,
+		 unsigned char *buf, dgm_error *err);
+/* Copy a tree (files, folders, symlinks, with modes and mtimes) to a
+ * new dst. */
+int ar_copy_tree(const char *src, const char *dst, dgm_error *err);
+/* rm -rf that also works through read-only folders. */
+int ar_remove_tree(const char *path, dgm_error *err);
+
+/* --- restore pieces (extract.c, compare.c) --- */
+typedef struct ar_stage {
+	const dgm_archive_manifest *m;
+	const char *archive;
+	const char *dir;          /* the staging folder (extraction root) */
+	const char *current;      /* the current store: source of copies */
+	const unsigned char *same; /* per entry: unchanged there, copy it (NULL: none) */
+	bool skip_store;          /* the store is identical: write none of it */
+	unsigned char *buf;       /* DGM_ARCHIVE_BLOCK, for copies */
+	ar_progress *progress;
+	long long files, bytes;   /* extracted */
+	long long files_copied, bytes_copied;
+} ar_stage;
+
+/* Each entry in archive order: a file unchanged in the current store is
+ * copied from there (if it changed meanwhile, it is extracted after
+ * all), anything else extracted; libarchive sets the folders' modes and
+ * mtimes last. */
+int ar_extract(ar_stage *s, dgm_error *err);
+/* Which files of the current store match m (same[] per entry); whether
+ * the whole store is identical to m's store entries. Never fails:
+ * what cannot be read simply does not match. */
+void ar_compare_store(bool *identical, unsigned char *same, const char *target,
+		      const dgm_archive_manifest *m, unsigned char *buf);
+/* Check a staged tree (dir/<archive paths>) against m's entries under
+ * prefix ("store" or "extra"), metadata only: content was hashed as it
+ * was written. */
+int ar_check_staged(const char *dir, const char *prefix, const dgm_archive_manifest *m,
+		    dgm_error *err);
+
+#endif

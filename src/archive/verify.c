@@ -1,0 +1,65 @@
+/* verify.c - dgm_archive_verify: read the archive back and compare it
+ * with its manifest, entry by entry, and the file as a whole. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "archive_int.h"
+#include "dgm/buf.h"
+
+/* *mismatch tells a difference from the manifest (true) from an archive
+ * that cannot be read (false). */
+static int verify_entry(ar_reader *r, struct archive_entry *e, const dgm_archive_manifest *m,
+			unsigned char *seen, bool *mismatch, dgm_error *err)
+{
+	char sha[65];
+	long long len;
+	long pos;
+
+	*mismatch = true;
+	if (ar_header_check(&pos, e, m, seen, err))
+		return -1;
+	seen[pos] = 1;
+	if (m->entries[pos].type != DGM_ARCHIVE_FILE)
+		return 0;
+	*mismatch = false;
+	if (ar_reader_content(r, sha, &len, NULL, NULL, err))
+		return -1;
+	*mismatch = true;
+	return ar_content_check(&m->entries[pos], sha, len, err);
+}
+
+int dgm_archive_verify(const char *archive, const char *manifest, dgm_error *err)
+{
+	char *mpath = manifest ? dgm_xstrdup(manifest) : dgm_archive_manifest_path(archive);
+	dgm_archive_manifest m;
+	unsigned char *seen = NULL;
+	struct archive_entry *e;
+	ar_reader r;
+	bool mismatch = false;
+	int rc, ret = -1;
+
+	memset(&r, 0, sizeof(r));
+	r.fd = -1;
+	if (dgm_archive_manifest_read(&m, mpath, err))
+		goto out;
+	seen = dgm_xcalloc(m.n_entries + 1, 1);
+	if (ar_reader_open(&r, archive, err))
+		goto out;
+	while ((rc = ar_reader_next(&r, &e, err)) == 1)
+		if (verify_entry(&r, e, &m, seen, &mismatch, err))
+			goto out;
+	mismatch = rc >= 0; /* rc < 0: the archive cannot be read */
+	if (rc < 0)
+		goto out;
+	if (ar_all_seen(&m, seen, err) || ar_reader_finish(&r, &m, err))
+		goto out;
+	ret = 0;
+out:
+	if (ret && mismatch)
+		dgm_error_prefix(err, "archive '%s' does not match its manifest", archive);
+	ar_reader_close(&r);
+	dgm_archive_manifest_free(&m);
+	free(seen);
+	free(mpath);
+	return ret;
+}
