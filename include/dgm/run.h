@@ -9,6 +9,7 @@
 #ifndef DGM_RUN_H
 #define DGM_RUN_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -31,14 +32,23 @@ typedef struct dgm_child {
 	dgm_buf *out;                 /* NULL: stdout is not kept */
 	dgm_line_cb on_line;          /* optional, for streaming output */
 	void *payload;
+	/* When *cancel becomes non-zero (another thread failed, a signal
+	 * arrived), the child's process group is stopped. NULL: only the
+	 * global dgm_run_interrupted is watched. */
+	const volatile sig_atomic_t *cancel;
 
 	/* out */
 	pid_t pid;
 	int exit_code;                /* valid when !signaled */
 	int signal;                   /* terminating signal, 0 if none */
 	bool timed_out;
+	bool cancelled;
 	char err_tail[2048];          /* last bytes of stderr, for messages */
 } dgm_child;
+
+/* Set by dgmigrate's SIGINT/SIGTERM handler: every running child is
+ * stopped and dgm_run fails with "interrupted". */
+extern volatile sig_atomic_t dgm_run_interrupted;
 
 /* Run the child to completion. Returns 0 when it ran and exited 0;
  * otherwise -1 with an error such as

@@ -14,6 +14,13 @@
 #include "dgm/log.h"
 #include "dgm/run.h"
 
+volatile sig_atomic_t dgm_run_interrupted;
+
+static bool cancel_wanted(const dgm_child *c)
+{
+	return dgm_run_interrupted || (c->cancel && *c->cancel);
+}
+
 static long now_ms(void)
 {
 	struct timespec ts;
@@ -171,6 +178,12 @@ static void pump(dgm_child *c, int in_fd, stream *st)
 		}
 		if (idx[0] < 0 && idx[1] < 0)
 			break;
+		if (!killed && cancel_wanted(c)) {
+			c->cancelled = true;
+			kill_group(c->pid, SIGTERM);
+			killed = true;
+			deadline = now_ms() + 5000;
+		}
 		if (deadline) {
 			long left = deadline - now_ms();
 
@@ -188,6 +201,9 @@ static void pump(dgm_child *c, int in_fd, stream *st)
 			}
 			wait_ms = (int)left;
 		}
+		/* wake up now and then to notice a cancel request */
+		if (!killed && (wait_ms < 0 || wait_ms > 250))
+			wait_ms = 250;
 		if (poll(p, (nfds_t)n, wait_ms) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -246,6 +262,7 @@ int dgm_run_status(dgm_child *c, dgm_error *err)
 	c->exit_code = -1;
 	c->signal = 0;
 	c->timed_out = false;
+	c->cancelled = false;
 	c->err_tail[0] = '\0';
 	if (pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC) ||
 	    pipe2(in_pipe, O_CLOEXEC)) {
@@ -310,6 +327,9 @@ int dgm_run(dgm_child *c, dgm_error *err)
 	if (dgm_run_status(c, err) != 0)
 		return -1;
 	tail = c->err_tail[0] ? c->err_tail : "(no output on stderr)";
+	if (c->cancelled)
+		return dgm_error_set(err, DGM_E_CHILD, "'%s' was stopped: %s", c->argv[0],
+				     dgm_run_interrupted ? "interrupted" : "the run is being cancelled");
 	if (c->timed_out)
 		return dgm_error_set(err, DGM_E_CHILD,
 				     "'%s' did not finish within %ld ms and was stopped: %s",

@@ -138,6 +138,18 @@ static void run_streams_lines(void **state)
 	dgm_buf_free(&got);
 }
 
+static void run_stops_child_on_cancel(void **state)
+{
+	const char *argv[] = { "sleep", "30", NULL };
+	static volatile sig_atomic_t cancel = 1;
+	dgm_error e = DGM_ERROR_INIT;
+	dgm_child c = { .argv = argv, .cancel = &cancel };
+
+	assert_int_equal(dgm_run(&c, &e), -1);
+	assert_true(c.cancelled);
+	assert_string_equal(e.msg, "'sleep' was stopped: the run is being cancelled");
+}
+
 static const dgm_cmd *cmd(const char *name)
 {
 	for (const dgm_cmd *c = dgm_commands; c->name; c++)
@@ -190,6 +202,7 @@ int main(void)
 		cmocka_unit_test(run_times_out_and_kills_the_group),
 		cmocka_unit_test(run_reports_missing_program),
 		cmocka_unit_test(run_streams_lines),
+		cmocka_unit_test(run_stops_child_on_cancel),
 		cmocka_unit_test(args_parse_options_and_positionals),
 		cmocka_unit_test(args_reject_unknown_and_missing_values),
 	};
