@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "dgm/buf.h"
+#include "dgm/log.h"
 #include "dgm/pg.h"
 
 /* libpq messages end with a newline; keep them on one line. */
@@ -20,7 +21,7 @@ static void trim_msg(char *buf, size_t len, const char *msg)
 			*p = ' ';
 }
 
-void dgm_pg_describe(const char *url, char *buf, size_t len)
+static void describe(const char *url, const char *dbname, char *buf, size_t len)
 {
 	PQconninfoOption *opts = PQconninfoParse(url, NULL);
 	const char *db = NULL, *host = NULL, *port = NULL, *user = NULL;
@@ -37,16 +38,42 @@ void dgm_pg_describe(const char *url, char *buf, size_t len)
 		else if (!strcmp(o->keyword, "user"))
 			user = o->val;
 	}
+	if (dbname)
+		db = dbname;
 	snprintf(buf, len, "database '%s' on '%s:%s' as '%s'", db ? db : "(default)",
 		 host ? host : "(default host)", port ? port : "5432", user ? user : "(default)");
 	PQconninfoFree(opts);
 }
 
+void dgm_pg_describe(const char *url, char *buf, size_t len)
+{
+	describe(url, NULL, buf, len);
+}
+
+/* Server notices ("NOTICE: ... does not exist, skipping") are detail,
+ * not progress: debug output, one line. */
+static void notice(void *arg, const char *message)
+{
+	char line[1024];
+
+	trim_msg(line, sizeof(line), message);
+	dgm_debug("server: %s", line);
+}
+
 int dgm_pg_connect(PGconn **out, const char *url, const char *application_name,
 		   dgm_error *err)
 {
-	const char *keys[] = { "dbname", "application_name", "connect_timeout", NULL };
-	const char *vals[] = { url, application_name ? application_name : "dgmigrate", "10", NULL };
+	return dgm_pg_connect_db(out, url, NULL, application_name, err);
+}
+
+int dgm_pg_connect_db(PGconn **out, const char *url, const char *dbname,
+		      const char *application_name, dgm_error *err)
+{
+	/* a second "dbname" after expand_dbname overrides the URL's one */
+	const char *keys[] = { "dbname", "application_name", "connect_timeout",
+			       dbname ? "dbname" : NULL, NULL };
+	const char *vals[] = { url, application_name ? application_name : "dgmigrate", "10",
+			       dbname, NULL };
 	char *perr = NULL;
 	PQconninfoOption *opts;
 	PGconn *conn;
@@ -67,7 +94,7 @@ int dgm_pg_connect(PGconn **out, const char *url, const char *application_name,
 	if (!conn)
 		return dgm_error_set(err, DGM_E_NOMEM, "out of memory connecting to the database");
 	if (PQstatus(conn) != CONNECTION_OK) {
-		dgm_pg_describe(url, what, sizeof(what));
+		describe(url, dbname, what, sizeof(what));
 		trim_msg(msg, sizeof(msg), PQerrorMessage(conn));
 		PQfinish(conn);
 		dgm_error_set(err, DGM_E_PG, "cannot connect to %s: %s", what, msg);
@@ -75,6 +102,7 @@ int dgm_pg_connect(PGconn **out, const char *url, const char *application_name,
 			       "(usually ${DATABASE_URL}) is right");
 		return -1;
 	}
+	PQsetNoticeProcessor(conn, notice, NULL);
 	*out = conn;
 	return 0;
 }
