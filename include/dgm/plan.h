@@ -97,7 +97,7 @@ typedef struct dgm_plan {
 	struct {
 		char *path;           /* absolute; the model store folder */
 		int level;            /* zstd level 1-19, default 3 */
-		int threads;          /* zstd threads, default 2 */
+		int threads;          /* zstd worker threads, default 0 (in-thread) */
 		dgm_strlist extra_paths; /* absolute; other paths archived with it */
 	} model_store;
 

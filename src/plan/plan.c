@@ -24,7 +24,7 @@ static void set_defaults(dgm_plan *p)
 	p->snapshot.keep = 5;
 	p->snapshot.min_free_bytes = 1LL << 30;
 	p->model_store.level = 3;
-	p->model_store.threads = 2;
+	p->model_store.threads = 0;
 	p->postconditions.foreign_keys_validated = true;
 	p->postconditions.analyze = true;
 	p->health_check.timeout_ms = 60000;

@@ -854,7 +854,7 @@ static const field model_store_fields[] = {
 	  .example = "${ML_MODEL_STORAGE_PATH}" },
 	{ .key = "compression_level", .kind = F_INT, .off = OFF(model_store.level), .min = 1,
 	  .max = 19 },
-	{ .key = "threads", .kind = F_INT, .off = OFF(model_store.threads), .min = 1, .max = 64 },
+	{ .key = "threads", .kind = F_INT, .off = OFF(model_store.threads), .min = 0, .max = 64 },
 	{ .key = "extra_paths", .kind = F_LIST, .off = OFF(model_store.extra_paths),
 	  .item = I_PATH, .what = "a list of paths", .example = "../config/app.env" },
 	{ NULL }

@@ -480,7 +480,7 @@ static void minimal_plan_gets_the_defaults(void **state)
 	assert_true(p.snapshot.min_free_bytes == 1LL << 30);
 	assert_null(p.model_store.path);
 	assert_int_equal(p.model_store.level, 3);
-	assert_int_equal(p.model_store.threads, 2);
+	assert_int_equal(p.model_store.threads, 0);
 	assert_int_equal(p.model_store.extra_paths.count, 0);
 	assert_int_equal(p.required_env.count, 0);
 	assert_int_equal(p.postconditions.tables.count, 0);

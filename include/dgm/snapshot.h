@@ -1,0 +1,86 @@
+/*
+ * snapshot.h - a release's safety copy: the database (pg_dump) and the
+ * model store (archive) taken together, verified, and catalogued.
+ *
+ * On disk, in the plan's snapshot.directory (0700; files 0600):
+ *   <id>.partial/            while it is being written; never trusted
+ *   <id>/manifest.json       the catalog entry, written last
+ *   <id>/db/ or db.dump      pg_dump -Fd (parallel) or -Fc
+ *   <id>/db.sha256           SHA-256 of every dump file (sha256sum format)
+ *   <id>/models.tar.zst      the model store and extra paths
+ *   <id>/models.tar.zst.manifest.json
+ * A folder without ".partial" and with a manifest.json is complete and
+ * was verified when it was made.
+ */
+#ifndef DGM_SNAPSHOT_H
+#define DGM_SNAPSHOT_H
+
+#include <stdbool.h>
+
+#include "dgm/error.h"
+#include "dgm/plan.h"
+
+typedef struct dgm_snapshot {
+	char *id;                 /* 20261129T064955Z-3f2a */
+	char *dir;                /* absolute folder */
+	char *kind;               /* "pre-apply", "pre-rollback", "manual" */
+	char *release;
+	char *tag;                /* the release the plan deploys */
+	char *commit;             /* HEAD of the work tree when taken, "" unknown */
+	dgm_strlist revisions;    /* alembic_version rows when taken */
+	char *database;
+	char *server_version;
+	char *pg_dump_version;
+	char *wal_lsn;            /* pg_current_wal_lsn() when taken */
+	dgm_dump_format format;
+	int toc_entries;
+	long long db_bytes;
+	char db_sha256[65];       /* of db.sha256, which lists every dump file */
+	bool has_store;
+	char *store;              /* model store path archived */
+	char archive_sha256[65];
+	long long archive_bytes;
+	long long content_bytes;
+	long long entries;
+	long long created;        /* unix time */
+	long dump_ms, archive_ms, verify_ms, total_ms;
+} dgm_snapshot;
+
+/* What the caller knows that the snapshot records. */
+typedef struct dgm_snapshot_opts {
+	const char *kind;
+	const char *commit;       /* may be NULL */
+} dgm_snapshot_opts;
+
+/* Dump the database and archive the model store at the same time, verify
+ * both, write the manifest, rename into place. On failure nothing that
+ * looks like a snapshot is left. */
+int dgm_snapshot_create(dgm_snapshot *snap, const dgm_plan *plan,
+			const dgm_snapshot_opts *opts, dgm_error *err);
+
+/* Re-check a snapshot: the archive against its manifest, every dump file
+ * against db.sha256 (none missing, none extra), pg_restore --list. */
+int dgm_snapshot_verify(const dgm_snapshot *snap, dgm_error *err);
+
+/* Read <dir>/manifest.json. */
+int dgm_snapshot_read(dgm_snapshot *snap, const char *dir, dgm_error *err);
+
+/* Every complete snapshot in the folder, newest first. */
+int dgm_snapshot_list(dgm_snapshot **out, size_t *n, const char *backup_dir, dgm_error *err);
+/* Find ID (or a unique prefix) in the folder. */
+int dgm_snapshot_find(dgm_snapshot *snap, const char *backup_dir, const char *id,
+		      dgm_error *err);
+
+/* Remove all but the `keep` newest; never the newest one, never one for
+ * which in_use(id) says true. removed counts what went. */
+int dgm_snapshot_prune(int *removed, const char *backup_dir, int keep,
+		       bool (*in_use)(const char *id, void *payload), void *payload,
+		       dgm_error *err);
+
+void dgm_snapshot_free(dgm_snapshot *snap);
+void dgm_snapshot_list_free(dgm_snapshot *list, size_t n);
+
+/* The manifest as one JSON object (for --json and reports). malloc'd. */
+char *dgm_snapshot_json(const dgm_snapshot *snap);
+
+#endif

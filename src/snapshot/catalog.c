@@ -1,0 +1,273 @@
+/* catalog.c - snapshot manifests (JSON, jansson), listing and pruning. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dgm/buf.h"
+#include "dgm/fs.h"
+#include "dgm/log.h"
+#include "dgm/snapshot.h"
+#include "internal.h"
+
+static json_t *strlist_json(const dgm_strlist *l)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < l->count; i++)
+		json_array_append_new(a, json_string(l->items[i]));
+	return a;
+}
+
+static json_t *to_json(const dgm_snapshot *s)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "format_version", json_integer(1));
+	json_object_set_new(o, "id", json_string(s->id));
+	json_object_set_new(o, "kind", json_string(s->kind));
+	json_object_set_new(o, "release", json_string(s->release ? s->release : ""));
+	json_object_set_new(o, "tag", json_string(s->tag ? s->tag : ""));
+	json_object_set_new(o, "commit", json_string(s->commit ? s->commit : ""));
+	json_object_set_new(o, "alembic_revisions", strlist_json(&s->revisions));
+	json_object_set_new(o, "created", json_integer(s->created));
+	json_object_set_new(o, "database", json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:s}",
+		"name", s->database, "server_version", s->server_version,
+		"pg_dump_version", s->pg_dump_version, "wal_lsn", s->wal_lsn ? s->wal_lsn : "",
+		"format", s->format == DGM_DUMP_DIRECTORY ? "directory" : "custom",
+		"toc_entries", s->toc_entries, "bytes", (json_int_t)s->db_bytes,
+		"files_sha256", s->db_sha256));
+	if (s->has_store)
+		json_object_set_new(o, "model_store", json_pack("{s:s, s:s, s:I, s:I, s:I}",
+			"path", s->store, "archive_sha256", s->archive_sha256,
+			"archive_bytes", (json_int_t)s->archive_bytes,
+			"content_bytes", (json_int_t)s->content_bytes,
+			"entries", (json_int_t)s->entries));
+	json_object_set_new(o, "timings_ms", json_pack("{s:i, s:i, s:i, s:i}",
+		"dump", (int)s->dump_ms, "archive", (int)s->archive_ms,
+		"verify", (int)s->verify_ms, "total", (int)s->total_ms));
+	return o;
+}
+
+char *dgm_snapshot_json(const dgm_snapshot *snap)
+{
+	json_t *o = to_json(snap);
+	char *text = json_dumps(o, JSON_COMPACT);
+	char *copy = dgm_xstrdup(text ? text : "{}");
+
+	free(text);
+	json_decref(o);
+	return copy;
+}
+
+int dgm_snapshot_write_manifest(const dgm_snapshot *snap, const char *dir, dgm_error *err)
+{
+	json_t *o = to_json(snap);
+	char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	char *path = dgm_xasprintf("%s/manifest.json", dir);
+	int ret = dgm_fs_write_atomic(path, text, strlen(text), 0600, err);
+
+	free(path);
+	free(text);
+	json_decref(o);
+	return ret;
+}
+
+static char *jstr(json_t *o, const char *key)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	return dgm_xstrdup(v ? v : "");
+}
+
+static void from_json(dgm_snapshot *s, json_t *o, const char *dir)
+{
+	json_t *db = json_object_get(o, "database"), *ms = json_object_get(o, "model_store");
+	json_t *t = json_object_get(o, "timings_ms"), *revs = json_object_get(o, "alembic_revisions");
+	const char *fmt = json_string_value(json_object_get(db, "format"));
+
+	s->id = jstr(o, "id");
+	s->dir = dgm_xstrdup(dir);
+	s->kind = jstr(o, "kind");
+	s->release = jstr(o, "release");
+	s->tag = jstr(o, "tag");
+	s->commit = jstr(o, "commit");
+	s->created = json_integer_value(json_object_get(o, "created"));
+	s->revisions.count = json_array_size(revs);
+	s->revisions.items = dgm_xcalloc(s->revisions.count + 1, sizeof(char *));
+	for (size_t i = 0; i < s->revisions.count; i++) {
+		const char *r = json_string_value(json_array_get(revs, i));
+
+		s->revisions.items[i] = dgm_xstrdup(r ? r : "");
+	}
+	s->database = jstr(db, "name");
+	s->server_version = jstr(db, "server_version");
+	s->pg_dump_version = jstr(db, "pg_dump_version");
+	s->wal_lsn = jstr(db, "wal_lsn");
+	s->format = fmt && !strcmp(fmt, "custom") ? DGM_DUMP_CUSTOM : DGM_DUMP_DIRECTORY;
+	s->toc_entries = (int)json_integer_value(json_object_get(db, "toc_entries"));
+	s->db_bytes = json_integer_value(json_object_get(db, "bytes"));
+	snprintf(s->db_sha256, sizeof(s->db_sha256), "%s",
+		 json_string_value(json_object_get(db, "files_sha256")) ?: "");
+	s->has_store = ms != NULL;
+	if (ms) {
+		s->store = jstr(ms, "path");
+		snprintf(s->archive_sha256, sizeof(s->archive_sha256), "%s",
+			 json_string_value(json_object_get(ms, "archive_sha256")) ?: "");
+		s->archive_bytes = json_integer_value(json_object_get(ms, "archive_bytes"));
+		s->content_bytes = json_integer_value(json_object_get(ms, "content_bytes"));
+		s->entries = json_integer_value(json_object_get(ms, "entries"));
+	}
+	s->dump_ms = (long)json_integer_value(json_object_get(t, "dump"));
+	s->archive_ms = (long)json_integer_value(json_object_get(t, "archive"));
+	s->verify_ms = (long)json_integer_value(json_object_get(t, "verify"));
+	s->total_ms = (long)json_integer_value(json_object_get(t, "total"));
+}
+
+int dgm_snapshot_read(dgm_snapshot *snap, const char *dir, dgm_error *err)
+{
+	char *path = dgm_xasprintf("%s/manifest.json", dir);
+	json_error_t jerr;
+	json_t *o;
+
+	memset(snap, 0, sizeof(*snap));
+	o = json_load_file(path, 0, &jerr);
+	if (!o || !json_is_object(o) || !json_is_string(json_object_get(o, "id"))) {
+		dgm_error_set(err, DGM_E_IO, "cannot read snapshot manifest '%s': %s", path,
+			      o ? "not a snapshot manifest" : jerr.text);
+		json_decref(o);
+		free(path);
+		return -1;
+	}
+	from_json(snap, o, dir);
+	json_decref(o);
+	free(path);
+	return 0;
+}
+
+static int newest_first(const void *a, const void *b)
+{
+	const dgm_snapshot *x = a, *y = b;
+
+	if (x->created != y->created)
+		return x->created < y->created ? 1 : -1;
+	return strcmp(y->id, x->id);
+}
+
+int dgm_snapshot_list(dgm_snapshot **out, size_t *n, const char *backup_dir, dgm_error *err)
+{
+	DIR *d = opendir(backup_dir);
+	struct dirent *de;
+	size_t cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!d)
+		return errno == ENOENT ? 0 :
+		       dgm_error_errno(err, DGM_E_IO, "cannot list snapshots in '%s'", backup_dir);
+	while ((de = readdir(d)) != NULL) {
+		dgm_error ignore = DGM_ERROR_INIT;
+		char *dir;
+
+		if (de->d_name[0] == '.' || strstr(de->d_name, ".partial"))
+			continue;
+		dir = dgm_xasprintf("%s/%s", backup_dir, de->d_name);
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 8;
+			*out = dgm_xrealloc(*out, cap * sizeof(**out));
+		}
+		if (dgm_snapshot_read(&(*out)[*n], dir, &ignore) == 0)
+			(*n)++;
+		else
+			dgm_debug("not a snapshot: '%s' (%s)", dir, ignore.msg);
+		free(dir);
+	}
+	closedir(d);
+	if (*n)
+		qsort(*out, *n, sizeof(**out), newest_first);
+	return 0;
+}
+
+int dgm_snapshot_find(dgm_snapshot *snap, const char *backup_dir, const char *id,
+		      dgm_error *err)
+{
+	dgm_snapshot *all = NULL;
+	size_t n = 0, hits = 0, at = 0;
+
+	memset(snap, 0, sizeof(*snap));
+	if (dgm_snapshot_list(&all, &n, backup_dir, err))
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (!strncmp(all[i].id, id, strlen(id))) {
+			hits++;
+			at = i;
+		}
+	if (hits == 1) {
+		*snap = all[at];
+		memset(&all[at], 0, sizeof(all[at]));
+	}
+	dgm_snapshot_list_free(all, n);
+	if (hits == 1)
+		return 0;
+	dgm_error_set(err, DGM_E_USAGE, "%s snapshot '%s' in '%s'",
+		      hits ? "more than one" : "no", id, backup_dir);
+	dgm_error_hint(err, "'dgmigrate backups list PLAN' shows the snapshots");
+	return -1;
+}
+
+int dgm_snapshot_prune(int *removed, const char *backup_dir, int keep,
+		       bool (*in_use)(const char *id, void *payload), void *payload,
+		       dgm_error *err)
+{
+	dgm_snapshot *all = NULL;
+	size_t n = 0;
+	int ret = 0;
+
+	*removed = 0;
+	if (keep < 1)
+		return dgm_error_set(err, DGM_E_USAGE, "--keep must be at least 1 (the newest "
+				     "snapshot is never pruned)");
+	if (dgm_snapshot_list(&all, &n, backup_dir, err))
+		return -1;
+	for (size_t i = (size_t)keep; i < n && ret == 0; i++) {
+		if (in_use && in_use(all[i].id, payload)) {
+			dgm_info("keeping snapshot '%s': an unfinished run still needs it", all[i].id);
+			continue;
+		}
+		ret = dgm_fs_remove_tree(all[i].dir, err);
+		if (ret == 0) {
+			dgm_info("removed snapshot '%s'", all[i].id);
+			(*removed)++;
+		}
+	}
+	dgm_snapshot_list_free(all, n);
+	return ret;
+}
+
+void dgm_snapshot_free(dgm_snapshot *s)
+{
+	if (!s)
+		return;
+	free(s->id);
+	free(s->dir);
+	free(s->kind);
+	free(s->release);
+	free(s->tag);
+	free(s->commit);
+	dgm_strlist_free(&s->revisions);
+	free(s->database);
+	free(s->server_version);
+	free(s->pg_dump_version);
+	free(s->wal_lsn);
+	free(s->store);
+	memset(s, 0, sizeof(*s));
+}
+
+void dgm_snapshot_list_free(dgm_snapshot *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dgm_snapshot_free(&list[i]);
+	free(list);
+}

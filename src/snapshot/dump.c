@@ -1,0 +1,166 @@
+/* dump.c - pg_dump into a snapshot, verified with pg_restore --list. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "dgm/buf.h"
+#include "dgm/dump.h"
+#include "dgm/fs.h"
+#include "dgm/log.h"
+#include "dgm/pg.h"
+#include "dgm/run.h"
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int dgm_dump_tool_version(char *out, size_t len, const char *tool, dgm_error *err)
+{
+	const char *argv[] = { tool, "--version", NULL };
+	dgm_buf b = DGM_BUF_INIT;
+	dgm_child c = { .argv = argv, .out = &b, .timeout_ms = 10000 };
+	const char *p;
+	int ret = -1;
+
+	if (dgm_run(&c, err))
+		goto out;
+	/* "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)" */
+	p = strstr(dgm_buf_cstr(&b), ") ");
+	if (!p) {
+		dgm_error_set(err, DGM_E_CHILD, "cannot read the version of '%s' from '%s'", tool,
+			      dgm_buf_cstr(&b));
+		goto out;
+	}
+	snprintf(out, len, "%.*s", (int)strcspn(p + 2, " \n"), p + 2);
+	ret = 0;
+out:
+	dgm_buf_free(&b);
+	return ret;
+}
+
+/* The server's version, so an older pg_dump can be refused up front. */
+static int server_info(dgm_dump_info *info, const char *url, dgm_error *err)
+{
+	PGconn *conn = NULL;
+
+	if (dgm_pg_connect(&conn, url, "dgmigrate snapshot", err))
+		return -1;
+	dgm_pg_server_version(conn, info->server_version, sizeof(info->server_version));
+	snprintf(info->database, sizeof(info->database), "%s", PQdb(conn));
+	dgm_pg_close(conn);
+	return 0;
+}
+
+static int check_versions(const dgm_dump_info *info, dgm_error *err)
+{
+	if (atoi(info->pg_dump_version) < atoi(info->server_version)) {
+		dgm_error_set(err, DGM_E_RUN, "pg_dump %s is older than the server (PostgreSQL %s)",
+			      info->pg_dump_version, info->server_version);
+		dgm_error_hint(err, "install postgresql-client-%d and put its bin folder first in PATH",
+			       atoi(info->server_version));
+		return -1;
+	}
+	return 0;
+}
+
+int dgm_dump_list(int *entries, const char *path, dgm_dump_format format, dgm_error *err)
+{
+	const char *argv[] = { "pg_restore", "--list",
+			       format == DGM_DUMP_DIRECTORY ? "--format=directory" : "--format=custom",
+			       path, NULL };
+	dgm_buf b = DGM_BUF_INIT;
+	dgm_child c = { .argv = argv, .out = &b, .timeout_ms = 120000 };
+	int n = 0;
+
+	if (dgm_run(&c, err)) {
+		dgm_error_prefix(err, "the dump '%s' does not read back", path);
+		dgm_buf_free(&b);
+		return -1;
+	}
+	for (const char *p = dgm_buf_cstr(&b); *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : "")
+		if (*p != ';' && *p != '\n')
+			n++;
+	dgm_buf_free(&b);
+	*entries = n;
+	return 0;
+}
+
+static int run_pg_dump(const dgm_dump_opts *o, const char *partial, dgm_error *err)
+{
+	char jobs[16], level[16], file_opt[4096];
+	const char *argv[12];
+	char **env = NULL;
+	int n = 0, ret;
+
+	snprintf(jobs, sizeof(jobs), "--jobs=%d", o->jobs);
+	snprintf(level, sizeof(level), "--compress=%d", o->compression);
+	snprintf(file_opt, sizeof(file_opt), "--file=%s", partial);
+	argv[n++] = "pg_dump";
+	argv[n++] = o->format == DGM_DUMP_DIRECTORY ? "--format=directory" : "--format=custom";
+	if (o->format == DGM_DUMP_DIRECTORY)
+		argv[n++] = jobs;
+	argv[n++] = level;
+	argv[n++] = "--no-sync"; /* we flush the whole tree once, ourselves */
+	argv[n++] = file_opt;
+	argv[n] = NULL;
+	if (dgm_pg_env(&env, o->url, err))
+		return -1;
+	{
+		dgm_child c = { .argv = argv, .env_set = (const char *const *)env,
+				.timeout_ms = o->timeout_ms, .cancel = o->cancel };
+
+		ret = dgm_run(&c, err);
+	}
+	dgm_pg_env_free(env);
+	return ret;
+}
+
+int dgm_dump_create(dgm_dump_info *info, const dgm_dump_opts *o, dgm_error *err)
+{
+	char *partial = dgm_xasprintf("%s.partial", o->dest);
+	long start = now_ms();
+	int ret = -1;
+
+	memset(info, 0, sizeof(*info));
+	if (dgm_dump_tool_version(info->pg_dump_version, sizeof(info->pg_dump_version),
+				  "pg_dump", err) ||
+	    server_info(info, o->url, err) || check_versions(info, err))
+		goto out;
+	if (dgm_fs_remove_tree(partial, err))
+		goto out;
+	if (run_pg_dump(o, partial, err))
+		goto out;
+	info->ms = now_ms() - start;
+	if (o->format == DGM_DUMP_DIRECTORY)
+		chmod(partial, 0700);
+	if (dgm_dump_list(&info->toc_entries, partial, o->format, err) ||
+	    dgm_fs_fsync_tree(partial, err))
+		goto out;
+	if (rename(partial, o->dest) != 0) {
+		dgm_error_errno(err, DGM_E_IO, "cannot rename '%s' to '%s'", partial, o->dest);
+		goto out;
+	}
+	info->bytes = o->format == DGM_DUMP_DIRECTORY ? dgm_fs_tree_size(o->dest) : 0;
+	if (o->format == DGM_DUMP_CUSTOM) {
+		struct stat st;
+
+		if (stat(o->dest, &st) == 0)
+			info->bytes = st.st_size;
+	}
+	ret = 0;
+out:
+	if (ret) {
+		dgm_error e2 = DGM_ERROR_INIT;
+
+		dgm_fs_remove_tree(partial, &e2);
+		dgm_error_prefix(err, "database snapshot failed");
+	}
+	free(partial);
+	return ret;
+}

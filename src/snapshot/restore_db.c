@@ -1,0 +1,266 @@
+/* restore_db.c - restore a snapshot's dump beside the target database,
+ * check it, then swap names. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dgm/buf.h"
+#include "dgm/log.h"
+#include "dgm/pg.h"
+#include "dgm/restore.h"
+#include "dgm/run.h"
+
+#define MAINTENANCE_DB "postgres"
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int maint(PGconn **conn, const dgm_plan *plan, dgm_error *err)
+{
+	return dgm_pg_connect_db(conn, plan->database.url, MAINTENANCE_DB, "dgmigrate restore", err);
+}
+
+/* Run one statement with an identifier spliced in, quoted. */
+static int exec_ident(PGconn *conn, const char *fmt, const char *a, const char *b,
+		      dgm_error *err)
+{
+	char *qa = dgm_pg_quote_ident(conn, a), *qb = b ? dgm_pg_quote_ident(conn, b) : NULL;
+	char *sql = dgm_xasprintf(fmt, qa, qb ? qb : "");
+	int ret = dgm_pg_exec(conn, sql, err);
+
+	free(sql);
+	free(qa);
+	free(qb);
+	return ret;
+}
+
+static int run_pg_restore(const dgm_plan *plan, const dgm_snapshot *snap, const char *db,
+			  dgm_error *err)
+{
+	char jobs[32], dbopt[300];
+	char *dump = dgm_xasprintf("%s/%s", snap->dir,
+				   snap->format == DGM_DUMP_DIRECTORY ? "db" : "db.dump");
+	const char *argv[] = { "pg_restore", "--exit-on-error", jobs, dbopt, dump, NULL };
+	char **env = NULL;
+	int ret = -1;
+
+	snprintf(jobs, sizeof(jobs), "--jobs=%d", plan->snapshot.jobs);
+	/* the database name only: host, user and password come from PG* env */
+	snprintf(dbopt, sizeof(dbopt), "--dbname=%s", db);
+	if (dgm_pg_env(&env, plan->database.url, err) == 0) {
+		dgm_child c = { .argv = argv, .env_set = (const char *const *)env,
+				.env_unset = (const char *const[]){ "PGDATABASE", NULL },
+				.timeout_ms = plan->timeouts.restore_ms };
+
+		ret = dgm_run(&c, err);
+	}
+	dgm_pg_env_free(env);
+	free(dump);
+	return ret;
+}
+
+/* The restored database must say what the snapshot said it would. */
+static int check_revisions(const dgm_plan *plan, const dgm_snapshot *snap, const char *db,
+			   dgm_error *err)
+{
+	PGconn *conn = NULL;
+	char **revs = NULL;
+	size_t n = 0;
+	int ret = -1;
+
+	if (dgm_pg_connect_db(&conn, plan->database.url, db, "dgmigrate restore", err) ||
+	    dgm_pg_read_revisions(&revs, &n, conn, plan->alembic.version_table,
+				  plan->alembic.version_schema, err))
+		goto out;
+	for (size_t i = 0; i < n || i < snap->revisions.count; i++) {
+		if (i < n && i < snap->revisions.count && !strcmp(revs[i], snap->revisions.items[i]))
+			continue;
+		dgm_error_set(err, DGM_E_RUN, "the restored database holds revision '%s' where "
+			      "snapshot '%s' recorded '%s'", i < n ? revs[i] : "(none)", snap->id,
+			      i < snap->revisions.count ? snap->revisions.items[i] : "(none)");
+		goto out;
+	}
+	ret = 0;
+out:
+	dgm_pg_strings_free(revs);
+	dgm_pg_close(conn);
+	return ret;
+}
+
+/* CREATE DATABASE new with the owner, encoding and locale of like. */
+static int create_like(PGconn *conn, const char *name, const char *like, dgm_error *err)
+{
+	const char *params[] = { like };
+	PGresult *res = NULL;
+	char *qname = NULL, *qowner = NULL, *sql = NULL;
+	char *enc = NULL, *coll = NULL, *ctype = NULL;
+	int ret = -1;
+
+	if (dgm_pg_query(&res, conn, "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding),"
+			 " datcollate, datctype FROM pg_database WHERE datname = $1", 1, params, err))
+		return -1;
+	if (PQntuples(res) != 1) {
+		dgm_error_set(err, DGM_E_PG, "database '%s' not found in pg_database", like);
+		goto out;
+	}
+	qname = dgm_pg_quote_ident(conn, name);
+	qowner = dgm_pg_quote_ident(conn, PQgetvalue(res, 0, 0));
+	enc = PQescapeLiteral(conn, PQgetvalue(res, 0, 1), strlen(PQgetvalue(res, 0, 1)));
+	coll = PQescapeLiteral(conn, PQgetvalue(res, 0, 2), strlen(PQgetvalue(res, 0, 2)));
+	ctype = PQescapeLiteral(conn, PQgetvalue(res, 0, 3), strlen(PQgetvalue(res, 0, 3)));
+	sql = dgm_xasprintf("CREATE DATABASE %s OWNER %s TEMPLATE template0 ENCODING %s "
+			    "LC_COLLATE %s LC_CTYPE %s", qname, qowner, enc, coll, ctype);
+	ret = dgm_pg_exec(conn, sql, err);
+out:
+	PQfreemem(enc);
+	PQfreemem(coll);
+	PQfreemem(ctype);
+	free(sql);
+	free(qname);
+	free(qowner);
+	PQclear(res);
+	return ret;
+}
+
+int dgm_db_restore_stage(dgm_db_restore *r, const dgm_plan *plan, const dgm_snapshot *snap,
+			 dgm_error *err)
+{
+	PGconn *conn = NULL, *target = NULL;
+	long start = now_ms();
+	int ret = -1;
+
+	memset(r, 0, sizeof(*r));
+	if (dgm_pg_connect(&target, plan->database.url, "dgmigrate restore", err))
+		return -1;
+	r->target = dgm_xstrdup(PQdb(target));
+	dgm_pg_close(target);
+	r->staging = dgm_xasprintf("%.30s_dgm_new_%.22s", r->target, snap->id);
+	r->aside = dgm_xasprintf("%.30s_dgm_old_%.22s", r->target, snap->id);
+	if (maint(&conn, plan, err))
+		goto out;
+	if (exec_ident(conn, "DROP DATABASE IF EXISTS %s WITH (FORCE)", r->staging, NULL, err) ||
+	    create_like(conn, r->staging, r->target, err))
+		goto out;
+	r->staged = true;
+	dgm_info("restoring snapshot '%s' into database '%s' (pg_restore, %d jobs)", snap->id,
+		 r->staging, plan->snapshot.jobs);
+	if (run_pg_restore(plan, snap, r->staging, err) ||
+	    check_revisions(plan, snap, r->staging, err))
+		goto out;
+	r->restore_ms = now_ms() - start;
+	ret = 0;
+out:
+	if (ret && r->staged && conn) {
+		dgm_error ignore = DGM_ERROR_INIT;
+
+		exec_ident(conn, "DROP DATABASE IF EXISTS %s WITH (FORCE)", r->staging, NULL, &ignore);
+		r->staged = false;
+	}
+	dgm_pg_close(conn);
+	if (ret)
+		dgm_error_prefix(err, "database restore failed");
+	return ret;
+}
+
+/* Sessions on the target: a swap would cut them off. */
+static int check_sessions(PGconn *conn, const char *db, bool terminate, dgm_error *err)
+{
+	const char *params[] = { db };
+	const char *sql = terminate ?
+		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1" :
+		"SELECT pid, coalesce(application_name, ''), coalesce(usename, ''),"
+		" coalesce(client_addr::text, 'local') FROM pg_stat_activity WHERE datname = $1";
+	PGresult *res = NULL;
+	dgm_buf who = DGM_BUF_INIT;
+	int n;
+
+	if (dgm_pg_query(&res, conn, sql, 1, params, err))
+		return -1;
+	n = PQntuples(res);
+	if (!terminate && n > 0) {
+		for (int i = 0; i < n && i < 5; i++)
+			dgm_buf_printf(&who, "%spid %s '%s' (user '%s', from %s)", i ? ", " : "",
+				       PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+				       PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
+		dgm_error_set(err, DGM_E_RUN, "%d session%s still connected to database '%s': %s%s",
+			      n, n == 1 ? " is" : "s are", db, who.ptr, n > 5 ? ", ..." : "");
+		dgm_error_hint(err, "stop the application (maintenance mode) or pass "
+			       "--terminate-connections");
+		dgm_buf_free(&who);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
+int dgm_db_restore_swap(dgm_db_restore *r, const dgm_plan *plan, bool terminate,
+			dgm_error *err)
+{
+	PGconn *conn = NULL;
+	int ret = -1;
+
+	if (maint(&conn, plan, err))
+		return -1;
+	if (check_sessions(conn, r->target, terminate, err) ||
+	    exec_ident(conn, "DROP DATABASE IF EXISTS %s", r->aside, NULL, err) ||
+	    exec_ident(conn, "ALTER DATABASE %s RENAME TO %s", r->target, r->aside, err))
+		goto out;
+	if (exec_ident(conn, "ALTER DATABASE %s RENAME TO %s", r->staging, r->target, err)) {
+		dgm_error ignore = DGM_ERROR_INIT;
+
+		exec_ident(conn, "ALTER DATABASE %s RENAME TO %s", r->aside, r->target, &ignore);
+		goto out;
+	}
+	r->swapped = true;
+	ret = 0;
+out:
+	dgm_pg_close(conn);
+	return ret;
+}
+
+int dgm_db_restore_commit(dgm_db_restore *r, const dgm_plan *plan, dgm_error *err)
+{
+	PGconn *conn = NULL;
+	int ret;
+
+	if (!r->swapped)
+		return 0;
+	if (maint(&conn, plan, err))
+		return -1;
+	ret = exec_ident(conn, "DROP DATABASE IF EXISTS %s WITH (FORCE)", r->aside, NULL, err);
+	dgm_pg_close(conn);
+	return ret;
+}
+
+int dgm_db_restore_abort(dgm_db_restore *r, const dgm_plan *plan, dgm_error *err)
+{
+	PGconn *conn = NULL;
+	int ret = 0;
+
+	if (!r->staged && !r->swapped)
+		return 0;
+	if (maint(&conn, plan, err))
+		return -1;
+	if (r->swapped)
+		ret = exec_ident(conn, "ALTER DATABASE %s RENAME TO %s", r->target, r->staging, err) ||
+		      exec_ident(conn, "ALTER DATABASE %s RENAME TO %s", r->aside, r->target, err);
+	if (ret == 0)
+		ret = exec_ident(conn, "DROP DATABASE IF EXISTS %s WITH (FORCE)", r->staging, NULL, err);
+	dgm_pg_close(conn);
+	return ret ? -1 : 0;
+}
+
+void dgm_db_restore_free(dgm_db_restore *r)
+{
+	free(r->target);
+	free(r->staging);
+	free(r->aside);
+	memset(r, 0, sizeof(*r));
+}
