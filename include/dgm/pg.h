@@ -5,6 +5,9 @@
 #ifndef DGM_PG_H
 #define DGM_PG_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include <libpq-fe.h>
 
 #include "dgm/error.h"
@@ -13,6 +16,9 @@
  * Messages name the database, host and port, never the password. */
 int dgm_pg_connect(PGconn **out, const char *url, const char *application_name,
 		   dgm_error *err);
+/* The same server and credentials, another database (NULL: url's). */
+int dgm_pg_connect_db(PGconn **out, const char *url, const char *dbname,
+		      const char *application_name, dgm_error *err);
 /* PQfinish, NULL-safe. */
 void dgm_pg_close(PGconn *conn);
 
@@ -37,5 +43,12 @@ void dgm_pg_env_free(char **env);
 
 /* Quote an identifier (schema.table is quoted part by part). malloc'd. */
 char *dgm_pg_quote_ident(PGconn *conn, const char *ident);
+
+/* The rows of Alembic's version table (schema may be NULL: search_path),
+ * sorted. A missing table means the database is at base: 0 rows. *out
+ * is a NULL-terminated malloc'd array of malloc'd strings. */
+int dgm_pg_read_revisions(char ***out, size_t *n, PGconn *conn, const char *table,
+			  const char *schema, dgm_error *err);
+void dgm_pg_strings_free(char **list);
 
 #endif

@@ -50,6 +50,8 @@ static const dgm_opt graph_opts[] = {
 
 static const dgm_opt backups_opts[] = {
 	{ "keep", 0, "N", "with prune: how many snapshots to keep" },
+	{ "terminate-connections", 0, NULL, "with restore: end sessions on the database" },
+	{ "no-store", 0, NULL, "with restore: leave the model store as it is" },
 	{ "json", 0, NULL, "print the result as JSON on stdout" },
 	DGM_OPT_END
 };
@@ -68,16 +70,40 @@ const dgm_cmd dgm_commands[] = {
 	  "issue 6" },
 	{ "rehearse", NULL, "upgrade, verify, downgrade and compare on a scratch copy",
 	  "PLAN [--step]", NULL, rehearse_opts, 1, 1, "issue 7" },
-	{ "status", NULL, "database revision, code version, last runs, backups", "[PLAN] [--json]",
-	  NULL, json_only_opts, 0, 1, "issue 3" },
+	{ "status", dgm_cmd_status, "database revision, code version, what would run, snapshots",
+	  "PLAN [--json]",
+	  "Read the database's alembic_version, the work tree's HEAD and Alembic heads,\n"
+	  "the heads at the plan's tag (from git, without a checkout), the revisions\n"
+	  "an upgrade to the plan's target would run, in Alembic's order, and the\n"
+	  "snapshots. Changes nothing.",
+	  json_only_opts, 1, 1, NULL },
 	{ "history", NULL, "list the recorded runs", "PLAN [--json]", NULL, json_only_opts, 1, 1,
 	  "issue 5" },
-	{ "heads", NULL, "the Alembic heads of the code, at HEAD or --at TAG",
-	  "[--repo DIR] [--at TAG] [--json]", NULL, graph_opts, 0, 0, "issue 3" },
-	{ "graph", NULL, "the Alembic revision graph as a tree or DOT",
-	  "[--repo DIR] [--at TAG] [--dot] [--json]", NULL, graph_opts, 0, 0, "issue 3" },
-	{ "backups", NULL, "list, verify or prune snapshots", "list|verify ID|prune --keep N PLAN",
-	  NULL, backups_opts, 1, 3, "issue 4" },
+	{ "heads", dgm_cmd_heads, "the Alembic heads of the code, in the work tree or --at TAG",
+	  "[--repo DIR] [--config FILE] [--at TAG] [--json]",
+	  "Read alembic.ini and every revision file as text (nothing is imported or\n"
+	  "run) and print the heads as 'alembic heads' does. With --at TAG the files\n"
+	  "come from the tag's tree in git, whatever the work tree holds.",
+	  graph_opts, 0, 0, NULL },
+	{ "graph", dgm_cmd_graph, "the Alembic revision graph as a text tree, JSON or DOT",
+	  "[--repo DIR] [--config FILE] [--at TAG] [--dot] [--json]",
+	  "Every revision, newest first (the order of 'alembic history'), with its\n"
+	  "branch labels, head/branchpoint/mergepoint marks, down revisions and\n"
+	  "depends_on. --dot prints Graphviz input: dgmigrate graph --dot | dot -Tsvg",
+	  graph_opts, 0, 0, NULL },
+	{ "backups", dgm_cmd_backups, "list, take, verify, restore or prune snapshots",
+	  "list PLAN | create PLAN | verify ID PLAN | restore ID PLAN | prune PLAN [--keep N]",
+	  "list    the snapshots in the plan's snapshot.directory, newest first\n"
+	  "create  take a snapshot now (database dump + model store archive, verified)\n"
+	  "verify  re-read a snapshot: every dump file against its SHA-256, pg_restore\n"
+	  "        --list, the archive against its manifest\n"
+	  "restore take a safety snapshot of the current state, then put the snapshot\n"
+	  "        back: pg_restore into a new database, check its Alembic revision,\n"
+	  "        swap names; the model store staged beside it and swapped by rename;\n"
+	  "        what they replace is dropped only once both are in place\n"
+	  "prune   remove all but the N newest (default snapshot.keep); the newest is\n"
+	  "        never removed",
+	  backups_opts, 2, 3, NULL },
 	{ "resume", NULL, "finish or undo an interrupted run from the journal", "PLAN", NULL,
 	  json_only_opts, 1, 1, "issue 5" },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL }

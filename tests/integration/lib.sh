@@ -142,3 +142,38 @@ postconditions:
 on_failure: rollback
 PLAN
 }
+
+# schema_dump DB: pg_dump -s without its random \restrict lines.
+schema_dump() {
+	as_pg "$PGBIN/pg_dump" -h "$DGM_PGHOST" -p "$DGM_PGPORT" -U postgres -s "$1" |
+		grep -v -e '^\\restrict' -e '^\\unrestrict'
+}
+
+# db_fingerprint DB: the schema and an md5 of every table's rows, one line
+# each. The schema is put in canonical form first (restored into a scratch
+# database and dumped again): PostgreSQL deparses some expressions
+# differently after a dump and restore (a varchar IN list in a CHECK), so
+# equal schemas would otherwise compare different.
+db_fingerprint() {
+	local db=$1 tmp="fp_$$_$RANDOM"
+	new_db "$tmp"
+	schema_dump "$db" | PGADMIN_DB=$tmp pg_admin -q >/dev/null 2>&1
+	schema_dump "$tmp" | md5sum | sed 's/ .*/ schema/'
+	pg_admin -q -c "DROP DATABASE \"$tmp\"" >/dev/null
+	psql_db "$db" -c "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables ORDER BY 1" |
+	while read -r t; do
+		printf '%s %s\n' "$(psql_db "$db" -c "SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM $t x")" "$t"
+	done
+}
+
+# tree_fingerprint DIR: every entry's path, type, mode, mtime, size, link
+# target and content hash.
+tree_fingerprint() {
+	(cd "$1" && find . -printf '%p %y %m %T@ %s %l\n' | sort &&
+		find . -type f -print0 | sort -z | xargs -0 -r sha256sum)
+}
+
+# migrate_app DIR REV: the real alembic in the app folder DIR.
+migrate_app() {
+	(cd "$1" && alembic upgrade "$2" >/dev/null 2>&1) || { echo "alembic upgrade $2 failed" >&2; return 1; }
+}

@@ -1,0 +1,190 @@
+/* backups.c - `dgmigrate backups list|create|verify|prune`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dgm/cli.h"
+#include "dgm/lock.h"
+#include "dgm/log.h"
+#include "dgm/plan.h"
+#include "dgm/restore.h"
+#include "dgm/snapshot.h"
+
+static void fmt_time(char *buf, size_t len, long long t)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
+}
+
+static void print_one(const dgm_snapshot *s)
+{
+	char when[32], revs[128] = "";
+	size_t used = 0;
+
+	fmt_time(when, sizeof(when), s->created);
+	for (size_t i = 0; i < s->revisions.count && used < sizeof(revs) - 16; i++)
+		used += (size_t)snprintf(revs + used, sizeof(revs) - used, "%s%.12s", i ? "," : "",
+					 s->revisions.items[i]);
+	printf("%-24s %-12s %-20s %-12s %-26s %8.1f %8.1f\n", s->id, s->kind, when, s->tag,
+	       s->revisions.count ? revs : "(base)", (double)s->db_bytes / 1048576.0,
+	       (double)s->archive_bytes / 1048576.0);
+}
+
+static int list(const dgm_plan *plan, bool json, dgm_error *err)
+{
+	dgm_snapshot *all = NULL;
+	size_t n = 0;
+
+	if (dgm_snapshot_list(&all, &n, plan->snapshot.directory, err))
+		return -1;
+	if (!json)
+		printf("%-24s %-12s %-20s %-12s %-26s %8s %8s\n", "ID", "KIND", "CREATED", "TAG",
+		       "ALEMBIC REVISIONS", "DB MiB", "STORE MiB");
+	for (size_t i = 0; i < n; i++) {
+		if (json) {
+			char *j = dgm_snapshot_json(&all[i]);
+
+			printf("%s\n", j);
+			free(j);
+		} else
+			print_one(&all[i]);
+	}
+	if (!json && !n)
+		printf("(no snapshots in '%s')\n", plan->snapshot.directory);
+	dgm_snapshot_list_free(all, n);
+	return 0;
+}
+
+static int create(const dgm_plan *plan, bool json, dgm_error *err)
+{
+	dgm_snapshot_opts o = { .kind = "manual" };
+	dgm_snapshot s;
+	dgm_lock lock;
+
+	if (dgm_lock_acquire(&lock, plan->database.url, "backups create", 0, err))
+		return -1;
+	if (dgm_snapshot_create(&s, plan, &o, err)) {
+		dgm_lock_release(&lock);
+		return -1;
+	}
+	dgm_lock_release(&lock);
+	dgm_info("snapshot '%s' written and verified in %.1f s: database %.1f MiB, model store "
+		 "%.1f MiB (%lld entries)", s.id, (double)s.total_ms / 1000.0,
+		 (double)s.db_bytes / 1048576.0, (double)s.archive_bytes / 1048576.0, s.entries);
+	if (json) {
+		char *j = dgm_snapshot_json(&s);
+
+		printf("%s\n", j);
+		free(j);
+	} else
+		printf("%s\n", s.id);
+	dgm_snapshot_free(&s);
+	return 0;
+}
+
+static int verify(const dgm_plan *plan, const char *id, dgm_error *err)
+{
+	dgm_snapshot s;
+	int ret;
+
+	if (dgm_snapshot_find(&s, plan->snapshot.directory, id, err))
+		return -1;
+	ret = dgm_snapshot_verify(&s, err);
+	if (ret == 0)
+		dgm_info("snapshot '%s' is intact: %d dump entries, %lld archive entries, "
+			 "checksums match", s.id, s.toc_entries, s.entries);
+	dgm_snapshot_free(&s);
+	return ret;
+}
+
+/* Put a snapshot back, after a safety snapshot of the current state, so
+ * the restore itself can be undone. */
+static int restore(const dgm_plan *plan, const char *id, const dgm_args *args, dgm_error *err)
+{
+	dgm_restore_opts ro = { .database = true, .store = !dgm_args_flag(args, "no-store"),
+				.terminate = dgm_args_flag(args, "terminate-connections") };
+	dgm_snapshot_opts so = { .kind = "pre-restore" };
+	dgm_snapshot snap = { 0 }, safety = { 0 };
+	dgm_lock lock = { 0 };
+	int ret = -1;
+
+	if (dgm_snapshot_find(&snap, plan->snapshot.directory, id, err) ||
+	    dgm_lock_acquire(&lock, plan->database.url, "backups restore", 0, err))
+		goto out;
+	if (dgm_snapshot_create(&safety, plan, &so, err)) {
+		dgm_error_prefix(err, "no safety snapshot of the current state, so nothing was restored");
+		goto out;
+	}
+	dgm_info("safety snapshot '%s' holds the current state", safety.id);
+	if (dgm_snapshot_restore(plan, &snap, &ro, err)) {
+		dgm_error_hint(err, "the current state is also in safety snapshot '%s'", safety.id);
+		goto out;
+	}
+	dgm_info("snapshot '%s' restored (database%s); the state before is in snapshot '%s'",
+		 snap.id, ro.store && snap.has_store ? " and model store" : "", safety.id);
+	ret = 0;
+out:
+	dgm_lock_release(&lock);
+	dgm_snapshot_free(&safety);
+	dgm_snapshot_free(&snap);
+	return ret;
+}
+
+static int prune(const dgm_plan *plan, const char *keep_arg, dgm_error *err)
+{
+	int keep = plan->snapshot.keep, removed = 0;
+
+	if (keep_arg) {
+		char *end;
+		long k = strtol(keep_arg, &end, 10);
+
+		if (*end || k < 1 || k > 100000)
+			return dgm_error_set(err, DGM_E_USAGE, "--keep takes a whole number of at "
+					     "least 1, got '%s'", keep_arg);
+		keep = (int)k;
+	}
+	if (dgm_snapshot_prune(&removed, plan->snapshot.directory, keep, NULL, NULL, err))
+		return -1;
+	dgm_info("pruned %d snapshot%s, kept the %d newest", removed, removed == 1 ? "" : "s",
+		 keep);
+	return 0;
+}
+
+int dgm_cmd_backups(const dgm_args *args, dgm_error *err)
+{
+	const char *sub = args->pos[0];
+	bool with_id = !strcmp(sub, "verify") || !strcmp(sub, "restore");
+	bool json = dgm_args_flag(args, "json");
+	dgm_plan plan;
+	int ret;
+
+	if (strcmp(sub, "list") && strcmp(sub, "create") && !with_id && strcmp(sub, "prune")) {
+		dgm_error_set(err, DGM_E_USAGE, "unknown backups command '%s'", sub);
+		dgm_error_hint(err, "use list, create, verify, restore or prune");
+		return -1;
+	}
+	if (args->npos != (with_id ? 3 : 2)) {
+		dgm_error_set(err, DGM_E_USAGE, "usage: dgmigrate backups %s%s PLAN", sub,
+			      with_id ? " ID" : "");
+		return -1;
+	}
+	if (dgm_plan_load(&plan, args->pos[args->npos - 1], err))
+		return -1;
+	dgm_plan_register_secrets(&plan);
+	if (!strcmp(sub, "list"))
+		ret = list(&plan, json, err);
+	else if (!strcmp(sub, "create"))
+		ret = create(&plan, json, err);
+	else if (!strcmp(sub, "verify"))
+		ret = verify(&plan, args->pos[1], err);
+	else if (with_id)
+		ret = restore(&plan, args->pos[1], args, err);
+	else
+		ret = prune(&plan, dgm_args_get(args, "keep"), err);
+	dgm_plan_free(&plan);
+	return ret;
+}
