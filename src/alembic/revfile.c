@@ -1,0 +1,798 @@
+/*
+ * revfile.c - read a revision file's module-level assignments as text.
+ *
+ * A small Python tokenizer (strings of every quoting and prefix,
+ * comments, brackets across lines, backslash continuations) splits the
+ * file into logical lines; only statements at column 0 count, as only
+ * those set module attributes. Of those, plain (`a = b = v`) and
+ * annotated (`a: T = v`) assignments to revision, down_revision,
+ * branch_labels and depends_on are evaluated as literals: a string
+ * (adjacent strings concatenated), None, or a tuple / list / set of
+ * strings. As in Python, the last assignment wins. The docstring is the
+ * first statement when it is a string; what it says ("Revises: ...",
+ * even "revision = 'x'") is never read as code.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dgm/alembic.h"
+#include "dgm/buf.h"
+#include "dgm/log.h"
+
+typedef enum tok_kind { T_NAME, T_STRING, T_OTHER, T_OP, T_NEWLINE } tok_kind;
+
+typedef struct tok {
+	tok_kind kind;
+	const char *p;       /* source span (for strings: the whole literal) */
+	size_t len;
+	int line;
+	int col;
+	/* strings */
+	unsigned char prefix; /* bit set of STR_* */
+	size_t qlen;          /* 1 or 3 */
+} tok;
+
+enum { STR_RAW = 1, STR_BYTES = 2, STR_F = 4 };
+
+typedef struct lexer {
+	const char *path;
+	const char *s;
+	size_t n, i;
+	int line;
+	size_t line_start;
+	int depth;
+	tok *toks;
+	size_t ntoks, cap;
+	bool line_has_tokens;
+} lexer;
+
+static tok *push(lexer *lx, tok_kind kind, size_t start, size_t len, int line, int col)
+{
+	tok *t;
+
+	if (lx->ntoks == lx->cap) {
+		lx->cap = lx->cap ? lx->cap * 2 : 256;
+		lx->toks = dgm_xrealloc(lx->toks, lx->cap * sizeof(*lx->toks));
+	}
+	t = &lx->toks[lx->ntoks++];
+	memset(t, 0, sizeof(*t));
+	t->kind = kind;
+	t->p = lx->s + start;
+	t->len = len;
+	t->line = line;
+	t->col = col;
+	if (kind != T_NEWLINE)
+		lx->line_has_tokens = true;
+	return t;
+}
+
+static bool ident_start(unsigned char c)
+{
+	return isalpha(c) || c == '_' || c >= 0x80;
+}
+
+static bool ident_char(unsigned char c)
+{
+	return isalnum(c) || c == '_' || c >= 0x80;
+}
+
+/* The string prefix letters, or -1 when NAME is not a valid prefix. */
+static int string_prefix(const char *p, size_t len)
+{
+	int flags = 0;
+	bool r = false, b = false, f = false, u = false;
+
+	if (len == 0 || len > 2)
+		return len == 0 ? 0 : -1;
+	for (size_t i = 0; i < len; i++) {
+		switch (tolower((unsigned char)p[i])) {
+		case 'r': if (r) return -1; r = true; flags |= STR_RAW; break;
+		case 'b': if (b) return -1; b = true; flags |= STR_BYTES; break;
+		case 'f': if (f) return -1; f = true; flags |= STR_F; break;
+		case 'u': if (u) return -1; u = true; break;
+		default: return -1;
+		}
+	}
+	if (u && len > 1)
+		return -1;
+	if (b && f)
+		return -1;
+	return flags;
+}
+
+static void newline(lexer *lx, size_t next)
+{
+	lx->line++;
+	lx->line_start = next;
+}
+
+/* Lex a string literal whose quote is at lx->i; `start` is where its
+ * prefix begins. */
+static int lex_string(lexer *lx, size_t start, int prefix, dgm_error *err)
+{
+	const char *s = lx->s;
+	char q = s[lx->i];
+	size_t qlen = (lx->i + 2 < lx->n && s[lx->i + 1] == q && s[lx->i + 2] == q) ? 3 : 1;
+	size_t j = lx->i + qlen;
+	int line = lx->line, col = (int)(start - lx->line_start);
+	tok *t;
+
+	for (;;) {
+		if (j >= lx->n)
+			return dgm_error_set(err, DGM_E_ALEMBIC, "%s:%d: unterminated string",
+					     lx->path, line);
+		if (s[j] == '\\') {
+			if (j + 1 < lx->n && s[j + 1] == '\n')
+				newline(lx, j + 2);
+			j += 2;
+			continue;
+		}
+		if (s[j] == '\n') {
+			if (qlen == 1)
+				return dgm_error_set(err, DGM_E_ALEMBIC,
+						     "%s:%d: unterminated string", lx->path, line);
+			newline(lx, j + 1);
+			j++;
+			continue;
+		}
+		if (s[j] == q && (qlen == 1 || (j + 2 < lx->n && s[j + 1] == q && s[j + 2] == q))) {
+			j += qlen;
+			break;
+		}
+		j++;
+	}
+	t = push(lx, T_STRING, start, j - start, line, col);
+	t->prefix = (unsigned char)prefix;
+	t->qlen = qlen;
+	lx->i = j;
+	return 0;
+}
+
+static const char *const ops3[] = { "**=", "//=", ">>=", "<<=", "...", NULL };
+static const char *const ops2[] = {
+	"==", "!=", "<=", ">=", ":=", "->", "+=", "-=", "*=", "/=", "%=", "&=", "|=",
+	"^=", "@=", "**", "//", "<<", ">>", NULL
+};
+
+static size_t op_len(const lexer *lx)
+{
+	for (int i = 0; ops3[i]; i++)
+		if (lx->i + 3 <= lx->n && !memcmp(lx->s + lx->i, ops3[i], 3))
+			return 3;
+	for (int i = 0; ops2[i]; i++)
+		if (lx->i + 2 <= lx->n && !memcmp(lx->s + lx->i, ops2[i], 2))
+			return 2;
+	return 1;
+}
+
+static void lex_op(lexer *lx)
+{
+	size_t len = op_len(lx);
+	char c = lx->s[lx->i];
+
+	push(lx, T_OP, lx->i, len, lx->line, (int)(lx->i - lx->line_start));
+	if (len == 1 && (c == '(' || c == '[' || c == '{'))
+		lx->depth++;
+	if (len == 1 && (c == ')' || c == ']' || c == '}') && lx->depth > 0)
+		lx->depth--;
+	lx->i += len;
+}
+
+static int lex_word(lexer *lx, dgm_error *err)
+{
+	size_t start = lx->i, j = lx->i;
+	int prefix;
+
+	while (j < lx->n && ident_char((unsigned char)lx->s[j]))
+		j++;
+	if (j < lx->n && (lx->s[j] == '\'' || lx->s[j] == '"') &&
+	    (prefix = string_prefix(lx->s + start, j - start)) >= 0) {
+		lx->i = j;
+		return lex_string(lx, start, prefix, err);
+	}
+	push(lx, T_NAME, start, j - start, lx->line, (int)(start - lx->line_start));
+	lx->i = j;
+	return 0;
+}
+
+static void lex_number(lexer *lx)
+{
+	size_t start = lx->i;
+
+	while (lx->i < lx->n && (isalnum((unsigned char)lx->s[lx->i]) || lx->s[lx->i] == '_' ||
+				 lx->s[lx->i] == '.'))
+		lx->i++;
+	push(lx, T_OTHER, start, lx->i - start, lx->line, (int)(start - lx->line_start));
+}
+
+static int lex(lexer *lx, dgm_error *err)
+{
+	while (lx->i < lx->n) {
+		unsigned char c = (unsigned char)lx->s[lx->i];
+
+		if (c == ' ' || c == '\t' || c == '\f') {
+			lx->i++;
+		} else if (c == '#') {
+			while (lx->i < lx->n && lx->s[lx->i] != '\n')
+				lx->i++;
+		} else if (c == '\\' && lx->i + 1 < lx->n && lx->s[lx->i + 1] == '\n') {
+			lx->i += 2;
+			newline(lx, lx->i);
+		} else if (c == '\n') {
+			if (lx->depth == 0 && lx->line_has_tokens) {
+				push(lx, T_NEWLINE, lx->i, 0, lx->line, 0);
+				lx->line_has_tokens = false;
+			}
+			lx->i++;
+			newline(lx, lx->i);
+		} else if (ident_start(c)) {
+			if (lex_word(lx, err) != 0)
+				return -1;
+		} else if (c == '\'' || c == '"') {
+			if (lex_string(lx, lx->i, 0, err) != 0)
+				return -1;
+		} else if (isdigit(c) || (c == '.' && lx->i + 1 < lx->n &&
+					   isdigit((unsigned char)lx->s[lx->i + 1]))) {
+			lex_number(lx);
+		} else {
+			lex_op(lx);
+		}
+	}
+	if (lx->line_has_tokens)
+		push(lx, T_NEWLINE, lx->i, 0, lx->line, 0);
+	return 0;
+}
+
+/* ---- string values ---------------------------------------------------- */
+
+static void put_utf8(dgm_buf *b, unsigned long cp)
+{
+	if (cp < 0x80) {
+		dgm_buf_putc(b, (char)cp);
+	} else if (cp < 0x800) {
+		dgm_buf_putc(b, (char)(0xC0 | (cp >> 6)));
+		dgm_buf_putc(b, (char)(0x80 | (cp & 0x3F)));
+	} else if (cp < 0x10000) {
+		dgm_buf_putc(b, (char)(0xE0 | (cp >> 12)));
+		dgm_buf_putc(b, (char)(0x80 | ((cp >> 6) & 0x3F)));
+		dgm_buf_putc(b, (char)(0x80 | (cp & 0x3F)));
+	} else {
+		dgm_buf_putc(b, (char)(0xF0 | (cp >> 18)));
+		dgm_buf_putc(b, (char)(0x80 | ((cp >> 12) & 0x3F)));
+		dgm_buf_putc(b, (char)(0x80 | ((cp >> 6) & 0x3F)));
+		dgm_buf_putc(b, (char)(0x80 | (cp & 0x3F)));
+	}
+}
+
+/* Decode the escape at p[0] == '\\'; returns the bytes consumed. */
+static size_t unescape(dgm_buf *b, const char *p, const char *end)
+{
+	static const char simple_from[] = "\\'\"abfnrtv";
+	static const char simple_to[] = "\\'\"\a\b\f\n\r\t\v";
+	const char *hit;
+	size_t i = 1, digits;
+	unsigned long cp = 0;
+
+	if (p + 1 >= end) {
+		dgm_buf_putc(b, '\\');
+		return 1;
+	}
+	if (p[1] == '\n')
+		return 2;
+	if ((hit = strchr(simple_from, p[1])) != NULL && p[1]) {
+		dgm_buf_putc(b, simple_to[hit - simple_from]);
+		return 2;
+	}
+	if (p[1] >= '0' && p[1] <= '7') {
+		while (i < 4 && p + i < end && p[i] >= '0' && p[i] <= '7')
+			cp = cp * 8 + (unsigned long)(p[i++] - '0');
+		put_utf8(b, cp);
+		return i;
+	}
+	digits = p[1] == 'x' ? 2 : p[1] == 'u' ? 4 : p[1] == 'U' ? 8 : 0;
+	if (digits && p + 2 + digits <= end) {
+		for (i = 2; i < 2 + digits && isxdigit((unsigned char)p[i]); i++)
+			cp = cp * 16 + (unsigned long)(isdigit((unsigned char)p[i]) ? p[i] - '0'
+						       : tolower((unsigned char)p[i]) - 'a' + 10);
+		if (i == 2 + digits) {
+			put_utf8(b, cp);
+			return i;
+		}
+	}
+	/* unknown escapes (and \N{...}) stay as written, as Python keeps them */
+	dgm_buf_put(b, p, 2);
+	return 2;
+}
+
+/* The value of a string token, appended to b. */
+static void string_value(dgm_buf *b, const tok *t)
+{
+	size_t plen = 0;
+	const char *p, *end;
+
+	while (t->p[plen] != '\'' && t->p[plen] != '"')
+		plen++;
+	p = t->p + plen + t->qlen;
+	end = t->p + t->len - t->qlen;
+	if (t->prefix & STR_RAW) {
+		dgm_buf_put(b, p, (size_t)(end - p));
+		return;
+	}
+	while (p < end) {
+		const char *bs = memchr(p, '\\', (size_t)(end - p));
+
+		if (!bs) {
+			dgm_buf_put(b, p, (size_t)(end - p));
+			break;
+		}
+		dgm_buf_put(b, p, (size_t)(bs - p));
+		p = bs + unescape(b, bs, end);
+	}
+	if (!b->ptr)
+		dgm_buf_puts(b, "");
+}
+
+/* ---- literal values --------------------------------------------------- */
+
+typedef enum val_kind { V_NONE, V_STR, V_SEQ } val_kind;
+
+typedef struct value {
+	val_kind kind;
+	char *str;
+	char **items;
+	size_t nitems;
+} value;
+
+static void value_free(value *v)
+{
+	free(v->str);
+	for (size_t i = 0; i < v->nitems; i++)
+		free(v->items[i]);
+	free(v->items);
+	memset(v, 0, sizeof(*v));
+}
+
+static bool is_op(const tok *t, const char *op)
+{
+	return t->kind == T_OP && t->len == strlen(op) && !memcmp(t->p, op, t->len);
+}
+
+static bool is_name(const tok *t, const char *name)
+{
+	return t->kind == T_NAME && t->len == strlen(name) && !memcmp(t->p, name, t->len);
+}
+
+/* Index of the bracket closing the one at `open`, or `end`. */
+static size_t matching(const tok *toks, size_t open, size_t end)
+{
+	int depth = 0;
+
+	for (size_t i = open; i < end; i++) {
+		if (toks[i].kind != T_OP || toks[i].len != 1)
+			continue;
+		if (strchr("([{", toks[i].p[0]))
+			depth++;
+		else if (strchr(")]}", toks[i].p[0]) && --depth == 0)
+			return i;
+	}
+	return end;
+}
+
+static int parse_value(value *out, const tok *toks, size_t a, size_t b, bool in_seq);
+
+/* One element: strings, None, or a bracketed sequence. *next gets the
+ * token after it. Returns -1 when it is not a literal. */
+static int parse_elem(value *out, const tok *toks, size_t a, size_t b, size_t *next)
+{
+	memset(out, 0, sizeof(*out));
+	if (a >= b)
+		return -1;
+	if (toks[a].kind == T_STRING) {
+		dgm_buf s = DGM_BUF_INIT;
+
+		for (; a < b && toks[a].kind == T_STRING; a++) {
+			if (toks[a].prefix & (STR_BYTES | STR_F)) {
+				dgm_buf_free(&s);
+				return -1;
+			}
+			string_value(&s, &toks[a]);
+		}
+		out->kind = V_STR;
+		out->str = dgm_buf_detach(&s);
+		*next = a;
+		return 0;
+	}
+	if (is_name(&toks[a], "None")) {
+		out->kind = V_NONE;
+		*next = a + 1;
+		return 0;
+	}
+	if (is_op(&toks[a], "(") || is_op(&toks[a], "[") || is_op(&toks[a], "{")) {
+		size_t close = matching(toks, a, b);
+		bool paren = is_op(&toks[a], "(");
+
+		if (close >= b)
+			return -1;
+		*next = close + 1;
+		if (close == a + 1) {
+			out->kind = V_SEQ;
+			return 0;
+		}
+		if (parse_value(out, toks, a + 1, close, !paren) != 0)
+			return -1;
+		return 0;
+	}
+	return -1;
+}
+
+static void seq_add(value *seq, value *elem)
+{
+	seq->items = dgm_xrealloc(seq->items, (seq->nitems + 1) * sizeof(*seq->items));
+	seq->items[seq->nitems++] = elem->str;
+	elem->str = NULL;
+}
+
+/* value := elem (',' elem)* [','] ; a comma makes a tuple. With
+ * force_seq (inside [] or {}) the result is a sequence anyway; the
+ * items of a sequence must be strings. */
+static int parse_value(value *out, const tok *toks, size_t a, size_t b, bool force_seq)
+{
+	value seq = { V_SEQ, NULL, NULL, 0 }, elem;
+	bool comma = false;
+	size_t count = 0;
+
+	while (a < b) {
+		if (parse_elem(&elem, toks, a, b, &a) != 0)
+			goto fail;
+		if (a < b && !is_op(&toks[a], ",")) {
+			value_free(&elem);
+			goto fail;
+		}
+		if (a < b) {
+			comma = true;
+			a++;
+		}
+		if (count++ == 0 && a >= b && !comma && !force_seq) {
+			*out = elem;
+			return 0;
+		}
+		if (elem.kind != V_STR) {
+			value_free(&elem);
+			goto fail;
+		}
+		seq_add(&seq, &elem);
+	}
+	*out = seq;
+	return 0;
+fail:
+	value_free(&seq);
+	return -1;
+}
+
+/* ---- statements ------------------------------------------------------- */
+
+enum { K_REVISION, K_DOWN, K_LABELS, K_DEPENDS, K_COUNT };
+static const char *const key_names[K_COUNT] = {
+	"revision", "down_revision", "branch_labels", "depends_on"
+};
+
+typedef struct assign {
+	bool set;
+	bool literal;
+	value v;
+	int line;
+} assign;
+
+static int key_of(const tok *t)
+{
+	for (int k = 0; k < K_COUNT; k++)
+		if (is_name(t, key_names[k]))
+			return k;
+	return -1;
+}
+
+static void record(assign *as, int key, const tok *toks, size_t a, size_t b, int line)
+{
+	value v;
+
+	value_free(&as[key].v);
+	as[key].set = true;
+	as[key].line = line;
+	as[key].literal = parse_value(&v, toks, a, b, false) == 0;
+	if (as[key].literal)
+		as[key].v = v;
+}
+
+/* An assignment statement toks[a, b): record the targets we care about. */
+static void statement(assign *as, const tok *toks, size_t a, size_t b)
+{
+	size_t eq[16], neq = 0, seg = a;
+	int depth = 0;
+
+	if (b - a >= 2 && toks[a].kind == T_NAME && is_op(&toks[a + 1], ":")) {
+		/* annotated: NAME ':' annotation '=' value */
+		for (size_t i = a + 2; i < b; i++) {
+			if (toks[i].kind == T_OP && toks[i].len == 1 && strchr("([{", toks[i].p[0]))
+				depth++;
+			else if (toks[i].kind == T_OP && toks[i].len == 1 && strchr(")]}", toks[i].p[0]))
+				depth--;
+			else if (depth == 0 && is_op(&toks[i], "=")) {
+				int key = key_of(&toks[a]);
+
+				if (key >= 0)
+					record(as, key, toks, i + 1, b, toks[a].line);
+				return;
+			}
+		}
+		return;
+	}
+	for (size_t i = a; i < b && neq < 16; i++) {
+		if (toks[i].kind == T_OP && toks[i].len == 1 && strchr("([{", toks[i].p[0]))
+			depth++;
+		else if (toks[i].kind == T_OP && toks[i].len == 1 && strchr(")]}", toks[i].p[0]))
+			depth--;
+		else if (depth == 0 && is_op(&toks[i], "="))
+			eq[neq++] = i;
+	}
+	for (size_t k = 0; k < neq; k++) {
+		int key = (eq[k] == seg + 1) ? key_of(&toks[seg]) : -1;
+
+		if (key >= 0)
+			record(as, key, toks, eq[neq - 1] + 1, b, toks[seg].line);
+		seg = eq[k] + 1;
+	}
+}
+
+static void strip_doc(char *s)
+{
+	size_t len = strlen(s), start = 0;
+
+	while (len && (isspace((unsigned char)s[len - 1]) ||
+		       ((unsigned char)s[len - 1] >= 0x1c && (unsigned char)s[len - 1] <= 0x1f)))
+		len--;
+	while (start < len && (isspace((unsigned char)s[start]) ||
+			       ((unsigned char)s[start] >= 0x1c && (unsigned char)s[start] <= 0x1f)))
+		start++;
+	memmove(s, s + start, len - start);
+	s[len - start] = '\0';
+}
+
+/* Alembic's Script.doc: the stripped docstring up to the first blank
+ * line ("\n\n"). */
+static char *docstring(const tok *toks, size_t a, size_t b)
+{
+	dgm_buf s = DGM_BUF_INIT;
+	char *doc, *para;
+
+	for (size_t i = a; i < b; i++) {
+		if (toks[i].kind != T_STRING || (toks[i].prefix & (STR_BYTES | STR_F))) {
+			dgm_buf_free(&s);
+			return NULL;
+		}
+		string_value(&s, &toks[i]);
+	}
+	doc = dgm_buf_detach(&s);
+	strip_doc(doc);
+	if ((para = strstr(doc, "\n\n")) != NULL)
+		*para = '\0';
+	return doc;
+}
+
+/* Walk the logical lines; statements at column 0 only. */
+static void statements(assign *as, char **doc, const tok *toks, size_t ntoks)
+{
+	size_t start = 0;
+	bool first = true;
+
+	while (start < ntoks) {
+		size_t end = start, a;
+
+		while (toks[end].kind != T_NEWLINE)
+			end++;
+		a = start;
+		for (size_t i = start; i <= end; i++) {
+			if (i < end && !is_op(&toks[i], ";"))
+				continue;
+			if (i > a && toks[start].col == 0) {
+				if (first)
+					*doc = docstring(toks, a, i);
+				statement(as, toks, a, i);
+			}
+			if (i > a)
+				first = false;
+			a = i + 1;
+		}
+		start = end + 1;
+	}
+}
+
+/* ---- from assignments to the revfile ---------------------------------- */
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* Alembic's legacy rule: a file named "<lowercase hex>.py" without a
+ * `revision` gets the hex as its id. */
+static char *legacy_id(const char *path)
+{
+	const char *name = base_name(path);
+	size_t n = strspn(name, "0123456789abcdef");
+
+	if (n == 0 || strcmp(name + n, ".py") != 0)
+		return NULL;
+	return dgm_xstrndup(name, n);
+}
+
+static void take_list(char ***out, size_t *n, value *v)
+{
+	*out = NULL;
+	*n = 0;
+	if (v->kind == V_STR) {
+		*out = dgm_xmalloc(sizeof(**out));
+		(*out)[0] = v->str;
+		*n = 1;
+		v->str = NULL;
+	} else if (v->kind == V_SEQ) {
+		*out = v->items;
+		*n = v->nitems;
+		v->items = NULL;
+		v->nitems = 0;
+	}
+}
+
+static int check_literals(const assign *as, const char *path, dgm_error *err)
+{
+	for (int k = 0; k < K_COUNT; k++)
+		if (as[k].set && !as[k].literal)
+			return dgm_error_set(err, DGM_E_ALEMBIC,
+					     "%s:%d: the value of '%s' is not a literal (a string, "
+					     "None, or a tuple or list of strings)",
+					     path, as[k].line, key_names[k]);
+	return 0;
+}
+
+static int take_revision(dgm_alembic_revfile *rf, assign *as, const char *path, dgm_error *err)
+{
+	if (!as[K_REVISION].set) {
+		rf->revision = legacy_id(path);
+		if (!rf->revision)
+			return dgm_error_set(err, DGM_E_ALEMBIC,
+					     "%s: could not determine revision id from filename "
+					     "'%s': no 'revision' is assigned", path, base_name(path));
+		rf->revision_from_name = true;
+		dgm_debug("%s: no 'revision' assignment, id '%s' taken from the file name",
+			  path, rf->revision);
+		return 0;
+	}
+	if (as[K_REVISION].v.kind != V_STR)
+		return dgm_error_set(err, DGM_E_ALEMBIC, "%s:%d: 'revision' must be a string",
+				     path, as[K_REVISION].line);
+	rf->revision = as[K_REVISION].v.str;
+	as[K_REVISION].v.str = NULL;
+	rf->revision_line = as[K_REVISION].line;
+	if (strpbrk(rf->revision, "@-+") || !*rf->revision)
+		return dgm_error_set(err, DGM_E_ALEMBIC,
+				     "%s:%d: revision identifier '%s' is empty or holds '@', '-' or '+'",
+				     path, rf->revision_line, rf->revision);
+	return 0;
+}
+
+static bool holds(char **list, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i], s) == 0)
+			return true;
+	return false;
+}
+
+static int take_relations(dgm_alembic_revfile *rf, assign *as, const char *path, dgm_error *err)
+{
+	if (!as[K_DOWN].set)
+		return dgm_error_set(err, DGM_E_ALEMBIC, "%s: no 'down_revision' is assigned "
+				     "(Alembic fails on this file)", path);
+	rf->has_down = true;
+	rf->down_line = as[K_DOWN].line;
+	take_list(&rf->down, &rf->ndown, &as[K_DOWN].v);
+	/* Alembic reads "" and () as None */
+	if (rf->ndown == 1 && !*rf->down[0]) {
+		free(rf->down[0]);
+		rf->ndown = 0;
+	}
+	rf->depends_line = as[K_DEPENDS].line;
+	take_list(&rf->depends, &rf->ndepends, &as[K_DEPENDS].v);
+	rf->labels_line = as[K_LABELS].line;
+	take_list(&rf->labels, &rf->nlabels, &as[K_LABELS].v);
+	if (holds(rf->down, rf->ndown, rf->revision))
+		return dgm_error_set(err, DGM_E_ALEMBIC,
+				     "%s:%d: self-loop is detected in revisions (%s)",
+				     path, rf->down_line, rf->revision);
+	if (holds(rf->depends, rf->ndepends, rf->revision))
+		return dgm_error_set(err, DGM_E_ALEMBIC,
+				     "%s:%d: dependency self-loop is detected in revisions (%s)",
+				     path, rf->depends_line, rf->revision);
+	return 0;
+}
+
+/* Python reads source with universal newlines; a UTF-8 BOM is skipped. */
+static char *normalize_newlines(const char *text, size_t len, size_t *out_len)
+{
+	char *out = dgm_xmalloc(len + 1);
+	size_t o = 0, i = 0;
+
+	if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3))
+		i = 3;
+	for (; i < len; i++) {
+		if (text[i] == '\r') {
+			out[o++] = '\n';
+			if (i + 1 < len && text[i + 1] == '\n')
+				i++;
+		} else {
+			out[o++] = text[i];
+		}
+	}
+	out[o] = '\0';
+	*out_len = o;
+	return out;
+}
+
+int dgm_alembic_revfile_parse(dgm_alembic_revfile *rf, const char *path, const char *text,
+			      size_t len, dgm_error *err)
+{
+	lexer lx;
+	assign as[K_COUNT];
+	char *src;
+	size_t n;
+	int ret = -1;
+
+	memset(rf, 0, sizeof(*rf));
+	memset(as, 0, sizeof(as));
+	memset(&lx, 0, sizeof(lx));
+	rf->path = dgm_xstrdup(path);
+	src = normalize_newlines(text, len, &n);
+	lx.path = path;
+	lx.s = src;
+	lx.n = n;
+	lx.line = 1;
+	if (lex(&lx, err) != 0)
+		goto out;
+	statements(as, &rf->doc, lx.toks, lx.ntoks);
+	if (!rf->doc)
+		rf->doc = dgm_xstrdup("");
+	if (check_literals(as, path, err) != 0 || take_revision(rf, as, path, err) != 0 ||
+	    take_relations(rf, as, path, err) != 0)
+		goto out;
+	ret = 0;
+out:
+	for (int k = 0; k < K_COUNT; k++)
+		value_free(&as[k].v);
+	free(lx.toks);
+	free(src);
+	if (ret != 0)
+		dgm_alembic_revfile_free(rf);
+	return ret;
+}
+
+static void free_list(char **l, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(l[i]);
+	free(l);
+}
+
+void dgm_alembic_revfile_free(dgm_alembic_revfile *rf)
+{
+	if (!rf)
+		return;
+	free(rf->path);
+	free(rf->revision);
+	free_list(rf->down, rf->ndown);
+	free_list(rf->depends, rf->ndepends);
+	free_list(rf->labels, rf->nlabels);
+	free(rf->doc);
+	memset(rf, 0, sizeof(*rf));
+}
