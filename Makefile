@@ -56,6 +56,13 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS) -lcmocka
 
+# test tools: small programs the integration tests drive
+$(BUILD)/tools/%: tests/tools/%.c $(LIB) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+
+TOOLS    := $(BUILD)/tools/alembic_dump
+
 deps:
 	@bash .ci/install-deps
 
@@ -63,13 +70,13 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test
 
-test: $(BIN) $(UNIT_BIN)
+test: $(BIN) $(UNIT_BIN) $(TOOLS)
 	@BUILD=$(BUILD) DGMIGRATE=$(abspath $(BIN)) bash tests/run-all.sh
 
 test-unit: $(UNIT_BIN)
 	@BUILD=$(BUILD) bash tests/run-all.sh unit
 
-test-integration: $(BIN)
+test-integration: $(BIN) $(TOOLS)
 	@BUILD=$(BUILD) DGMIGRATE=$(abspath $(BIN)) bash tests/run-all.sh integration
 
 demo: deps

@@ -8,7 +8,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
 what=${1:-all}
-export ROOT
+export ROOT BUILD
 export RESULTS=$(mktemp)
 source "$ROOT/tests/integration/lib.sh"
 
@@ -52,7 +52,9 @@ if [[ $what == all || $what == integration ]]; then
 	bash "$ROOT/fixtures/build-app-repo.sh" "$FIXTURE_APP" >/dev/null ||
 		{ echo "cannot build the fixture app" >&2; exit 1; }
 	for f in "$ROOT"/tests/integration/t_*.sh; do
-		bash "$ROOT/tests/integration/runner.sh" "$f"
+		# a file that cannot even load must not pass silently
+		bash "$ROOT/tests/integration/runner.sh" "$f" ||
+			{ echo "not ok - $(basename "$f") did not run to the end"; echo fail >>"$RESULTS"; }
 	done
 fi
 

@@ -1,6 +1,7 @@
 /* validate.c - `dgmigrate validate PLAN`: check the plan and its
  * environment, change nothing. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,18 +13,6 @@
 #include "dgm/pg.h"
 #include "dgm/plan.h"
 #include "dgm/tree.h"
-
-/* path relative to root, or NULL when path is not inside root. */
-static const char *inside(const char *path, const char *root)
-{
-	size_t n = strlen(root);
-
-	while (n > 1 && root[n - 1] == '/')
-		n--;
-	if (strncmp(path, root, n) || (path[n] != '/' && path[n] != '\0'))
-		return NULL;
-	return path[n] == '/' ? path + n + 1 : path + n;
-}
 
 static void check_repo(dgm_checklist *cl, const dgm_plan *plan)
 {
@@ -58,34 +47,33 @@ static void check_repo(dgm_checklist *cl, const dgm_plan *plan)
 	dgm_git_close(repo);
 }
 
-static void check_alembic_config(dgm_checklist *cl, const dgm_plan *plan)
+/* The graph as it stood at the tag (read from git), and the target. */
+static dgm_alembic_script *check_alembic(dgm_checklist *cl, const dgm_plan *plan)
 {
-	const char *rel = inside(plan->alembic.config, plan->release.repository);
+	const char *rel = dgm_cli_ini_rel(plan->alembic.config, plan->release.repository);
+	const dgm_alembic_rev **target = NULL;
+	dgm_alembic_script *s = NULL;
 	dgm_error e = DGM_ERROR_INIT;
-	dgm_tree tree;
+	size_t n = 0;
 
-	if (!rel) {
-		if (access(plan->alembic.config, R_OK) == 0)
-			dgm_check_ok(cl, "alembic", "'%s' is readable", plan->alembic.config);
-		else {
-			dgm_error_errno(&e, DGM_E_PLAN, "cannot read '%s'", plan->alembic.config);
+	if (dgm_cli_load_graph(&s, plan->release.repository, rel, plan->release.tag, &e)) {
+		if (e.code == DGM_E_USAGE)
+			dgm_check_skip(cl, "alembic", "the tag cannot be read");
+		else
 			dgm_check_fail(cl, "alembic", &e);
-		}
-		return;
+		return NULL;
 	}
-	if (dgm_tree_open_git(&tree, plan->release.repository, plan->release.tag, &e)) {
-		dgm_check_skip(cl, "alembic", "the tag cannot be read");
-		return;
-	}
-	if (tree.kind(tree.ctx, rel) == 1)
-		dgm_check_ok(cl, "alembic", "'%s' exists at '%s'", rel, plan->release.tag);
-	else {
-		dgm_error_set(&e, DGM_E_PLAN, "no file '%s' at tag '%s' of '%s'", rel,
-			      plan->release.tag, plan->release.repository);
-		dgm_error_hint(&e, "set alembic.config to alembic.ini's path inside the repository");
+	if (dgm_alembic_resolve(&target, &n, s, plan->alembic.target, &e)) {
+		dgm_error_prefix(&e, "alembic.target '%s' at '%s'", plan->alembic.target,
+				 plan->release.tag);
+		e.code = DGM_E_PLAN;
 		dgm_check_fail(cl, "alembic", &e);
-	}
-	dgm_tree_close(&tree);
+	} else
+		dgm_check_ok(cl, "alembic", "'%s' at '%s': %zu revisions, target '%s' is %s%s", rel,
+			     plan->release.tag, s->count, plan->alembic.target,
+			     n ? target[0]->id : "base", n > 1 ? " and more" : "");
+	free(target);
+	return s;
 }
 
 static void check_folder(dgm_checklist *cl, const char *name, const char *path, bool may_create)
@@ -108,10 +96,14 @@ static void check_folder(dgm_checklist *cl, const char *name, const char *path, 
 	dgm_check_fail(cl, name, &e);
 }
 
-static void check_database(dgm_checklist *cl, const dgm_plan *plan)
+static void check_database(dgm_checklist *cl, const dgm_plan *plan,
+			   const dgm_alembic_script *s)
 {
+	const char *rel = dgm_cli_ini_rel(plan->alembic.config, plan->release.repository);
 	dgm_error e = DGM_ERROR_INIT;
 	PGconn *conn = NULL;
+	char **revs = NULL;
+	size_t n = 0;
 	char ver[32];
 
 	if (dgm_pg_connect(&conn, plan->database.url, "dgmigrate validate", &e)) {
@@ -119,7 +111,16 @@ static void check_database(dgm_checklist *cl, const dgm_plan *plan)
 		return;
 	}
 	dgm_pg_server_version(conn, ver, sizeof(ver));
-	dgm_check_ok(cl, "database", "'%s' answers: PostgreSQL %s", PQdb(conn), ver);
+	if (dgm_pg_read_revisions(&revs, &n, conn, plan->alembic.version_table,
+				  plan->alembic.version_schema, &e))
+		dgm_check_fail(cl, "database", &e);
+	else if (s && dgm_cli_check_db_known(s, revs, n, plan->release.repository, rel,
+					     plan->release.tag, &e))
+		dgm_check_fail(cl, "database", &e);
+	else
+		dgm_check_ok(cl, "database", "'%s' answers: PostgreSQL %s, at %s%s", PQdb(conn), ver,
+			     n ? revs[0] : "base (no alembic_version rows)", n > 1 ? " and more" : "");
+	dgm_pg_strings_free(revs);
 	dgm_pg_close(conn);
 }
 
@@ -127,6 +128,7 @@ int dgm_cmd_validate(const dgm_args *args, dgm_error *err)
 {
 	dgm_checklist cl = DGM_CHECKLIST_INIT;
 	dgm_error e = DGM_ERROR_INIT;
+	dgm_alembic_script *script = NULL;
 	dgm_plan plan;
 	int ret = -1;
 
@@ -143,20 +145,21 @@ int dgm_cmd_validate(const dgm_args *args, dgm_error *err)
 		dgm_check_ok(&cl, "environment", "%zu required variables set",
 			     plan.required_env.count);
 	check_repo(&cl, &plan);
-	check_alembic_config(&cl, &plan);
+	script = check_alembic(&cl, &plan);
 	if (plan.model_store.path)
 		check_folder(&cl, "model store", plan.model_store.path, false);
 	check_folder(&cl, "snapshots", plan.snapshot.directory, true);
 	if (dgm_args_flag(args, "offline"))
 		dgm_check_skip(&cl, "database", "--offline");
 	else
-		check_database(&cl, &plan);
+		check_database(&cl, &plan, script);
 	if (dgm_check_finish(&cl, "validation", err))
 		goto out;
 	dgm_info("plan '%s' is valid: %d checks passed", args->pos[0], cl.total);
 	dgm_event("valid", NULL);
 	ret = 0;
 out:
+	dgm_alembic_free(script);
 	dgm_plan_free(&plan);
 	return ret;
 }

@@ -59,7 +59,7 @@ int dgm_git_resolve_commit(git_oid *out, git_repository *repo, const char *rev,
 
 	if (git_revparse_single(&obj, repo, rev) < 0) {
 		list_tags(repo, tags, sizeof(tags));
-		dgm_error_set(err, DGM_E_GIT, "no tag or commit '%s' in '%s'", rev,
+		dgm_error_set(err, DGM_E_USAGE, "no tag or commit '%s' in '%s'", rev,
 			      git_repository_workdir(repo));
 		dgm_error_hint(err, "tags there: %s", tags[0] ? tags : "(none)");
 		goto out;
@@ -114,5 +114,42 @@ int dgm_git_head(char out[GIT_OID_HEXSZ + 1], bool *detached, git_repository *re
 		return dgm_git_error(err, "cannot read HEAD");
 	git_oid_tostr(out, GIT_OID_HEXSZ + 1, &oid);
 	*detached = git_repository_head_detached(repo) == 1;
+	return 0;
+}
+
+typedef struct tags_at_ctx {
+	git_repository *repo;
+	const git_oid *want;
+	dgm_buf *out;
+} tags_at_ctx;
+
+static int tag_at_cb(const char *name, git_oid *oid, void *payload)
+{
+	tags_at_ctx *c = payload;
+	git_object *obj = NULL, *commit = NULL;
+
+	if (git_object_lookup(&obj, c->repo, oid, GIT_OBJECT_ANY) == 0 &&
+	    git_object_peel(&commit, obj, GIT_OBJECT_COMMIT) == 0 &&
+	    git_oid_equal(git_object_id(commit), c->want)) {
+		if (c->out->len)
+			dgm_buf_puts(c->out, ", ");
+		dgm_buf_puts(c->out, name + strlen("refs/tags/"));
+	}
+	git_object_free(commit);
+	git_object_free(obj);
+	return 0;
+}
+
+int dgm_git_tags_at(dgm_buf *out, git_repository *repo, const git_oid *commit)
+{
+	tags_at_ctx c = { repo, commit, out };
+
+	return git_tag_foreach(repo, tag_at_cb, &c) < 0 ? -1 : 0;
+}
+
+int dgm_git_tag_names(git_strarray *out, git_repository *repo, dgm_error *err)
+{
+	if (git_tag_list(out, repo) < 0)
+		return dgm_git_error(err, "cannot list tags");
 	return 0;
 }

@@ -65,7 +65,8 @@ db_url() {
 
 # new_db NAME: a fresh database owned by dgm.
 new_db() {
-	pg_admin -q -c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" -c "CREATE DATABASE \"$1\" OWNER dgm" >/dev/null
+	pg_admin -q -c "SET client_min_messages = warning" \
+		-c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" -c "CREATE DATABASE \"$1\" OWNER dgm" >/dev/null
 }
 
 # ---- assertions: each prints what was expected on failure ----
@@ -156,10 +157,13 @@ schema_dump() {
 # equal schemas would otherwise compare different.
 db_fingerprint() {
 	local db=$1 tmp="fp_$$_$RANDOM"
-	new_db "$tmp"
-	schema_dump "$db" | PGADMIN_DB=$tmp pg_admin -q >/dev/null 2>&1
+	new_db "$tmp" 2>/dev/null
+	schema_dump "$db" > "$tmp.sql" || fail "pg_dump -s $db failed"
+	PGADMIN_DB=$tmp pg_admin -q -f "$tmp.sql" >"$tmp.log" 2>&1 ||
+		fail "cannot replay the schema of $db: $(tail -3 "$tmp.log")"
 	schema_dump "$tmp" | md5sum | sed 's/ .*/ schema/'
 	pg_admin -q -c "DROP DATABASE \"$tmp\"" >/dev/null
+	rm -f "$tmp.sql" "$tmp.log"
 	psql_db "$db" -c "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables ORDER BY 1" |
 	while read -r t; do
 		printf '%s %s\n' "$(psql_db "$db" -c "SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM $t x")" "$t"
