@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -57,6 +58,9 @@ char *dgm_which(const char *name)
 static void child_exec(const dgm_child *c, int in_fd, int out_fd, int err_fd)
 {
 	setpgid(0, 0);
+	/* A killed dgmigrate must not leave alembic migrating on its own
+	 * after the lock (its connection) is gone: the child dies with us. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	signal(SIGPIPE, SIG_DFL);
 	dup2(in_fd, 0);
 	dup2(out_fd, 1);
