@@ -6,7 +6,7 @@
 #   make demo     throwaway PostgreSQL + fixture app, run dgmigrate on plans/demo.yaml
 #   make bench    benchmarks (see bench/)
 
-PKGS     := libpq libgit2 libarchive yaml-0.1 libcrypto jansson
+PKGS     := libpq libgit2 libarchive yaml-0.1 libcrypto jansson libcurl
 CC       ?= cc
 VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
 CFLAGS   ?= -O2 -g

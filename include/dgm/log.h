@@ -28,6 +28,10 @@ dgm_log_level dgm_log_get_level(void);
 void dgm_log_set_json(bool on);
 bool dgm_log_json(void);
 
+/* Also append every line, debug included, to this file (the run's log;
+ * created 0600). NULL closes it. */
+int dgm_log_set_file(const char *path, dgm_error *err);
+
 void dgm_log(dgm_log_level level, const char *fmt, ...) DGM_PRINTF(2, 3);
 #define dgm_error_log(...) dgm_log(DGM_LOG_ERROR, __VA_ARGS__)
 #define dgm_warn(...) dgm_log(DGM_LOG_WARN, __VA_ARGS__)

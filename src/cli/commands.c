@@ -63,8 +63,19 @@ const dgm_cmd dgm_commands[] = {
 	  "variables are set (their values are never printed), the repository, the tag,\n"
 	  "alembic.ini and the model store exist, and the database answers.",
 	  validate_opts, 1, 1, NULL },
-	{ "apply", NULL, "apply a release: lock, preflight, snapshot, checkout, migrate, verify",
-	  "PLAN [--dry-run] [--json]", NULL, apply_opts, 1, 1, "issue 5" },
+	{ "apply", dgm_cmd_apply, "apply a release: lock, preflight, snapshot, checkout, migrate, verify",
+	  "PLAN [--dry-run] [--json] [--wait-lock DURATION]",
+	  "In this order: take the database's advisory lock (exit 3 if another run holds\n"
+	  "it); preflight (every check, reported together); hooks.before; snapshot the\n"
+	  "database (pg_dump) and the model store (archive), both verified before\n"
+	  "anything changes; check out the tag (detached HEAD); alembic upgrade;\n"
+	  "postconditions (alembic_version, tables, indexes, validated foreign keys,\n"
+	  "ANALYZE); hooks.after; health check; record (journal, report, history).\n"
+	  "A failure after the snapshot follows the plan's on_failure: 'rollback' puts\n"
+	  "the database, code and model store back and checks them; 'stop' says where\n"
+	  "each part is. --dry-run runs every check and prints the steps and the SQL of\n"
+	  "'alembic upgrade FROM:TO --sql' from the tag's migrations; nothing changes.",
+	  apply_opts, 1, 1, NULL },
 	{ "rollback", NULL, "go back to the release at TAG: downgrade, checkout, restore",
 	  "--to TAG [PLAN] [--restore|--no-restore] [--dry-run]", NULL, rollback_opts, 0, 1,
 	  "issue 6" },

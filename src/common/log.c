@@ -1,13 +1,16 @@
 /* log.c - stderr diagnostics, stdout JSON events, secret redaction. */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dgm/log.h"
 
 static dgm_log_level current_level = DGM_LOG_INFO;
 static bool json_mode;
+static FILE *log_file;
 static char **secrets;
 static size_t nsecrets;
 
@@ -78,6 +81,24 @@ static void emit(FILE *f, const char *prefix, const char *text)
 	dgm_buf_free(&red);
 }
 
+int dgm_log_set_file(const char *path, dgm_error *err)
+{
+	int fd;
+
+	if (log_file)
+		fclose(log_file);
+	log_file = NULL;
+	if (!path)
+		return 0;
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0 || !(log_file = fdopen(fd, "a"))) {
+		if (fd >= 0)
+			close(fd);
+		return dgm_error_errno(err, DGM_E_IO, "cannot open the run log '%s'", path);
+	}
+	return 0;
+}
+
 void dgm_log(dgm_log_level level, const char *fmt, ...)
 {
 	static const char *const prefix[] = {
@@ -86,12 +107,15 @@ void dgm_log(dgm_log_level level, const char *fmt, ...)
 	dgm_buf b = DGM_BUF_INIT;
 	va_list ap;
 
-	if (level > current_level)
+	if (level > current_level && !log_file)
 		return;
 	va_start(ap, fmt);
 	dgm_buf_vprintf(&b, fmt, ap);
 	va_end(ap);
-	emit(stderr, prefix[level], dgm_buf_cstr(&b));
+	if (log_file)
+		emit(log_file, prefix[level], dgm_buf_cstr(&b));
+	if (level <= current_level)
+		emit(stderr, prefix[level], dgm_buf_cstr(&b));
 	dgm_buf_free(&b);
 }
 

@@ -32,6 +32,32 @@ static char *ini_dir(const dgm_plan *plan, const char *app_dir)
 		     : dgm_xstrdup(app_dir);
 }
 
+/* The line of a Python traceback that says what went wrong (the last
+ * "SomeError: ..." line) and the statement alembic ran ("[SQL: ...]"). */
+static void summarize(char *out, size_t len, const char *tail)
+{
+	const char *why = NULL, *sql = NULL, *p = tail;
+
+	while (p && *p) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		const char *colon = memchr(p, ':', n);
+
+		if (!strncmp(p, "[SQL: ", 6))
+			sql = p;
+		else if (colon && p[0] != ' ' && colon > p && (memmem(p, (size_t)(colon - p), "Error", 5) ||
+			 memmem(p, (size_t)(colon - p), "Exception", 9)))
+			why = p;
+		p = nl ? nl + 1 : NULL;
+	}
+	if (!why) {
+		snprintf(out, len, "%.*s", (int)len - 1, tail);
+		return;
+	}
+	snprintf(out, len, "%.*s%s%.*s", (int)strcspn(why, "\n"), why, sql ? " " : "",
+		 sql ? (int)strcspn(sql, "\n") : 0, sql ? sql : "");
+}
+
 int dgm_migrate_alembic(const dgm_plan *plan, const char *app_dir, const char *verb,
 			const char *target, bool sql, dgm_buf *sql_out, dgm_error *err)
 {
@@ -60,6 +86,14 @@ int dgm_migrate_alembic(const dgm_plan *plan, const char *app_dir, const char *v
 				.timeout_ms = plan->timeouts.migrate_ms };
 
 		ret = dgm_run(&c, err);
+		if (ret && !c.timed_out && !c.cancelled && c.exit_code > 0) {
+			char why[1536];
+
+			summarize(why, sizeof(why), c.err_tail);
+			dgm_error_set(err, DGM_E_CHILD, "'alembic' failed [%d]: %s", c.exit_code, why);
+			dgm_error_hint(err, "alembic's full output is in the run's log (the journal "
+				       "folder, <run id>.log); --verbose shows it too");
+		}
 	}
 	if (ret)
 		dgm_error_prefix(err, "alembic %s %s%s", verb, target, sql ? " --sql" : "");

@@ -145,8 +145,9 @@ PLAN
 }
 
 # schema_dump DB: pg_dump -s without its random \restrict lines.
+# dgmigrate's own history schema is left out: it is not the application's.
 schema_dump() {
-	as_pg "$PGBIN/pg_dump" -h "$DGM_PGHOST" -p "$DGM_PGPORT" -U postgres -s "$1" |
+	as_pg "$PGBIN/pg_dump" -h "$DGM_PGHOST" -p "$DGM_PGPORT" -U postgres -s -N dgmigrate "$1" |
 		grep -v -e '^\\restrict' -e '^\\unrestrict'
 }
 
@@ -164,7 +165,7 @@ db_fingerprint() {
 	schema_dump "$tmp" | md5sum | sed 's/ .*/ schema/'
 	pg_admin -q -c "DROP DATABASE \"$tmp\"" >/dev/null
 	rm -f "$tmp.sql" "$tmp.log"
-	psql_db "$db" -c "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables ORDER BY 1" |
+	psql_db "$db" -c "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables WHERE schemaname <> 'dgmigrate' ORDER BY 1" |
 	while read -r t; do
 		printf '%s %s\n' "$(psql_db "$db" -c "SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM $t x")" "$t"
 	done

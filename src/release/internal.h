@@ -1,0 +1,57 @@
+/* internal.h - what the files of src/release/ share. */
+#ifndef DGM_RELEASE_INTERNAL_H
+#define DGM_RELEASE_INTERNAL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "dgm/git.h"
+#include "dgm/lock.h"
+#include "dgm/release.h"
+#include "dgm/snapshot.h"
+
+/* One run of apply or rollback: what it knows and what it has done, so
+ * that a failure can undo exactly what was done. */
+typedef struct dgm_run {
+	const dgm_plan *plan;
+	const char *command;          /* "apply", "rollback" */
+	char id[64];                  /* run id (the journal's) */
+	dgm_facts facts;
+	dgm_lock lock;
+	dgm_snapshot snap;            /* the snapshot taken before any change */
+	bool have_snap;
+	dgm_git_state git_before;
+	bool checked_out;
+	bool hooks_before_ran;
+	bool migrate_started;
+	bool migrated;
+	char **revs_after;
+	size_t nrevs_after;
+	long started_ms;
+	json_t *steps;                /* [{step, status, ms, evidence}] for the report */
+	char *json_path;              /* the journal file */
+	int journal_fd;
+	int seq;
+	const char *reason;           /* --reason, for the history */
+} dgm_run;
+
+long dgm_run_now_ms(void);
+
+/* Journal: append one record and fsync it before returning. */
+int dgm_run_begin(dgm_run *r, const dgm_plan *plan, const char *command, const char *plan_path,
+		  dgm_error *err);
+void dgm_run_step_start(dgm_run *r, const char *step);
+/* data: extra evidence for the journal (stolen reference, may be NULL). */
+void dgm_run_step_done(dgm_run *r, const char *step, long ms, json_t *data, const char *fmt, ...)
+	DGM_PRINTF(5, 6);
+void dgm_run_step_failed(dgm_run *r, const char *step, long ms, const dgm_error *e);
+/* Report, history row and journal end. */
+void dgm_run_finish(dgm_run *r, const char *outcome, const dgm_error *e);
+void dgm_run_free(dgm_run *r);
+/* The journal's end record (record.c; the report calls it last). */
+void dgm_run_journal_end(dgm_run *r, const char *outcome, const dgm_error *e);
+
+/* Put the database, code and model store back to where the run started. */
+int dgm_run_undo(dgm_run *r, dgm_error *err);
+
+#endif

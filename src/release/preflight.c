@@ -1,0 +1,256 @@
+/* preflight.c - every check before anything changes, reported together. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dgm/buf.h"
+#include "dgm/check.h"
+#include "dgm/cli.h"
+#include "dgm/dump.h"
+#include "dgm/fs.h"
+#include "dgm/git.h"
+#include "dgm/log.h"
+#include "dgm/pg.h"
+#include "dgm/release.h"
+#include "dgm/run.h"
+
+typedef struct pf {
+	dgm_checklist cl;
+	const dgm_plan *plan;
+	dgm_facts *f;
+	const char *ini_rel;
+	dgm_preflight_mode mode;
+	bool db_ok;
+} pf;
+
+static void check_environment(pf *p)
+{
+	dgm_error e = DGM_ERROR_INIT;
+
+	if (dgm_plan_check_env(p->plan, &e) || dgm_plan_check_argv_secrets(p->plan, &e))
+		dgm_check_fail(&p->cl, "environment", &e);
+	else
+		dgm_check_ok(&p->cl, "environment", "%zu required variables set (values not shown)",
+			     p->plan->required_env.count);
+}
+
+static void check_repo(pf *p)
+{
+	const dgm_plan *plan = p->plan;
+	dgm_error e = DGM_ERROR_INIT;
+	git_repository *repo = NULL;
+	char path[256];
+	bool dirty = false, detached;
+	git_oid oid;
+
+	if (dgm_git_open(&repo, plan->release.repository, &e)) {
+		e.code = DGM_E_PLAN;
+		dgm_check_fail(&p->cl, "repository", &e);
+		dgm_check_skip(&p->cl, "tag", "no repository");
+		return;
+	}
+	if (dgm_git_is_dirty(&dirty, path, sizeof(path), repo, &e) ||
+	    dgm_git_head(p->f->head, &detached, repo, &e))
+		dgm_check_fail(&p->cl, "repository", &e);
+	else if (dirty && !plan->release.allow_dirty) {
+		dgm_error_set(&e, DGM_E_PLAN, "the work tree '%s' has uncommitted changes ('%s')",
+			      plan->release.repository, path);
+		dgm_error_hint(&e, "commit or stash them, or set release.allow_dirty: true");
+		dgm_check_fail(&p->cl, "repository", &e);
+	} else
+		dgm_check_ok(&p->cl, "repository", "'%s' at %.12s, %s", plan->release.repository,
+			     p->f->head, dirty ? "uncommitted changes allowed" : "clean");
+	if (dgm_git_resolve_commit(&oid, repo, plan->release.tag, &e)) {
+		e.code = DGM_E_PLAN;
+		dgm_check_fail(&p->cl, "tag", &e);
+	} else {
+		git_oid_tostr(p->f->tag_commit, sizeof(p->f->tag_commit), &oid);
+		dgm_check_ok(&p->cl, "tag", "'%s' is commit %.12s", plan->release.tag,
+			     p->f->tag_commit);
+	}
+	dgm_git_close(repo);
+}
+
+static void check_graph(pf *p)
+{
+	const dgm_plan *plan = p->plan;
+	const dgm_alembic_rev **target = NULL;
+	dgm_error e = DGM_ERROR_INIT;
+	size_t n = 0;
+
+	if (dgm_cli_load_graph(&p->f->graph, plan->release.repository, p->ini_rel,
+			       plan->release.tag, &e)) {
+		if (e.code == DGM_E_USAGE)
+			dgm_check_skip(&p->cl, "alembic", "the tag cannot be read");
+		else
+			dgm_check_fail(&p->cl, "alembic", &e);
+		return;
+	}
+	if (dgm_alembic_resolve(&target, &n, p->f->graph, plan->alembic.target, &e)) {
+		dgm_error_prefix(&e, "alembic.target '%s' at '%s'", plan->alembic.target,
+				 plan->release.tag);
+		e.code = DGM_E_PLAN;
+		dgm_check_fail(&p->cl, "alembic", &e);
+	} else
+		dgm_check_ok(&p->cl, "alembic", "'%s' at '%s': %zu revisions, target '%s' is %s%s",
+			     p->ini_rel, plan->release.tag, p->f->graph->count, plan->alembic.target,
+			     n ? target[0]->id : "base", n > 1 ? " and more" : "");
+	free(target);
+}
+
+static void plan_upgrade(pf *p)
+{
+	dgm_error e = DGM_ERROR_INIT;
+
+	if (!p->db_ok || !p->f->graph)
+		return;
+	if (dgm_cli_check_db_known(p->f->graph, p->f->revs, p->f->nrevs,
+				   p->plan->release.repository, p->ini_rel, p->plan->release.tag, &e)) {
+		dgm_check_fail(&p->cl, "revision", &e);
+		return;
+	}
+	if (dgm_alembic_upgrade(&p->f->upgrade, p->f->graph, (const char *const *)p->f->revs,
+				p->f->nrevs, p->plan->alembic.target, &e)) {
+		dgm_check_fail(&p->cl, "revision", &e);
+		return;
+	}
+	p->f->upgrade_known = true;
+	dgm_check_ok(&p->cl, "revision", "database at %s: the upgrade runs %zu revision%s",
+		     p->f->nrevs ? p->f->revs[0] : "base", p->f->upgrade.count,
+		     p->f->upgrade.count == 1 ? "" : "s");
+}
+
+static void check_database(pf *p)
+{
+	const dgm_plan *plan = p->plan;
+	dgm_error e = DGM_ERROR_INIT;
+	PGconn *conn = NULL;
+	PGresult *res = NULL;
+
+	if (dgm_pg_connect(&conn, plan->database.url, "dgmigrate preflight", &e)) {
+		dgm_check_fail(&p->cl, "database", &e);
+		return;
+	}
+	dgm_pg_server_version(conn, p->f->server_version, sizeof(p->f->server_version));
+	if (dgm_pg_read_revisions(&p->f->revs, &p->f->nrevs, conn, plan->alembic.version_table,
+				  plan->alembic.version_schema, &e) ||
+	    dgm_pg_query(&res, conn, "SELECT pg_database_size(current_database())", 0, NULL, &e)) {
+		dgm_check_fail(&p->cl, "database", &e);
+	} else {
+		p->f->db_bytes = atoll(PQgetvalue(res, 0, 0));
+		p->db_ok = true;
+		dgm_check_ok(&p->cl, "database", "'%s' answers: PostgreSQL %s, %lld MiB", PQdb(conn),
+			     p->f->server_version, p->f->db_bytes >> 20);
+	}
+	PQclear(res);
+	dgm_pg_close(conn);
+}
+
+/* pg_dump and pg_restore at least as new as the server; alembic there. */
+static void check_tools(pf *p)
+{
+	const char *tools[] = { "pg_dump", "pg_restore" };
+	const char *argv[] = { p->plan->alembic.command.items[0], "--version", NULL };
+	dgm_buf out = DGM_BUF_INIT;
+	dgm_error e = DGM_ERROR_INIT;
+	char ver[32];
+
+	for (size_t i = 0; i < 2; i++) {
+		if (dgm_dump_tool_version(ver, sizeof(ver), tools[i], &e))
+			dgm_check_fail(&p->cl, tools[i], &e);
+		else if (p->db_ok && atoi(ver) < atoi(p->f->server_version)) {
+			dgm_error_set(&e, DGM_E_RUN, "%s %s is older than the server (PostgreSQL %s)",
+				      tools[i], ver, p->f->server_version);
+			dgm_error_hint(&e, "install postgresql-client-%d", atoi(p->f->server_version));
+			dgm_check_fail(&p->cl, tools[i], &e);
+		} else
+			dgm_check_ok(&p->cl, tools[i], "%s %s", tools[i], ver);
+	}
+	{
+		dgm_child c = { .argv = argv, .out = &out, .timeout_ms = 30000 };
+
+		if (dgm_run(&c, &e)) {
+			dgm_error_hint(&e, "install alembic (Debian: apt-get install alembic) or set "
+				       "alembic.command");
+			dgm_check_fail(&p->cl, "alembic cmd", &e);
+		} else {
+			snprintf(p->f->alembic_version, sizeof(p->f->alembic_version), "%.*s",
+				 (int)strcspn(dgm_buf_cstr(&out), "\n"), dgm_buf_cstr(&out));
+			dgm_check_ok(&p->cl, "alembic cmd", "%s", p->f->alembic_version);
+		}
+	}
+	dgm_buf_free(&out);
+}
+
+static void check_store(pf *p)
+{
+	const char *path = p->plan->model_store.path;
+	dgm_error e = DGM_ERROR_INIT;
+	struct stat st;
+
+	if (!path)
+		return;
+	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode) || access(path, R_OK | X_OK) != 0) {
+		dgm_error_errno(&e, DGM_E_PLAN, "the model store (model_store.path) is not a "
+				"readable folder");
+		dgm_check_fail(&p->cl, "model store", &e);
+		return;
+	}
+	p->f->store_bytes = dgm_fs_tree_size(path);
+	dgm_check_ok(&p->cl, "model store", "readable, %lld MiB", p->f->store_bytes >> 20);
+}
+
+/* Room for the snapshot: a compressed dump is estimated at half the
+ * database's size (text and indexes compress; indexes are not dumped),
+ * the archive at the store's size, plus snapshot.min_free to spare. */
+static void check_disk(pf *p)
+{
+	long long need = p->f->db_bytes / 2 + p->f->store_bytes + p->plan->snapshot.min_free_bytes;
+	long long have = dgm_fs_free_bytes(p->plan->snapshot.directory);
+	dgm_error e = DGM_ERROR_INIT;
+
+	if (have >= 0 && have < need) {
+		dgm_error_set(&e, DGM_E_RUN, "%lld MiB free in '%s', the snapshot needs about %lld "
+			      "MiB (with snapshot.min_free)", have >> 20, p->plan->snapshot.directory,
+			      need >> 20);
+		dgm_error_hint(&e, "free space or prune snapshots: dgmigrate backups prune PLAN "
+			       "--keep N");
+		dgm_check_fail(&p->cl, "disk", &e);
+	} else
+		dgm_check_ok(&p->cl, "disk", "%lld MiB free in '%s', snapshot needs about %lld MiB",
+			     have >> 20, p->plan->snapshot.directory, need >> 20);
+}
+
+int dgm_preflight(dgm_facts *facts, const dgm_plan *plan, dgm_preflight_mode mode,
+		  bool offline, dgm_error *err)
+{
+	pf p = { .cl = DGM_CHECKLIST_INIT, .plan = plan, .f = facts, .mode = mode };
+
+	memset(facts, 0, sizeof(*facts));
+	p.ini_rel = dgm_cli_ini_rel(plan->alembic.config, plan->release.repository);
+	check_environment(&p);
+	check_repo(&p);
+	check_graph(&p);
+	check_store(&p);
+	if (offline)
+		dgm_check_skip(&p.cl, "database", "--offline");
+	else {
+		check_database(&p);
+		plan_upgrade(&p);
+	}
+	if (mode == DGM_PREFLIGHT_APPLY) {
+		check_tools(&p);
+		check_disk(&p);
+	}
+	return dgm_check_finish(&p.cl, "preflight", err);
+}
+
+void dgm_facts_free(dgm_facts *f)
+{
+	dgm_pg_strings_free(f->revs);
+	dgm_alembic_steps_free(&f->upgrade);
+	dgm_alembic_free(f->graph);
+	memset(f, 0, sizeof(*f));
+}

@@ -1,0 +1,191 @@
+/* record.c - what a run leaves behind: the journal (one JSON record a
+ * line, appended and fsync'd before and after every step), the report
+ * (JSON and Markdown, mapping each step to the seed checklist's items),
+ * and a row in the database's history table. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dgm/buf.h"
+#include "dgm/fs.h"
+#include "dgm/log.h"
+#include "dgm/pg.h"
+#include "internal.h"
+
+long dgm_run_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void utc_now(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + strlen(buf), len - strlen(buf), ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+/* Append one record and make it durable before returning. Secrets are
+ * redacted like every other output. */
+static void journal(dgm_run *r, const char *type, json_t *rec)
+{
+	char ts[40];
+	char *text;
+	dgm_buf line = DGM_BUF_INIT;
+
+	utc_now(ts, sizeof(ts));
+	json_object_set_new(rec, "seq", json_integer(++r->seq));
+	json_object_set_new(rec, "ts", json_string(ts));
+	json_object_set_new(rec, "run", json_string(r->id));
+	json_object_set_new(rec, "type", json_string(type));
+	text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	dgm_redact(text ? text : "{}", &line);
+	dgm_buf_putc(&line, '\n');
+	if (r->journal_fd >= 0 &&
+	    (write(r->journal_fd, line.ptr, line.len) != (ssize_t)line.len ||
+	     fsync(r->journal_fd) != 0))
+		dgm_warn("cannot write the journal '%s': %s", r->json_path, strerror(errno));
+	free(text);
+	dgm_buf_free(&line);
+	json_decref(rec);
+}
+
+static json_t *run_meta(const dgm_plan *plan, const char *plan_path)
+{
+	char host[256] = "";
+	struct passwd *pw = getpwuid(getuid());
+
+	gethostname(host, sizeof(host) - 1);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "plan", plan_path ? plan_path : "",
+			 "release", plan->release.name, "tag", plan->release.tag, "user",
+			 pw ? pw->pw_name : "?", "host", host, "pid", (int)getpid());
+}
+
+int dgm_run_begin(dgm_run *r, const dgm_plan *plan, const char *command, const char *plan_path,
+		  dgm_error *err)
+{
+	char stamp[32], *dir;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	memset(r, 0, sizeof(*r));
+	r->plan = plan;
+	r->command = command;
+	r->journal_fd = -1;
+	r->started_ms = dgm_run_now_ms();
+	r->steps = json_array();
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	snprintf(r->id, sizeof(r->id), "%s-%04x", stamp, (unsigned)(getpid() ^ (now << 4)) & 0xffff);
+	dir = dgm_xasprintf("%s/journal", plan->state_dir);
+	if (dgm_fs_mkdir_p(dir, 0700, err)) {
+		free(dir);
+		return -1;
+	}
+	r->json_path = dgm_xasprintf("%s/%s.jsonl", dir, r->id);
+	r->journal_fd = open(r->json_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (r->journal_fd < 0) {
+		dgm_error_errno(err, DGM_E_IO, "cannot create the journal '%s'", r->json_path);
+		free(dir);
+		return -1;
+	}
+	dgm_fs_fsync_path(dir, err);
+	{
+		char *log = dgm_xasprintf("%s/%s.log", dir, r->id);
+
+		if (dgm_log_set_file(log, err))
+			dgm_warn("%s", err->msg);
+		free(log);
+	}
+	free(dir);
+	journal(r, "begin", json_pack("{s:s, s:o}", "command", command, "meta",
+				      run_meta(plan, plan_path)));
+	dgm_info("run '%s' (journal '%s')", r->id, r->json_path);
+	return 0;
+}
+
+void dgm_run_step_start(dgm_run *r, const char *step)
+{
+	dgm_info("== %s", step);
+	journal(r, "step", json_pack("{s:s, s:s}", "step", step, "phase", "start"));
+}
+
+static void add_step(dgm_run *r, const char *step, const char *status, long ms,
+		     const char *evidence)
+{
+	json_array_append_new(r->steps, json_pack("{s:s, s:s, s:I, s:s}", "step", step, "status",
+						  status, "ms", (json_int_t)ms, "evidence", evidence));
+}
+
+void dgm_run_step_done(dgm_run *r, const char *step, long ms, json_t *data, const char *fmt, ...)
+{
+	dgm_buf ev = DGM_BUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	dgm_buf_vprintf(&ev, fmt, ap);
+	va_end(ap);
+	dgm_info("   %s (%.1f s)", dgm_buf_cstr(&ev), (double)ms / 1000.0);
+	journal(r, "step", json_pack("{s:s, s:s, s:I, s:s, s:o}", "step", step, "phase", "done",
+				     "ms", (json_int_t)ms, "evidence", dgm_buf_cstr(&ev), "data",
+				     data ? data : json_object()));
+	add_step(r, step, "ok", ms, dgm_buf_cstr(&ev));
+	{
+		dgm_buf f = DGM_BUF_INIT;
+
+		dgm_buf_puts(&f, "\"step\":");
+		dgm_buf_json_str(&f, step);
+		dgm_buf_printf(&f, ",\"status\":\"ok\",\"ms\":%ld,\"evidence\":", ms);
+		dgm_buf_json_str(&f, dgm_buf_cstr(&ev));
+		dgm_event("step", f.ptr);
+		dgm_buf_free(&f);
+	}
+	dgm_buf_free(&ev);
+}
+
+void dgm_run_step_failed(dgm_run *r, const char *step, long ms, const dgm_error *e)
+{
+	dgm_buf f = DGM_BUF_INIT;
+
+	journal(r, "step", json_pack("{s:s, s:s, s:I, s:s}", "step", step, "phase", "failed",
+				     "ms", (json_int_t)ms, "error", e->msg));
+	add_step(r, step, "failed", ms, e->msg);
+	dgm_buf_puts(&f, "\"step\":");
+	dgm_buf_json_str(&f, step);
+	dgm_buf_printf(&f, ",\"status\":\"failed\",\"ms\":%ld,\"error\":", ms);
+	dgm_buf_json_str(&f, e->msg);
+	dgm_event("step", f.ptr);
+	dgm_buf_free(&f);
+}
+
+void dgm_run_journal_end(dgm_run *r, const char *outcome, const dgm_error *e)
+{
+	journal(r, "end", json_pack("{s:s, s:s}", "outcome", outcome, "message", e ? e->msg : ""));
+}
+
+void dgm_run_free(dgm_run *r)
+{
+	dgm_log_set_file(NULL, NULL);
+	if (r->journal_fd >= 0)
+		close(r->journal_fd);
+	json_decref(r->steps);
+	free(r->json_path);
+	dgm_pg_strings_free(r->revs_after);
+	if (r->have_snap)
+		dgm_snapshot_free(&r->snap);
+	dgm_facts_free(&r->facts);
+	memset(r, 0, sizeof(*r));
+	r->journal_fd = -1;
+}

@@ -1,0 +1,179 @@
+/* undo.c - put the database, the code and the model store back to where
+ * a run started: downgrade with the newer code still checked out (it has
+ * the downgrade scripts), restore the snapshot where the downgrade
+ * cannot, check out the previous commit, restore the store if it
+ * changed; then check that each part is back. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dgm/log.h"
+#include "dgm/migrate.h"
+#include "dgm/pg.h"
+#include "dgm/restore.h"
+#include "dgm/verify.h"
+#include "internal.h"
+
+static int read_revs(char ***revs, size_t *n, const dgm_plan *plan, dgm_error *err)
+{
+	PGconn *conn = NULL;
+	int ret;
+
+	if (dgm_pg_connect(&conn, plan->database.url, "dgmigrate rollback", err))
+		return -1;
+	ret = dgm_pg_read_revisions(revs, n, conn, plan->alembic.version_table,
+				    plan->alembic.version_schema, err);
+	dgm_pg_close(conn);
+	return ret;
+}
+
+/* alembic downgrade, step by step, to exactly the revisions before. */
+static int downgrade(dgm_run *r, char **now, size_t nnow, dgm_error *err)
+{
+	char **targets = NULL;
+	size_t n = 0;
+	int ret = -1;
+
+	if (dgm_migrate_plan_downgrade(&targets, &n, r->facts.graph, now, nnow, r->facts.revs,
+				       r->facts.nrevs, err))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		dgm_info("alembic downgrade %s", targets[i]);
+		if (dgm_migrate_alembic(r->plan, r->plan->release.repository, "downgrade", targets[i],
+					false, NULL, err))
+			goto out;
+	}
+	ret = 0;
+out:
+	dgm_migrate_targets_free(targets, n);
+	return ret;
+}
+
+static int restore_db(dgm_run *r, dgm_error *err)
+{
+	dgm_restore_opts o = { .database = true, .store = false, .terminate = true };
+
+	dgm_warn("restoring the database from snapshot '%s'", r->snap.id);
+	return dgm_snapshot_restore(r->plan, &r->snap, &o, err);
+}
+
+static int undo_database(dgm_run *r, dgm_error *err)
+{
+	char **now = NULL;
+	size_t nnow = 0;
+	long t = dgm_run_now_ms();
+	int ret = -1;
+
+	dgm_run_step_start(r, "undo.database");
+	if (read_revs(&now, &nnow, r->plan, err))
+		goto out;
+	if (dgm_migrate_same_set(now, nnow, r->facts.revs, r->facts.nrevs)) {
+		ret = 0;
+		dgm_run_step_done(r, "undo.database", dgm_run_now_ms() - t, NULL,
+				  "the database's revisions were unchanged");
+		goto out;
+	}
+	if (downgrade(r, now, nnow, err) == 0) {
+		ret = 0;
+		dgm_run_step_done(r, "undo.database", dgm_run_now_ms() - t, NULL,
+				  "downgraded to %s", r->facts.nrevs ? r->facts.revs[0] : "base");
+		goto out;
+	}
+	dgm_warn("the downgrade failed (%s): falling back to the snapshot", err->msg);
+	dgm_error_clear(err);
+	ret = restore_db(r, err);
+	if (ret)
+		dgm_run_step_failed(r, "undo.database", dgm_run_now_ms() - t, err);
+	else
+		dgm_run_step_done(r, "undo.database", dgm_run_now_ms() - t, NULL,
+				  "the downgrade failed; snapshot '%s' restored", r->snap.id);
+out:
+	dgm_pg_strings_free(now);
+	return ret;
+}
+
+static int undo_code(dgm_run *r, dgm_error *err)
+{
+	long t = dgm_run_now_ms();
+
+	if (!r->checked_out)
+		return 0;
+	dgm_run_step_start(r, "undo.code");
+	if (dgm_git_restore_state(r->plan->release.repository, &r->git_before, err)) {
+		dgm_run_step_failed(r, "undo.code", dgm_run_now_ms() - t, err);
+		return -1;
+	}
+	dgm_run_step_done(r, "undo.code", dgm_run_now_ms() - t, NULL, "HEAD back at %.12s%s%s",
+			  r->git_before.commit, r->git_before.branch[0] ? " on " : "",
+			  r->git_before.branch);
+	return 0;
+}
+
+/* The run does not write the store, but hooks or the application may:
+ * put it back when it differs (identical stores are left alone). */
+static int undo_store(dgm_run *r, dgm_error *err)
+{
+	dgm_restore_opts o = { .database = false, .store = true };
+	long t = dgm_run_now_ms();
+
+	if (!r->snap.has_store)
+		return 0;
+	dgm_run_step_start(r, "undo.store");
+	if (dgm_snapshot_restore(r->plan, &r->snap, &o, err)) {
+		dgm_run_step_failed(r, "undo.store", dgm_run_now_ms() - t, err);
+		return -1;
+	}
+	dgm_run_step_done(r, "undo.store", dgm_run_now_ms() - t, NULL,
+			  "model store matches snapshot '%s'", r->snap.id);
+	return 0;
+}
+
+/* Compared, not assumed: revisions and HEAD as before. */
+static int check_back(dgm_run *r, dgm_error *err)
+{
+	dgm_git_state now;
+	char **revs = NULL;
+	size_t n = 0;
+	int ret = -1;
+
+	if (read_revs(&revs, &n, r->plan, err) ||
+	    dgm_git_state_read(&now, r->plan->release.repository, err))
+		goto out;
+	if (!dgm_migrate_same_set(revs, n, r->facts.revs, r->facts.nrevs)) {
+		dgm_error_set(err, DGM_E_RUN, "after the rollback the database is at %s, not %s",
+			      n ? revs[0] : "base", r->facts.nrevs ? r->facts.revs[0] : "base");
+		goto out;
+	}
+	if (strcmp(now.commit, r->facts.head) != 0) {
+		dgm_error_set(err, DGM_E_RUN, "after the rollback HEAD is %.12s, not %.12s",
+			      now.commit, r->facts.head);
+		goto out;
+	}
+	dgm_pg_strings_free(r->revs_after);
+	r->revs_after = revs;
+	r->nrevs_after = n;
+	revs = NULL;
+	ret = 0;
+out:
+	dgm_pg_strings_free(revs);
+	return ret;
+}
+
+int dgm_run_undo(dgm_run *r, dgm_error *err)
+{
+	if (r->migrate_started && undo_database(r, err))
+		return -1;
+	if (undo_code(r, err) || undo_store(r, err) || check_back(r, err))
+		return -1;
+	if (r->hooks_before_ran) {
+		dgm_verify_result res = DGM_VERIFY_RESULT_INIT;
+		int rc = dgm_verify_run_hooks(&res, r->plan, &r->plan->hooks.after, "after", err);
+
+		dgm_verify_result_free(&res);
+		if (rc)
+			return -1;
+	}
+	dgm_info("rolled back: database at %s, HEAD at %.12s, model store as before",
+		 r->facts.nrevs ? r->facts.revs[0] : "base", r->facts.head);
+	return 0;
+}
