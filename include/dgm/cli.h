@@ -79,6 +79,7 @@ int dgm_cli_check_db_known(const dgm_alembic_script *s, char *const *revs, size_
 int dgm_cmd_validate(const dgm_args *args, dgm_error *err);
 int dgm_cmd_backups(const dgm_args *args, dgm_error *err);
 int dgm_cmd_apply(const dgm_args *args, dgm_error *err);
+int dgm_cmd_rollback(const dgm_args *args, dgm_error *err);
 int dgm_cmd_heads(const dgm_args *args, dgm_error *err);
 int dgm_cmd_graph(const dgm_args *args, dgm_error *err);
 int dgm_cmd_status(const dgm_args *args, dgm_error *err);

@@ -50,4 +50,17 @@ int dgm_release_dry_run(const dgm_plan *plan, const dgm_apply_opts *o, dgm_error
 /* `dgmigrate apply`. */
 int dgm_release_apply(const dgm_plan *plan, const dgm_apply_opts *o, dgm_error *err);
 
+typedef struct dgm_rollback_opts {
+	const char *to;               /* the tag to go back to */
+	int restore;                  /* 1 --restore, 0 --no-restore, -1 default */
+	bool accept_data_loss;
+	const char *reason;           /* recorded in the history */
+	bool dry_run;
+	long wait_lock_ms;
+	const char *plan_path;
+} dgm_rollback_opts;
+
+/* `dgmigrate rollback --to TAG`. */
+int dgm_release_rollback(const dgm_plan *plan, const dgm_rollback_opts *o, dgm_error *err);
+
 #endif

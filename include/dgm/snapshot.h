@@ -32,6 +32,9 @@ typedef struct dgm_snapshot {
 	char *server_version;
 	char *pg_dump_version;
 	char *wal_lsn;            /* pg_current_wal_lsn() when taken */
+	char *writes;             /* JSON {"schema.table": inserts+updates+deletes}
+				   * from pg_stat_user_tables when taken: a later
+				   * restore compares them to see what it would lose */
 	dgm_dump_format format;
 	int toc_entries;
 	long long db_bytes;
@@ -45,6 +48,12 @@ typedef struct dgm_snapshot {
 	long long created;        /* unix time */
 	long dump_ms, archive_ms, verify_ms, total_ms;
 } dgm_snapshot;
+
+/* The write counters of every application table, as one JSON object. */
+#define DGM_SNAPSHOT_WRITES_SQL \
+	"SELECT coalesce(json_object_agg(format('%I.%I', schemaname, relname)," \
+	" n_tup_ins + n_tup_upd + n_tup_del), '{}')::text FROM pg_stat_user_tables" \
+	" WHERE schemaname <> 'dgmigrate'"
 
 /* What the caller knows that the snapshot records. */
 typedef struct dgm_snapshot_opts {

@@ -24,6 +24,7 @@ static const dgm_opt rollback_opts[] = {
 	{ "accept-data-loss", 0, NULL, "allow a restore that discards writes made since the snapshot" },
 	{ "reason", 0, "TEXT", "why, recorded in the history" },
 	{ "dry-run", 'n', NULL, "show the rollback plan, SQL included; change nothing" },
+	{ "wait-lock", 0, "DURATION", "wait up to DURATION for the database lock instead of exiting 3" },
 	{ "json", 0, NULL, "one JSON event a line on stdout" },
 	DGM_OPT_END
 };
@@ -76,9 +77,20 @@ const dgm_cmd dgm_commands[] = {
 	  "each part is. --dry-run runs every check and prints the steps and the SQL of\n"
 	  "'alembic upgrade FROM:TO --sql' from the tag's migrations; nothing changes.",
 	  apply_opts, 1, 1, NULL },
-	{ "rollback", NULL, "go back to the release at TAG: downgrade, checkout, restore",
-	  "--to TAG [PLAN] [--restore|--no-restore] [--dry-run]", NULL, rollback_opts, 0, 1,
-	  "issue 6" },
+	{ "rollback", dgm_cmd_rollback, "go back to the release at TAG: downgrade, checkout, restore",
+	  "--to TAG [PLAN] [--restore|--no-restore] [--accept-data-loss] [--reason TEXT] [--dry-run]",
+	  "The target is the set of Alembic heads of the graph as it stood at TAG (read\n"
+	  "from git). In this order: lock; a safety snapshot of the current database and\n"
+	  "model store (so the rollback itself can be undone); alembic downgrade while\n"
+	  "the newer code, which holds the downgrade scripts, is still checked out - in\n"
+	  "as many steps as it takes for alembic_version to hold exactly TAG's heads,\n"
+	  "also where the newer release merged a branch that forked before TAG; check\n"
+	  "out TAG; restore the model store from TAG's snapshot; restore TAG's database\n"
+	  "snapshot where --restore asks or the downgrade failed (a restore that would\n"
+	  "discard writes made since needs --accept-data-loss); verify (revisions, HEAD,\n"
+	  "the tables of TAG's snapshot); record with --reason. PLAN defaults to\n"
+	  "$DGMIGRATE_PLAN. --dry-run prints the steps and the downgrade SQL.",
+	  rollback_opts, 0, 1, NULL },
 	{ "rehearse", NULL, "upgrade, verify, downgrade and compare on a scratch copy",
 	  "PLAN [--step]", NULL, rehearse_opts, 1, 1, "issue 7" },
 	{ "status", dgm_cmd_status, "database revision, code version, what would run, snapshots",

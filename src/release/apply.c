@@ -21,39 +21,39 @@ static json_t *strs_json(char *const *v, size_t n)
 	return a;
 }
 
-static int step_hooks(dgm_run *r, const dgm_plan_hooks *h, const char *which, dgm_error *err)
+static int step_hooks(dgm_job *r, const dgm_plan_hooks *h, const char *which, dgm_error *err)
 {
 	dgm_verify_result res = DGM_VERIFY_RESULT_INIT;
 	char step[32];
-	long t = dgm_run_now_ms();
+	long t = dgm_job_now_ms();
 	int ret;
 
 	if (!h->count)
 		return 0;
 	snprintf(step, sizeof(step), "hooks.%s", which);
-	dgm_run_step_start(r, step);
+	dgm_job_step_start(r, step);
 	ret = dgm_verify_run_hooks(&res, r->plan, h, which, err);
 	if (ret)
-		dgm_run_step_failed(r, step, dgm_run_now_ms() - t, err);
+		dgm_job_step_failed(r, step, dgm_job_now_ms() - t, err);
 	else
-		dgm_run_step_done(r, step, dgm_run_now_ms() - t, NULL, "%zu hook%s ran", res.count,
+		dgm_job_step_done(r, step, dgm_job_now_ms() - t, NULL, "%zu hook%s ran", res.count,
 				  res.count == 1 ? "" : "s");
 	dgm_verify_result_free(&res);
 	return ret;
 }
 
-static int step_snapshot(dgm_run *r, dgm_error *err)
+static int step_snapshot(dgm_job *r, dgm_error *err)
 {
 	dgm_snapshot_opts o = { .kind = "pre-apply", .commit = r->facts.head };
-	long t = dgm_run_now_ms();
+	long t = dgm_job_now_ms();
 
-	dgm_run_step_start(r, "snapshot");
+	dgm_job_step_start(r, "snapshot");
 	if (dgm_snapshot_create(&r->snap, r->plan, &o, err)) {
-		dgm_run_step_failed(r, "snapshot", dgm_run_now_ms() - t, err);
+		dgm_job_step_failed(r, "snapshot", dgm_job_now_ms() - t, err);
 		return -1;
 	}
 	r->have_snap = true;
-	dgm_run_step_done(r, "snapshot", dgm_run_now_ms() - t,
+	dgm_job_step_done(r, "snapshot", dgm_job_now_ms() - t,
 			  json_pack("{s:s, s:s, s:s}", "snapshot", r->snap.id, "archive_sha256",
 				    r->snap.archive_sha256, "db_sha256", r->snap.db_sha256),
 			  "snapshot '%s': database %.1f MiB (%d entries, files sha256 %.16s...), "
@@ -63,18 +63,18 @@ static int step_snapshot(dgm_run *r, dgm_error *err)
 	return 0;
 }
 
-static int step_checkout(dgm_run *r, dgm_error *err)
+static int step_checkout(dgm_job *r, dgm_error *err)
 {
-	long t = dgm_run_now_ms();
+	long t = dgm_job_now_ms();
 
-	dgm_run_step_start(r, "checkout");
+	dgm_job_step_start(r, "checkout");
 	if (dgm_git_checkout(&r->git_before, r->plan->release.repository, r->plan->release.tag,
 			     err)) {
-		dgm_run_step_failed(r, "checkout", dgm_run_now_ms() - t, err);
+		dgm_job_step_failed(r, "checkout", dgm_job_now_ms() - t, err);
 		return -1;
 	}
 	r->checked_out = true;
-	dgm_run_step_done(r, "checkout", dgm_run_now_ms() - t,
+	dgm_job_step_done(r, "checkout", dgm_job_now_ms() - t,
 			  json_pack("{s:s, s:s, s:s}", "commit_before", r->git_before.commit,
 				    "branch_before", r->git_before.branch, "commit_after",
 				    r->facts.tag_commit),
@@ -83,43 +83,43 @@ static int step_checkout(dgm_run *r, dgm_error *err)
 	return 0;
 }
 
-static int step_migrate(dgm_run *r, dgm_error *err)
+static int step_migrate(dgm_job *r, dgm_error *err)
 {
-	long t = dgm_run_now_ms();
+	long t = dgm_job_now_ms();
 
-	dgm_run_step_start(r, "migrate");
+	dgm_job_step_start(r, "migrate");
 	r->migrate_started = true;
 	dgm_info("alembic upgrade %s: %zu revision%s", r->plan->alembic.target,
 		 r->facts.upgrade.count, r->facts.upgrade.count == 1 ? "" : "s");
 	if (dgm_migrate_alembic(r->plan, r->plan->release.repository, "upgrade",
 				r->plan->alembic.target, false, NULL, err)) {
-		dgm_run_step_failed(r, "migrate", dgm_run_now_ms() - t, err);
+		dgm_job_step_failed(r, "migrate", dgm_job_now_ms() - t, err);
 		return -1;
 	}
 	r->migrated = true;
-	dgm_run_step_done(r, "migrate", dgm_run_now_ms() - t, NULL, "alembic upgrade %s ran %zu "
+	dgm_job_step_done(r, "migrate", dgm_job_now_ms() - t, NULL, "alembic upgrade %s ran %zu "
 			  "revision%s", r->plan->alembic.target, r->facts.upgrade.count,
 			  r->facts.upgrade.count == 1 ? "" : "s");
 	return 0;
 }
 
-static int step_verify(dgm_run *r, dgm_error *err)
+static int step_verify(dgm_job *r, dgm_error *err)
 {
 	dgm_verify_result res = DGM_VERIFY_RESULT_INIT;
 	const dgm_alembic_steps *up = &r->facts.upgrade;
 	char **want = dgm_xcalloc(up->nheads_after + 1, sizeof(char *));
 	PGconn *conn = NULL;
-	long t = dgm_run_now_ms();
+	long t = dgm_job_now_ms();
 	int ret = -1;
 
-	dgm_run_step_start(r, "postconditions");
+	dgm_job_step_start(r, "postconditions");
 	for (size_t i = 0; i < up->nheads_after; i++)
 		want[i] = up->heads_after[i]->id;
 	if (dgm_pg_connect(&conn, r->plan->database.url, "dgmigrate verify", err) ||
 	    dgm_verify_postconditions(&res, conn, r->plan, want, up->nheads_after, err) ||
 	    dgm_pg_read_revisions(&r->revs_after, &r->nrevs_after, conn,
 				  r->plan->alembic.version_table, r->plan->alembic.version_schema, err)) {
-		dgm_run_step_failed(r, "postconditions", dgm_run_now_ms() - t, err);
+		dgm_job_step_failed(r, "postconditions", dgm_job_now_ms() - t, err);
 		goto out;
 	}
 	{
@@ -129,7 +129,7 @@ static int step_verify(dgm_run *r, dgm_error *err)
 			json_array_append_new(items, json_pack("{s:s, s:b, s:s}", "check",
 				res.items[i].name, "ok", res.items[i].ok, "evidence",
 				res.items[i].evidence ? res.items[i].evidence : ""));
-		dgm_run_step_done(r, "postconditions", dgm_run_now_ms() - t,
+		dgm_job_step_done(r, "postconditions", dgm_job_now_ms() - t,
 				  json_pack("{s:o, s:o}", "checks", items, "revisions_after",
 					    strs_json(r->revs_after, r->nrevs_after)),
 				  "%zu checks passed; alembic_version = %s", res.count,
@@ -143,27 +143,27 @@ out:
 	return ret;
 }
 
-static int step_health(dgm_run *r, dgm_error *err)
+static int step_health(dgm_job *r, dgm_error *err)
 {
 	dgm_verify_result res = DGM_VERIFY_RESULT_INIT;
-	long t = dgm_run_now_ms();
+	long t = dgm_job_now_ms();
 	int ret;
 
 	if (!r->plan->health_check.url)
 		return 0;
-	dgm_run_step_start(r, "health");
+	dgm_job_step_start(r, "health");
 	ret = dgm_verify_health(&res, r->plan, err);
 	if (ret)
-		dgm_run_step_failed(r, "health", dgm_run_now_ms() - t, err);
+		dgm_job_step_failed(r, "health", dgm_job_now_ms() - t, err);
 	else
-		dgm_run_step_done(r, "health", dgm_run_now_ms() - t, NULL, "%s",
+		dgm_job_step_done(r, "health", dgm_job_now_ms() - t, NULL, "%s",
 				  res.count ? res.items[res.count - 1].evidence : "answered");
 	dgm_verify_result_free(&res);
 	return ret;
 }
 
 /* The steps that change things, in PRODUCT.md's order. */
-static int run_steps(dgm_run *r, dgm_error *err)
+static int run_steps(dgm_job *r, dgm_error *err)
 {
 	if (step_hooks(r, &r->plan->hooks.before, "before", err))
 		return -1;
@@ -176,12 +176,12 @@ static int run_steps(dgm_run *r, dgm_error *err)
 }
 
 /* on_failure: rollback undoes, stop says where everything is. */
-static void handle_failure(dgm_run *r, dgm_error *err)
+static void handle_failure(dgm_job *r, dgm_error *err)
 {
 	dgm_error undo_err = DGM_ERROR_INIT;
 
 	if (!r->have_snap) {
-		dgm_run_finish(r, "failed", err);
+		dgm_job_finish(r, "failed", err);
 		return;
 	}
 	if (r->plan->on_failure == DGM_ON_FAILURE_STOP) {
@@ -190,49 +190,49 @@ static void handle_failure(dgm_run *r, dgm_error *err)
 			       "dgmigrate backups restore %s PLAN", r->checked_out ?
 			       r->plan->release.tag : "unchanged", r->migrate_started ?
 			       "possibly partly migrated" : "unchanged", r->snap.id, r->snap.id);
-		dgm_run_finish(r, "stopped", err);
+		dgm_job_finish(r, "stopped", err);
 		return;
 	}
 	dgm_warn("%s", err->msg);
 	dgm_warn("on_failure is 'rollback': putting the database, the code and the model store "
 		 "back");
-	if (dgm_run_undo(r, &undo_err)) {
+	if (dgm_job_undo(r, &undo_err)) {
 		dgm_error_set(err, DGM_E_RUN, "%.900s; and the rollback failed too: %.900s", err->msg,
 			      undo_err.msg);
 		dgm_error_hint(err, "snapshot '%s' holds the state before the run: dgmigrate backups "
 			       "restore %s PLAN", r->snap.id, r->snap.id);
-		dgm_run_finish(r, "failed", err);
+		dgm_job_finish(r, "failed", err);
 		return;
 	}
 	dgm_error_hint(err, "everything was put back as it was before the run (snapshot '%s' "
 		       "kept)", r->snap.id);
-	dgm_run_finish(r, "rolled-back", err);
+	dgm_job_finish(r, "rolled-back", err);
 }
 
 int dgm_release_apply(const dgm_plan *plan, const dgm_apply_opts *o, dgm_error *err)
 {
-	dgm_run r;
+	dgm_job r;
 	int ret = -1;
 
-	if (dgm_run_begin(&r, plan, "apply", o->plan_path, err))
+	if (dgm_job_begin(&r, plan, "apply", o->plan_path, err))
 		return -1;
 	if (dgm_lock_acquire(&r.lock, plan->database.url, "apply", o->wait_lock_ms, err)) {
-		dgm_run_finish(&r, "failed", err);
+		dgm_job_finish(&r, "failed", err);
 		goto out;
 	}
 	dgm_info("preflight:");
 	if (dgm_preflight(&r.facts, plan, DGM_PREFLIGHT_APPLY, false, err)) {
-		dgm_run_finish(&r, "failed", err);
+		dgm_job_finish(&r, "failed", err);
 		goto out;
 	}
 	if (run_steps(&r, err)) {
 		handle_failure(&r, err);
 		goto out;
 	}
-	dgm_run_finish(&r, "success", NULL);
+	dgm_job_finish(&r, "success", NULL);
 	ret = 0;
 out:
 	dgm_lock_release(&r.lock);
-	dgm_run_free(&r);
+	dgm_job_free(&r);
 	return ret;
 }

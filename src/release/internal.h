@@ -12,7 +12,7 @@
 
 /* One run of apply or rollback: what it knows and what it has done, so
  * that a failure can undo exactly what was done. */
-typedef struct dgm_run {
+typedef struct dgm_job {
 	const dgm_plan *plan;
 	const char *command;          /* "apply", "rollback" */
 	char id[64];                  /* run id (the journal's) */
@@ -33,25 +33,25 @@ typedef struct dgm_run {
 	int journal_fd;
 	int seq;
 	const char *reason;           /* --reason, for the history */
-} dgm_run;
+} dgm_job;
 
-long dgm_run_now_ms(void);
+long dgm_job_now_ms(void);
 
 /* Journal: append one record and fsync it before returning. */
-int dgm_run_begin(dgm_run *r, const dgm_plan *plan, const char *command, const char *plan_path,
+int dgm_job_begin(dgm_job *r, const dgm_plan *plan, const char *command, const char *plan_path,
 		  dgm_error *err);
-void dgm_run_step_start(dgm_run *r, const char *step);
+void dgm_job_step_start(dgm_job *r, const char *step);
 /* data: extra evidence for the journal (stolen reference, may be NULL). */
-void dgm_run_step_done(dgm_run *r, const char *step, long ms, json_t *data, const char *fmt, ...)
+void dgm_job_step_done(dgm_job *r, const char *step, long ms, json_t *data, const char *fmt, ...)
 	DGM_PRINTF(5, 6);
-void dgm_run_step_failed(dgm_run *r, const char *step, long ms, const dgm_error *e);
+void dgm_job_step_failed(dgm_job *r, const char *step, long ms, const dgm_error *e);
 /* Report, history row and journal end. */
-void dgm_run_finish(dgm_run *r, const char *outcome, const dgm_error *e);
-void dgm_run_free(dgm_run *r);
+void dgm_job_finish(dgm_job *r, const char *outcome, const dgm_error *e);
+void dgm_job_free(dgm_job *r);
 /* The journal's end record (record.c; the report calls it last). */
-void dgm_run_journal_end(dgm_run *r, const char *outcome, const dgm_error *e);
+void dgm_job_journal_end(dgm_job *r, const char *outcome, const dgm_error *e);
 
 /* Put the database, code and model store back to where the run started. */
-int dgm_run_undo(dgm_run *r, dgm_error *err);
+int dgm_job_undo(dgm_job *r, dgm_error *err);
 
 #endif

@@ -18,7 +18,7 @@
 #include "dgm/pg.h"
 #include "internal.h"
 
-long dgm_run_now_ms(void)
+long dgm_job_now_ms(void)
 {
 	struct timespec ts;
 
@@ -39,7 +39,7 @@ static void utc_now(char *buf, size_t len)
 
 /* Append one record and make it durable before returning. Secrets are
  * redacted like every other output. */
-static void journal(dgm_run *r, const char *type, json_t *rec)
+static void journal(dgm_job *r, const char *type, json_t *rec)
 {
 	char ts[40];
 	char *text;
@@ -73,7 +73,7 @@ static json_t *run_meta(const dgm_plan *plan, const char *plan_path)
 			 pw ? pw->pw_name : "?", "host", host, "pid", (int)getpid());
 }
 
-int dgm_run_begin(dgm_run *r, const dgm_plan *plan, const char *command, const char *plan_path,
+int dgm_job_begin(dgm_job *r, const dgm_plan *plan, const char *command, const char *plan_path,
 		  dgm_error *err)
 {
 	char stamp[32], *dir;
@@ -84,7 +84,7 @@ int dgm_run_begin(dgm_run *r, const dgm_plan *plan, const char *command, const c
 	r->plan = plan;
 	r->command = command;
 	r->journal_fd = -1;
-	r->started_ms = dgm_run_now_ms();
+	r->started_ms = dgm_job_now_ms();
 	r->steps = json_array();
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
@@ -116,20 +116,20 @@ int dgm_run_begin(dgm_run *r, const dgm_plan *plan, const char *command, const c
 	return 0;
 }
 
-void dgm_run_step_start(dgm_run *r, const char *step)
+void dgm_job_step_start(dgm_job *r, const char *step)
 {
 	dgm_info("== %s", step);
 	journal(r, "step", json_pack("{s:s, s:s}", "step", step, "phase", "start"));
 }
 
-static void add_step(dgm_run *r, const char *step, const char *status, long ms,
+static void add_step(dgm_job *r, const char *step, const char *status, long ms,
 		     const char *evidence)
 {
 	json_array_append_new(r->steps, json_pack("{s:s, s:s, s:I, s:s}", "step", step, "status",
 						  status, "ms", (json_int_t)ms, "evidence", evidence));
 }
 
-void dgm_run_step_done(dgm_run *r, const char *step, long ms, json_t *data, const char *fmt, ...)
+void dgm_job_step_done(dgm_job *r, const char *step, long ms, json_t *data, const char *fmt, ...)
 {
 	dgm_buf ev = DGM_BUF_INIT;
 	va_list ap;
@@ -155,7 +155,7 @@ void dgm_run_step_done(dgm_run *r, const char *step, long ms, json_t *data, cons
 	dgm_buf_free(&ev);
 }
 
-void dgm_run_step_failed(dgm_run *r, const char *step, long ms, const dgm_error *e)
+void dgm_job_step_failed(dgm_job *r, const char *step, long ms, const dgm_error *e)
 {
 	dgm_buf f = DGM_BUF_INIT;
 
@@ -170,12 +170,12 @@ void dgm_run_step_failed(dgm_run *r, const char *step, long ms, const dgm_error 
 	dgm_buf_free(&f);
 }
 
-void dgm_run_journal_end(dgm_run *r, const char *outcome, const dgm_error *e)
+void dgm_job_journal_end(dgm_job *r, const char *outcome, const dgm_error *e)
 {
 	journal(r, "end", json_pack("{s:s, s:s}", "outcome", outcome, "message", e ? e->msg : ""));
 }
 
-void dgm_run_free(dgm_run *r)
+void dgm_job_free(dgm_job *r)
 {
 	dgm_log_set_file(NULL, NULL);
 	if (r->journal_fd >= 0)

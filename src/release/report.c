@@ -52,7 +52,7 @@ static json_t *strs(char *const *v, size_t n)
 	return a;
 }
 
-static json_t *report_json(const dgm_run *r, const char *outcome, const dgm_error *e)
+static json_t *report_json(const dgm_job *r, const char *outcome, const dgm_error *e)
 {
 	char host[256] = "";
 
@@ -65,7 +65,7 @@ static json_t *report_json(const dgm_run *r, const char *outcome, const dgm_erro
 		"revisions_before", strs(r->facts.revs, r->facts.nrevs),
 		"revisions_after", strs(r->revs_after, r->nrevs_after),
 		"snapshot", r->have_snap ? r->snap.id : "",
-		"host", host, "duration_ms", (json_int_t)(dgm_run_now_ms() - r->started_ms),
+		"host", host, "duration_ms", (json_int_t)(dgm_job_now_ms() - r->started_ms),
 		"steps", r->steps, "not_covered", not_covered);
 }
 
@@ -83,7 +83,7 @@ static char *join(char *const *v, size_t n)
 	return dgm_buf_detach(&b);
 }
 
-static char *report_md(const dgm_run *r, json_t *j)
+static char *report_md(const dgm_job *r, json_t *j)
 {
 	dgm_buf b = DGM_BUF_INIT;
 	char *before = join(r->facts.revs, r->facts.nrevs), *after = join(r->revs_after, r->nrevs_after);
@@ -122,7 +122,7 @@ static char *report_md(const dgm_run *r, json_t *j)
 	return dgm_buf_detach(&b);
 }
 
-static void write_report(const dgm_run *r, json_t *j)
+static void write_report(const dgm_job *r, json_t *j)
 {
 	dgm_error e = DGM_ERROR_INIT;
 	char *dir = dgm_xasprintf("%s/reports", r->plan->state_dir);
@@ -157,7 +157,7 @@ static const char *history_ddl =
 	" started_at timestamptz, finished_at timestamptz DEFAULT now(), report jsonb)";
 
 /* After any restore: a row written before it would be lost with it. */
-static void write_history(const dgm_run *r, json_t *j, const char *reason)
+static void write_history(const dgm_job *r, json_t *j, const char *reason)
 {
 	char *text = json_dumps(j, JSON_COMPACT), *before = json_dumps(json_object_get(j,
 		"revisions_before"), JSON_COMPACT), *after = json_dumps(json_object_get(j,
@@ -169,7 +169,7 @@ static void write_history(const dgm_run *r, json_t *j, const char *reason)
 	PGconn *conn = NULL;
 	PGresult *res = NULL;
 
-	snprintf(started, sizeof(started), "%ld", (long)(dgm_run_now_ms() - r->started_ms) / 1000);
+	snprintf(started, sizeof(started), "%ld", (long)(dgm_job_now_ms() - r->started_ms) / 1000);
 	dgm_redact(text, &red);
 	p[0] = r->id; p[1] = r->command; p[2] = r->plan->release.name; p[3] = r->plan->release.tag;
 	p[4] = r->facts.head; p[5] = json_string_value(json_object_get(j, "commit_after"));
@@ -199,14 +199,14 @@ static void write_history(const dgm_run *r, json_t *j, const char *reason)
 	free(after);
 }
 
-void dgm_run_finish(dgm_run *r, const char *outcome, const dgm_error *e)
+void dgm_job_finish(dgm_job *r, const char *outcome, const dgm_error *e)
 {
 	json_t *j = report_json(r, outcome, e);
 
 	write_report(r, j);
 	if (r->facts.server_version[0])
 		write_history(r, j, r->reason);
-	dgm_run_journal_end(r, outcome, e);
+	dgm_job_journal_end(r, outcome, e);
 	{
 		dgm_buf f = DGM_BUF_INIT;
 

@@ -28,7 +28,7 @@ static int read_revs(char ***revs, size_t *n, const dgm_plan *plan, dgm_error *e
 }
 
 /* alembic downgrade, step by step, to exactly the revisions before. */
-static int downgrade(dgm_run *r, char **now, size_t nnow, dgm_error *err)
+static int downgrade(dgm_job *r, char **now, size_t nnow, dgm_error *err)
 {
 	char **targets = NULL;
 	size_t n = 0;
@@ -49,7 +49,7 @@ out:
 	return ret;
 }
 
-static int restore_db(dgm_run *r, dgm_error *err)
+static int restore_db(dgm_job *r, dgm_error *err)
 {
 	dgm_restore_opts o = { .database = true, .store = false, .terminate = true };
 
@@ -57,25 +57,25 @@ static int restore_db(dgm_run *r, dgm_error *err)
 	return dgm_snapshot_restore(r->plan, &r->snap, &o, err);
 }
 
-static int undo_database(dgm_run *r, dgm_error *err)
+static int undo_database(dgm_job *r, dgm_error *err)
 {
 	char **now = NULL;
 	size_t nnow = 0;
-	long t = dgm_run_now_ms();
+	long t = dgm_job_now_ms();
 	int ret = -1;
 
-	dgm_run_step_start(r, "undo.database");
+	dgm_job_step_start(r, "undo.database");
 	if (read_revs(&now, &nnow, r->plan, err))
 		goto out;
 	if (dgm_migrate_same_set(now, nnow, r->facts.revs, r->facts.nrevs)) {
 		ret = 0;
-		dgm_run_step_done(r, "undo.database", dgm_run_now_ms() - t, NULL,
+		dgm_job_step_done(r, "undo.database", dgm_job_now_ms() - t, NULL,
 				  "the database's revisions were unchanged");
 		goto out;
 	}
 	if (downgrade(r, now, nnow, err) == 0) {
 		ret = 0;
-		dgm_run_step_done(r, "undo.database", dgm_run_now_ms() - t, NULL,
+		dgm_job_step_done(r, "undo.database", dgm_job_now_ms() - t, NULL,
 				  "downgraded to %s", r->facts.nrevs ? r->facts.revs[0] : "base");
 		goto out;
 	}
@@ -83,27 +83,27 @@ static int undo_database(dgm_run *r, dgm_error *err)
 	dgm_error_clear(err);
 	ret = restore_db(r, err);
 	if (ret)
-		dgm_run_step_failed(r, "undo.database", dgm_run_now_ms() - t, err);
+		dgm_job_step_failed(r, "undo.database", dgm_job_now_ms() - t, err);
 	else
-		dgm_run_step_done(r, "undo.database", dgm_run_now_ms() - t, NULL,
+		dgm_job_step_done(r, "undo.database", dgm_job_now_ms() - t, NULL,
 				  "the downgrade failed; snapshot '%s' restored", r->snap.id);
 out:
 	dgm_pg_strings_free(now);
 	return ret;
 }
 
-static int undo_code(dgm_run *r, dgm_error *err)
+static int undo_code(dgm_job *r, dgm_error *err)
 {
-	long t = dgm_run_now_ms();
+	long t = dgm_job_now_ms();
 
 	if (!r->checked_out)
 		return 0;
-	dgm_run_step_start(r, "undo.code");
+	dgm_job_step_start(r, "undo.code");
 	if (dgm_git_restore_state(r->plan->release.repository, &r->git_before, err)) {
-		dgm_run_step_failed(r, "undo.code", dgm_run_now_ms() - t, err);
+		dgm_job_step_failed(r, "undo.code", dgm_job_now_ms() - t, err);
 		return -1;
 	}
-	dgm_run_step_done(r, "undo.code", dgm_run_now_ms() - t, NULL, "HEAD back at %.12s%s%s",
+	dgm_job_step_done(r, "undo.code", dgm_job_now_ms() - t, NULL, "HEAD back at %.12s%s%s",
 			  r->git_before.commit, r->git_before.branch[0] ? " on " : "",
 			  r->git_before.branch);
 	return 0;
@@ -111,25 +111,25 @@ static int undo_code(dgm_run *r, dgm_error *err)
 
 /* The run does not write the store, but hooks or the application may:
  * put it back when it differs (identical stores are left alone). */
-static int undo_store(dgm_run *r, dgm_error *err)
+static int undo_store(dgm_job *r, dgm_error *err)
 {
 	dgm_restore_opts o = { .database = false, .store = true };
-	long t = dgm_run_now_ms();
+	long t = dgm_job_now_ms();
 
 	if (!r->snap.has_store)
 		return 0;
-	dgm_run_step_start(r, "undo.store");
+	dgm_job_step_start(r, "undo.store");
 	if (dgm_snapshot_restore(r->plan, &r->snap, &o, err)) {
-		dgm_run_step_failed(r, "undo.store", dgm_run_now_ms() - t, err);
+		dgm_job_step_failed(r, "undo.store", dgm_job_now_ms() - t, err);
 		return -1;
 	}
-	dgm_run_step_done(r, "undo.store", dgm_run_now_ms() - t, NULL,
+	dgm_job_step_done(r, "undo.store", dgm_job_now_ms() - t, NULL,
 			  "model store matches snapshot '%s'", r->snap.id);
 	return 0;
 }
 
 /* Compared, not assumed: revisions and HEAD as before. */
-static int check_back(dgm_run *r, dgm_error *err)
+static int check_back(dgm_job *r, dgm_error *err)
 {
 	dgm_git_state now;
 	char **revs = NULL;
@@ -159,7 +159,7 @@ out:
 	return ret;
 }
 
-int dgm_run_undo(dgm_run *r, dgm_error *err)
+int dgm_job_undo(dgm_job *r, dgm_error *err)
 {
 	if (r->migrate_started && undo_database(r, err))
 		return -1;

@@ -33,6 +33,8 @@ static json_t *to_json(const dgm_snapshot *s)
 	json_object_set_new(o, "commit", json_string(s->commit ? s->commit : ""));
 	json_object_set_new(o, "alembic_revisions", strlist_json(&s->revisions));
 	json_object_set_new(o, "created", json_integer(s->created));
+	json_object_set_new(o, "write_counters", s->writes ? json_loads(s->writes, 0, NULL) :
+			    json_object());
 	json_object_set_new(o, "database", json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:s}",
 		"name", s->database, "server_version", s->server_version,
 		"pg_dump_version", s->pg_dump_version, "wal_lsn", s->wal_lsn ? s->wal_lsn : "",
@@ -95,6 +97,9 @@ static void from_json(dgm_snapshot *s, json_t *o, const char *dir)
 	s->tag = jstr(o, "tag");
 	s->commit = jstr(o, "commit");
 	s->created = json_integer_value(json_object_get(o, "created"));
+	s->writes = json_dumps(json_object_get(o, "write_counters"), JSON_COMPACT);
+	if (!s->writes)
+		s->writes = dgm_xstrdup("{}");
 	s->revisions.count = json_array_size(revs);
 	s->revisions.items = dgm_xcalloc(s->revisions.count + 1, sizeof(char *));
 	for (size_t i = 0; i < s->revisions.count; i++) {
@@ -261,6 +266,7 @@ void dgm_snapshot_free(dgm_snapshot *s)
 	free(s->server_version);
 	free(s->pg_dump_version);
 	free(s->wal_lsn);
+	free(s->writes);
 	free(s->store);
 	memset(s, 0, sizeof(*s));
 }

@@ -104,6 +104,11 @@ static int record_db_state(dgm_snapshot *s, const dgm_plan *plan, dgm_error *err
 	if (dgm_pg_query(&res, conn, "SELECT pg_current_wal_lsn()::text", 0, NULL, err))
 		goto out;
 	s->wal_lsn = dgm_xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	res = NULL;
+	if (dgm_pg_query(&res, conn, DGM_SNAPSHOT_WRITES_SQL, 0, NULL, err))
+		goto out;
+	s->writes = dgm_xstrdup(PQgetvalue(res, 0, 0));
 	ret = 0;
 out:
 	PQclear(res);

@@ -1,0 +1,91 @@
+# t_rollback.sh - `dgmigrate rollback --to TAG` on the fixture app: the
+# v1.6 release forks a branch from before v1.5's head and merges it, so a
+# plain `alembic downgrade <v1.5 head>` would leave it applied.
+
+at_v16() {
+	setup_release "$TEST_DB"
+	rm -rf models
+	python3 "$ROOT/fixtures/gen-model-store.py" models --weights-mb 1 --json-files 50 >/dev/null
+	migrate_app app head
+	psql_db "$TEST_DB" -c "INSERT INTO organizations (name, slug) SELECT 'org ' || g, 'org-' || g FROM generate_series(1, 20) g" >/dev/null
+	cp -a models models.v15
+	schema_v15=$(db_fingerprint "$TEST_DB" | grep ' schema$')
+	rows_v15=$(db_fingerprint "$TEST_DB")
+	head_v15=$(git -C app rev-parse HEAD)
+	run_dgm apply plan.yaml
+	expect_rc 0
+}
+
+revisions() { psql_db "$TEST_DB" -c "SELECT string_agg(version_num, ',' ORDER BY 1) FROM alembic_version"; }
+ml_tables() { psql_db "$TEST_DB" -c "SELECT count(*) FROM pg_tables WHERE tablename IN ('predictive_models', 'anomaly_detection_models', 'anomaly_detection_results', 'external_data_sources', 'prediction_history')"; }
+
+test_rollback_by_downgrade_keeps_new_rows() {
+	at_v16
+	psql_db "$TEST_DB" -c "INSERT INTO organizations (name, slug) VALUES ('after release', 'after-release')" >/dev/null
+	run_dgm rollback --to v1.5 plan.yaml --reason "bad release"
+	expect_rc 0
+	[[ $(revisions) == 5e9f3b7a1c62 ]] || fail "alembic_version: $(revisions), want exactly v1.5's head"
+	[[ $(ml_tables) == 0 ]] || fail "ML tables left: $(ml_tables)"
+	[[ "$(db_fingerprint "$TEST_DB" | grep ' schema$')" == "$schema_v15" ]] || fail "schema differs from v1.5's"
+	[[ $(psql_db "$TEST_DB" -c "SELECT count(*) FROM organizations WHERE slug = 'after-release'") == 1 ]] ||
+		fail "the row written after the release is gone"
+	[[ $(git -C app rev-parse HEAD) == "$head_v15" ]] || fail "HEAD not at v1.5"
+	diff <(tree_fingerprint models.v15) <(tree_fingerprint models) || fail "model store differs"
+	[[ $(psql_db "$TEST_DB" -c "SELECT reason FROM dgmigrate.runs WHERE command = 'rollback'") == "bad release" ]] ||
+		fail "no history row with the reason"
+}
+
+test_rollback_restore_needs_consent_and_keeps_a_safety_snapshot() {
+	at_v16
+	psql_db "$TEST_DB" -c "INSERT INTO organizations (name, slug) VALUES ('after release', 'after-release')" >/dev/null
+	run_dgm rollback --to v1.5 plan.yaml --restore
+	expect_rc 2
+	expect_err "would discard writes made since it was taken: public.organizations"
+	[[ $(revisions) == b6e14d8a0f97 ]] || fail "something changed: $(revisions)"
+	run_dgm rollback --to v1.5 plan.yaml --restore --accept-data-loss
+	expect_rc 0
+	[[ "$(db_fingerprint "$TEST_DB")" == "$rows_v15" ]] || fail "database differs from the snapshot"
+	# the safety snapshot holds what was written after the release
+	safety=$(ls -t backups | grep -v state | head -1)
+	grep -q '"kind": "pre-rollback"' "backups/$safety/manifest.json" || fail "no safety snapshot"
+	run_dgm backups restore "$safety" plan.yaml --terminate-connections
+	expect_rc 0
+	[[ $(psql_db "$TEST_DB" -c "SELECT count(*) FROM organizations WHERE slug = 'after-release'") == 1 ]] ||
+		fail "the safety snapshot does not give the row back"
+}
+
+test_failed_downgrade_falls_back_to_restore() {
+	at_v16
+	# an object the downgrade does not know blocks its DROP TABLE
+	psql_db "$TEST_DB" -c "CREATE VIEW blocker AS SELECT * FROM predictive_models" >/dev/null
+	run_dgm rollback --to v1.5 plan.yaml
+	expect_rc 0
+	expect_err "the downgrade failed"
+	expect_err "restoring snapshot"
+	[[ $(revisions) == 5e9f3b7a1c62 ]] || fail "alembic_version: $(revisions)"
+	[[ "$(db_fingerprint "$TEST_DB")" == "$rows_v15" ]] || fail "database differs from the snapshot"
+}
+
+test_dry_run_prints_steps_and_sql_and_changes_nothing() {
+	at_v16
+	before=$(db_fingerprint "$TEST_DB")
+	run_dgm rollback --to v1.5 plan.yaml --dry-run
+	expect_rc 0
+	expect_out "alembic downgrade 5e9f3b7a1c62"
+	expect_out "alembic downgrade a1d4c8e7b359@8b1e5d2c94a0"
+	expect_out "DROP TABLE prediction_history"
+	expect_out "model store  from snapshot"
+	[[ "$before" == "$(db_fingerprint "$TEST_DB")" ]] || fail "the database changed"
+	[[ $(git -C app rev-parse HEAD) == $(git -C app rev-parse 'v1.6^{commit}') ]] || fail "HEAD moved"
+}
+
+test_tag_newer_than_database_is_refused() {
+	setup_release "$TEST_DB"
+	migrate_app app head
+	run_dgm rollback --to v1.6 plan.yaml
+	expect_rc 2
+	expect_err "'v1.6' is newer than the database"
+	run_dgm rollback --to v0.1 plan.yaml
+	expect_rc 2
+	expect_err "no tag or commit 'v0.1'"
+}
