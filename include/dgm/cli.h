@@ -80,6 +80,8 @@ int dgm_cmd_validate(const dgm_args *args, dgm_error *err);
 int dgm_cmd_backups(const dgm_args *args, dgm_error *err);
 int dgm_cmd_apply(const dgm_args *args, dgm_error *err);
 int dgm_cmd_rollback(const dgm_args *args, dgm_error *err);
+int dgm_cmd_resume(const dgm_args *args, dgm_error *err);
+int dgm_cmd_history(const dgm_args *args, dgm_error *err);
 int dgm_cmd_heads(const dgm_args *args, dgm_error *err);
 int dgm_cmd_graph(const dgm_args *args, dgm_error *err);
 int dgm_cmd_status(const dgm_args *args, dgm_error *err);

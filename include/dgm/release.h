@@ -63,4 +63,7 @@ typedef struct dgm_rollback_opts {
 /* `dgmigrate rollback --to TAG`. */
 int dgm_release_rollback(const dgm_plan *plan, const dgm_rollback_opts *o, dgm_error *err);
 
+/* `dgmigrate resume`: finish or undo the newest interrupted run. */
+int dgm_release_resume(const dgm_plan *plan, dgm_error *err);
+
 #endif

@@ -100,8 +100,12 @@ const dgm_cmd dgm_commands[] = {
 	  "an upgrade to the plan's target would run, in Alembic's order, and the\n"
 	  "snapshots. Changes nothing.",
 	  json_only_opts, 1, 1, NULL },
-	{ "history", NULL, "list the recorded runs", "PLAN [--json]", NULL, json_only_opts, 1, 1,
-	  "issue 5" },
+	{ "history", dgm_cmd_history, "list the recorded runs (the dgmigrate.runs table)",
+	  "PLAN [--json]",
+	  "Every apply and rollback is recorded in the database's dgmigrate.runs table:\n"
+	  "run id, command, release, tag, revisions and commits before and after,\n"
+	  "snapshot, outcome, user, host, times, reason, and the run's JSON report.",
+	  json_only_opts, 1, 1, NULL },
 	{ "heads", dgm_cmd_heads, "the Alembic heads of the code, in the work tree or --at TAG",
 	  "[--repo DIR] [--config FILE] [--at TAG] [--json]",
 	  "Read alembic.ini and every revision file as text (nothing is imported or\n"
@@ -127,7 +131,12 @@ const dgm_cmd dgm_commands[] = {
 	  "prune   remove all but the N newest (default snapshot.keep); the newest is\n"
 	  "        never removed",
 	  backups_opts, 2, 3, NULL },
-	{ "resume", NULL, "finish or undo an interrupted run from the journal", "PLAN", NULL,
-	  json_only_opts, 1, 1, "issue 5" },
+	{ "resume", dgm_cmd_resume, "finish or undo an interrupted run from the journal", "PLAN",
+	  "Find the newest run in the plan's state folder whose journal has no end\n"
+	  "(it was killed or crashed) and settle it: an apply whose upgrade finished\n"
+	  "is completed (postconditions, hooks, health check, record); any other\n"
+	  "interrupted apply is undone (downgrade or snapshot restore, previous commit,\n"
+	  "model store) and checked; an interrupted rollback is run again to its tag.",
+	  json_only_opts, 1, 1, NULL },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL }
 };

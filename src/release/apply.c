@@ -162,6 +162,15 @@ static int step_health(dgm_job *r, dgm_error *err)
 	return ret;
 }
 
+/* What follows the upgrade; resume runs it too. */
+int dgm_release_finish_apply(dgm_job *r, dgm_error *err)
+{
+	if (step_verify(r, err) || step_hooks(r, &r->plan->hooks.after, "after", err) ||
+	    step_health(r, err))
+		return -1;
+	return 0;
+}
+
 /* The steps that change things, in PRODUCT.md's order. */
 static int run_steps(dgm_job *r, dgm_error *err)
 {
@@ -169,8 +178,7 @@ static int run_steps(dgm_job *r, dgm_error *err)
 		return -1;
 	r->hooks_before_ran = r->plan->hooks.before.count > 0;
 	if (step_snapshot(r, err) || step_checkout(r, err) || step_migrate(r, err) ||
-	    step_verify(r, err) || step_hooks(r, &r->plan->hooks.after, "after", err) ||
-	    step_health(r, err))
+	    dgm_release_finish_apply(r, err))
 		return -1;
 	return 0;
 }
@@ -222,6 +230,10 @@ int dgm_release_apply(const dgm_plan *plan, const dgm_apply_opts *o, dgm_error *
 	}
 	dgm_info("preflight:");
 	if (dgm_preflight(&r.facts, plan, DGM_PREFLIGHT_APPLY, false, err)) {
+		dgm_job_finish(&r, "failed", err);
+		goto out;
+	}
+	if (dgm_job_record_facts(&r, err)) {
 		dgm_job_finish(&r, "failed", err);
 		goto out;
 	}

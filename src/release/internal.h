@@ -37,6 +37,12 @@ typedef struct dgm_job {
 
 long dgm_job_now_ms(void);
 
+/* Append a record of this type (stolen reference) to the journal. */
+void dgm_job_journal(dgm_job *r, const char *type, json_t *rec);
+/* Continue an interrupted run's journal (resume): same id, same file. */
+int dgm_job_reopen(dgm_job *r, const dgm_plan *plan, const char *command, const char *path,
+		   const char *id, int seq, dgm_error *err);
+
 /* Journal: append one record and fsync it before returning. */
 int dgm_job_begin(dgm_job *r, const dgm_plan *plan, const char *command, const char *plan_path,
 		  dgm_error *err);
@@ -45,11 +51,17 @@ void dgm_job_step_start(dgm_job *r, const char *step);
 void dgm_job_step_done(dgm_job *r, const char *step, long ms, json_t *data, const char *fmt, ...)
 	DGM_PRINTF(5, 6);
 void dgm_job_step_failed(dgm_job *r, const char *step, long ms, const dgm_error *e);
+/* Journal what the run starts from (revisions, HEAD and branch, the
+ * tag's commit), so that `resume` can undo or finish it after a crash. */
+int dgm_job_record_facts(dgm_job *r, dgm_error *err);
 /* Report, history row and journal end. */
 void dgm_job_finish(dgm_job *r, const char *outcome, const dgm_error *e);
 void dgm_job_free(dgm_job *r);
 /* The journal's end record (record.c; the report calls it last). */
 void dgm_job_journal_end(dgm_job *r, const char *outcome, const dgm_error *e);
+
+/* Postconditions, after-hooks and health check (apply and resume). */
+int dgm_release_finish_apply(dgm_job *r, dgm_error *err);
 
 /* Put the database, code and model store back to where the run started. */
 int dgm_job_undo(dgm_job *r, dgm_error *err);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +40,7 @@ static void utc_now(char *buf, size_t len)
 
 /* Append one record and make it durable before returning. Secrets are
  * redacted like every other output. */
-static void journal(dgm_job *r, const char *type, json_t *rec)
+void dgm_job_journal(dgm_job *r, const char *type, json_t *rec)
 {
 	char ts[40];
 	char *text;
@@ -110,7 +111,7 @@ int dgm_job_begin(dgm_job *r, const dgm_plan *plan, const char *command, const c
 		free(log);
 	}
 	free(dir);
-	journal(r, "begin", json_pack("{s:s, s:o}", "command", command, "meta",
+	dgm_job_journal(r, "begin", json_pack("{s:s, s:o}", "command", command, "meta",
 				      run_meta(plan, plan_path)));
 	dgm_info("run '%s' (journal '%s')", r->id, r->json_path);
 	return 0;
@@ -118,8 +119,14 @@ int dgm_job_begin(dgm_job *r, const dgm_plan *plan, const char *command, const c
 
 void dgm_job_step_start(dgm_job *r, const char *step)
 {
+	const char *kill_at = getenv("DGMIGRATE_FAULT_KILL_AT");
+
 	dgm_info("== %s", step);
-	journal(r, "step", json_pack("{s:s, s:s}", "step", step, "phase", "start"));
+	dgm_job_journal(r, "step", json_pack("{s:s, s:s}", "step", step, "phase", "start"));
+	/* Fault injection for the crash tests: die right after the journal
+	 * says the step started, as a kill -9 at that boundary would. */
+	if (kill_at && !strcmp(kill_at, step))
+		raise(SIGKILL);
 }
 
 static void add_step(dgm_job *r, const char *step, const char *status, long ms,
@@ -138,7 +145,7 @@ void dgm_job_step_done(dgm_job *r, const char *step, long ms, json_t *data, cons
 	dgm_buf_vprintf(&ev, fmt, ap);
 	va_end(ap);
 	dgm_info("   %s (%.1f s)", dgm_buf_cstr(&ev), (double)ms / 1000.0);
-	journal(r, "step", json_pack("{s:s, s:s, s:I, s:s, s:o}", "step", step, "phase", "done",
+	dgm_job_journal(r, "step", json_pack("{s:s, s:s, s:I, s:s, s:o}", "step", step, "phase", "done",
 				     "ms", (json_int_t)ms, "evidence", dgm_buf_cstr(&ev), "data",
 				     data ? data : json_object()));
 	add_step(r, step, "ok", ms, dgm_buf_cstr(&ev));
@@ -159,7 +166,7 @@ void dgm_job_step_failed(dgm_job *r, const char *step, long ms, const dgm_error 
 {
 	dgm_buf f = DGM_BUF_INIT;
 
-	journal(r, "step", json_pack("{s:s, s:s, s:I, s:s}", "step", step, "phase", "failed",
+	dgm_job_journal(r, "step", json_pack("{s:s, s:s, s:I, s:s}", "step", step, "phase", "failed",
 				     "ms", (json_int_t)ms, "error", e->msg));
 	add_step(r, step, "failed", ms, e->msg);
 	dgm_buf_puts(&f, "\"step\":");
@@ -172,7 +179,7 @@ void dgm_job_step_failed(dgm_job *r, const char *step, long ms, const dgm_error 
 
 void dgm_job_journal_end(dgm_job *r, const char *outcome, const dgm_error *e)
 {
-	journal(r, "end", json_pack("{s:s, s:s}", "outcome", outcome, "message", e ? e->msg : ""));
+	dgm_job_journal(r, "end", json_pack("{s:s, s:s}", "outcome", outcome, "message", e ? e->msg : ""));
 }
 
 void dgm_job_free(dgm_job *r)
@@ -188,4 +195,45 @@ void dgm_job_free(dgm_job *r)
 	dgm_facts_free(&r->facts);
 	memset(r, 0, sizeof(*r));
 	r->journal_fd = -1;
+}
+
+int dgm_job_record_facts(dgm_job *r, dgm_error *err)
+{
+	json_t *revs = json_array();
+	dgm_git_state st;
+
+	if (dgm_git_state_read(&st, r->plan->release.repository, err)) {
+		json_decref(revs);
+		return -1;
+	}
+	for (size_t i = 0; i < r->facts.nrevs; i++)
+		json_array_append_new(revs, json_string(r->facts.revs[i]));
+	dgm_job_journal(r, "facts", json_pack("{s:o, s:s, s:s, s:s}", "revisions_before", revs,
+				      "commit_before", st.commit, "branch_before", st.branch,
+				      "tag_commit", r->facts.tag_commit));
+	return 0;
+}
+
+int dgm_job_reopen(dgm_job *r, const dgm_plan *plan, const char *command, const char *path,
+		   const char *id, int seq, dgm_error *err)
+{
+	char *log;
+
+	memset(r, 0, sizeof(*r));
+	r->plan = plan;
+	r->command = command;
+	r->seq = seq;
+	r->started_ms = dgm_job_now_ms();
+	r->steps = json_array();
+	snprintf(r->id, sizeof(r->id), "%s", id);
+	r->json_path = dgm_xstrdup(path);
+	r->journal_fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (r->journal_fd < 0)
+		return dgm_error_errno(err, DGM_E_IO, "cannot reopen the journal '%s'", path);
+	log = dgm_xasprintf("%.*s.log", (int)(strlen(path) - strlen(".jsonl")), path);
+	if (dgm_log_set_file(log, err))
+		dgm_warn("%s", err->msg);
+	free(log);
+	dgm_job_journal(r, "resume", json_pack("{s:i}", "pid", (int)getpid()));
+	return 0;
 }

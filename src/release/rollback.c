@@ -465,6 +465,10 @@ int dgm_release_rollback(const dgm_plan *plan, const dgm_rollback_opts *o, dgm_e
 	find_release_snapshot(&b);
 	if (choose_path(&b, err))
 		goto fail;
+	if (!o->dry_run)
+		dgm_job_journal(&r, "facts", json_pack("{s:s, s:s, s:b}", "to", o->to,
+						       "commit_before", r.facts.head, "restore",
+						       b.restore));
 	if (o->dry_run) {
 		print_plan(&b);
 		ret = b.ntargets && !b.restore ? print_sql(&b, err) : 0;
