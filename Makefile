@@ -61,7 +61,7 @@ $(BUILD)/tools/%: tests/tools/%.c $(LIB) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
 
-TOOLS    := $(BUILD)/tools/alembic_dump
+TOOLS    := $(BUILD)/tools/alembic_dump $(BUILD)/tools/verify_probe
 
 deps:
 	@bash .ci/install-deps

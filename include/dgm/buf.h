@@ -38,6 +38,7 @@ void *dgm_xmalloc(size_t n);
 void *dgm_xcalloc(size_t n, size_t size);
 void *dgm_xrealloc(void *p, size_t n);
 char *dgm_xstrdup(const char *s);
+/* Copies exactly n bytes (unlike strndup, it does not stop at a NUL). */
 char *dgm_xstrndup(const char *s, size_t n);
 char *dgm_xasprintf(const char *fmt, ...) DGM_PRINTF(1, 2);
 

@@ -86,8 +86,12 @@ static bool step_ok(const dgm_alembic_script *s, const char *const *cur, size_t 
 	bool ok = true;
 
 	memset(st, 0, sizeof(*st));
-	if (dgm_alembic_downgrade(st, s, cur, ncur, target, &ignore) || st->count == 0)
+	if (dgm_alembic_downgrade(st, s, cur, ncur, target, &ignore))
 		return false;
+	if (st->count == 0) {
+		dgm_alembic_steps_free(st);
+		return false;
+	}
 	for (size_t i = 0; i < st->count && ok; i++)
 		ok = !keep[st->revs[i]->index];
 	if (!ok)
