@@ -30,7 +30,30 @@ export SECRET_KEY=demo-secret-key
 step "the database at v1.5 (alembic upgrade head at the v1.5 checkout)"
 (cd "$DEMO/app" && alembic upgrade head 2>&1 | tail -2)
 
+PLAN=$ROOT/plans/demo.yaml
+
 step "dgmigrate validate plans/demo.yaml"
-"$DGMIGRATE" validate "$ROOT/plans/demo.yaml"
+"$DGMIGRATE" validate "$PLAN"
+
+step "dgmigrate status (before)"
+"$DGMIGRATE" status "$PLAN"
+
+step "dgmigrate apply --dry-run (nothing changes; the steps and the SQL)"
+"$DGMIGRATE" apply --dry-run "$PLAN" | head -40
+echo "..."
+
+step "dgmigrate apply plans/demo.yaml (v1.5 -> v1.6)"
+"$DGMIGRATE" apply "$PLAN"
+
+step "the run's report (.demo/backups/state/reports/)"
+cat "$(ls -t "$DEMO"/backups/state/reports/*.md | head -1)"
+
+step "dgmigrate rollback --to v1.5"
+"$DGMIGRATE" rollback --to v1.5 "$PLAN" --reason "demo: back to v1.5"
+
+step "dgmigrate status (after: database, code and store back at v1.5)"
+"$DGMIGRATE" status "$PLAN"
+"$DGMIGRATE" history "$PLAN"
+"$DGMIGRATE" backups list "$PLAN"
 
 step "done; the cluster is stopped and .demo kept for inspection"
