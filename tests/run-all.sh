@@ -51,7 +51,9 @@ if [[ $what == all || $what == integration ]]; then
 	export FIXTURE_APP=$DGM_WORK/app-template
 	bash "$ROOT/fixtures/build-app-repo.sh" "$FIXTURE_APP" >/dev/null ||
 		{ echo "cannot build the fixture app" >&2; exit 1; }
+	# TESTS="t_apply t_rollback" runs only those files
 	for f in "$ROOT"/tests/integration/t_*.sh; do
+		[[ -z ${TESTS:-} || " $TESTS " == *" $(basename "$f" .sh) "* ]] || continue
 		# a file that cannot even load must not pass silently
 		bash "$ROOT/tests/integration/runner.sh" "$f" ||
 			{ echo "not ok - $(basename "$f") did not run to the end"; echo fail >>"$RESULTS"; }
