@@ -66,4 +66,8 @@ int dgm_release_rollback(const dgm_plan *plan, const dgm_rollback_opts *o, dgm_e
 /* `dgmigrate resume`: finish or undo the newest interrupted run. */
 int dgm_release_resume(const dgm_plan *plan, dgm_error *err);
 
+/* Whether an unfinished run's journal still needs this snapshot (for
+ * `backups prune`); payload is the plan. */
+bool dgm_release_snapshot_in_use(const char *snapshot_id, void *payload);
+
 #endif

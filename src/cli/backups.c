@@ -8,6 +8,7 @@
 #include "dgm/lock.h"
 #include "dgm/log.h"
 #include "dgm/plan.h"
+#include "dgm/release.h"
 #include "dgm/restore.h"
 #include "dgm/snapshot.h"
 
@@ -147,7 +148,8 @@ static int prune(const dgm_plan *plan, const char *keep_arg, dgm_error *err)
 					     "least 1, got '%s'", keep_arg);
 		keep = (int)k;
 	}
-	if (dgm_snapshot_prune(&removed, plan->snapshot.directory, keep, NULL, NULL, err))
+	if (dgm_snapshot_prune(&removed, plan->snapshot.directory, keep, dgm_release_snapshot_in_use,
+			       (void *)plan, err))
 		return -1;
 	dgm_info("pruned %d snapshot%s, kept the %d newest", removed, removed == 1 ? "" : "s",
 		 keep);

@@ -244,3 +244,36 @@ out:
 	view_free(&v);
 	return ret;
 }
+
+bool dgm_release_snapshot_in_use(const char *snapshot_id, void *payload)
+{
+	const dgm_plan *plan = payload;
+	char *dir = dgm_xasprintf("%s/journal", plan->state_dir);
+	struct dirent **names = NULL;
+	int n = scandir(dir, &names, NULL, alphasort);
+	bool used = false;
+
+	for (int i = 0; i < n; i++) {
+		const char *name = names[i]->d_name;
+		size_t len = strlen(name);
+
+		if (!used && len > 6 && !strcmp(name + len - 6, ".jsonl")) {
+			char *path = dgm_xasprintf("%s/%s", dir, name);
+			dgm_error ignore = DGM_ERROR_INIT;
+			journal_view v;
+
+			if (view_load(&v, path, &ignore) == 0) {
+				char *text = json_dumps(v.data, JSON_COMPACT);
+
+				used = !v.ended && text && strstr(text, snapshot_id);
+				free(text);
+				view_free(&v);
+			}
+			free(path);
+		}
+		free(names[i]);
+	}
+	free(names);
+	free(dir);
+	return used;
+}

@@ -10,7 +10,7 @@ prepare() {
 	psql_db "$TEST_DB" -c "INSERT INTO organizations (name, slug) SELECT 'org ' || g, 'org-' || g FROM generate_series(1, 50) g" >/dev/null
 }
 
-snapshot_id() { ls backups | grep -v partial | sort | tail -1; }
+snapshot_id() { ls backups | grep -v -e partial -e '^state$' | sort | tail -1; }
 
 test_create_list_verify() {
 	prepare
@@ -149,4 +149,17 @@ test_prune_keeps_the_newest() {
 	[[ $(ls backups) == "$newest" ]] || fail "left: $(ls backups), want $newest"
 	run_dgm backups prune plan.yaml --keep 0
 	expect_rc 2
+}
+
+test_prune_keeps_what_an_unfinished_run_needs() {
+	prepare
+	DGMIGRATE_FAULT_KILL_AT=checkout run_dgm apply plan.yaml
+	[[ $rc == 137 ]] || fail "the run was not killed: $rc"
+	needed=$(snapshot_id)
+	sleep 1
+	run_dgm backups create plan.yaml
+	run_dgm backups prune plan.yaml --keep 1
+	expect_rc 0
+	expect_err "keeping snapshot '$needed': an unfinished run still needs it"
+	[[ -d backups/$needed ]] || fail "the snapshot the journal needs was pruned"
 }
