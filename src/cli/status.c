@@ -29,7 +29,22 @@ typedef struct status {
 	dgm_error steps_err;
 	dgm_snapshot *snaps;
 	size_t nsnaps;
+	char last_run[256];          /* newest row of dgmigrate.runs, "" none */
 } status;
+
+/* The newest recorded run; none when the history table does not exist. */
+static void read_last_run(status *st, PGconn *conn)
+{
+	dgm_error ignore = DGM_ERROR_INIT;
+	PGresult *res = NULL;
+
+	if (dgm_pg_query(&res, conn, "SELECT run_id || ' ' || command || ' ' || coalesce(tag, '') ||"
+			 " ': ' || outcome || ' at ' || to_char(finished_at AT TIME ZONE 'UTC',"
+			 " 'YYYY-MM-DD HH24:MI:SS\"Z\"') FROM dgmigrate.runs ORDER BY started_at DESC"
+			 " LIMIT 1", 0, NULL, &ignore) == 0 && PQntuples(res) == 1)
+		snprintf(st->last_run, sizeof(st->last_run), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+}
 
 static int read_db(status *st, dgm_error *err)
 {
@@ -41,6 +56,8 @@ static int read_db(status *st, dgm_error *err)
 	dgm_pg_server_version(conn, st->server, sizeof(st->server));
 	ret = dgm_pg_read_revisions(&st->revs, &st->nrevs, conn, st->plan->alembic.version_table,
 				    st->plan->alembic.version_schema, err);
+	if (ret == 0)
+		read_last_run(st, conn);
 	dgm_pg_close(conn);
 	return ret;
 }
@@ -122,6 +139,7 @@ static void print_text(const status *st)
 		       st->snaps[0].kind, when);
 	} else
 		printf("snapshots   none in '%s'\n", st->plan->snapshot.directory);
+	printf("last run    %s\n", st->last_run[0] ? st->last_run : "(none recorded)");
 	dgm_buf_free(&b);
 }
 
@@ -159,7 +177,8 @@ static void print_json(const status *st)
 		dgm_buf_puts(&b, i ? "," : "");
 		dgm_buf_json_str(&b, st->steps.revs[i]->id);
 	}
-	dgm_buf_printf(&b, "],\"snapshots\":%zu", st->nsnaps);
+	dgm_buf_printf(&b, "],\"snapshots\":%zu,\"last_run\":", st->nsnaps);
+	dgm_buf_json_str(&b, st->last_run);
 	if (st->nsnaps) {
 		dgm_buf_puts(&b, ",\"newest_snapshot\":");
 		dgm_buf_json_str(&b, st->snaps[0].id);

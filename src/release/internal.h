@@ -33,6 +33,7 @@ typedef struct dgm_job {
 	int journal_fd;
 	int seq;
 	const char *reason;           /* --reason, for the history */
+	const char *tag;              /* the release this run goes to (plan's tag by default) */
 } dgm_job;
 
 long dgm_job_now_ms(void);

@@ -59,7 +59,7 @@ static json_t *report_json(const dgm_job *r, const char *outcome, const dgm_erro
 	gethostname(host, sizeof(host) - 1);
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:s, s:I, s:O, s:s}",
 		"run", r->id, "command", r->command, "release", r->plan->release.name,
-		"tag", r->plan->release.tag, "outcome", outcome, "message", e ? e->msg : "",
+		"tag", r->tag ? r->tag : r->plan->release.tag, "outcome", outcome, "message", e ? e->msg : "",
 		"commit_before", r->facts.head, "commit_after",
 		r->checked_out && !strcmp(outcome, "success") ? r->facts.tag_commit : r->facts.head,
 		"revisions_before", strs(r->facts.revs, r->facts.nrevs),
@@ -91,7 +91,8 @@ static char *report_md(const dgm_job *r, json_t *j)
 	json_t *s;
 
 	dgm_buf_printf(&b, "# dgmigrate %s: %s (%s) - %s\n\n", r->command, r->plan->release.name,
-		       r->plan->release.tag, json_string_value(json_object_get(j, "outcome")));
+		       json_string_value(json_object_get(j, "tag")),
+		       json_string_value(json_object_get(j, "outcome")));
 	if (*json_string_value(json_object_get(j, "message")))
 		dgm_buf_printf(&b, "> %s\n\n", json_string_value(json_object_get(j, "message")));
 	dgm_buf_puts(&b, "| Fact | Value |\n|---|---|\n");
@@ -171,7 +172,8 @@ static void write_history(const dgm_job *r, json_t *j, const char *reason)
 
 	snprintf(started, sizeof(started), "%ld", (long)(dgm_job_now_ms() - r->started_ms) / 1000);
 	dgm_redact(text, &red);
-	p[0] = r->id; p[1] = r->command; p[2] = r->plan->release.name; p[3] = r->plan->release.tag;
+	p[0] = r->id; p[1] = r->command; p[2] = r->plan->release.name;
+	p[3] = json_string_value(json_object_get(j, "tag"));
 	p[4] = r->facts.head; p[5] = json_string_value(json_object_get(j, "commit_after"));
 	p[6] = before; p[7] = after; p[8] = r->have_snap ? r->snap.id : NULL;
 	p[9] = r->have_snap ? r->snap.archive_sha256 : NULL;

@@ -49,6 +49,7 @@ static int read_state(rb *b, dgm_error *err)
 	    dgm_git_head(b->r->facts.head, &detached, repo, err))
 		goto out;
 	git_oid_tostr(b->tag_commit, sizeof(b->tag_commit), &oid);
+	memcpy(b->r->facts.tag_commit, b->tag_commit, sizeof(b->tag_commit));
 	if (dgm_pg_connect(&conn, plan->database.url, "dgmigrate rollback", err) ||
 	    dgm_pg_read_revisions(&b->r->facts.revs, &b->r->facts.nrevs, conn,
 				  plan->alembic.version_table, plan->alembic.version_schema, err))
@@ -458,6 +459,7 @@ int dgm_release_rollback(const dgm_plan *plan, const dgm_rollback_opts *o, dgm_e
 		return -1;
 	b.r = &r;
 	r.reason = o->reason;
+	r.tag = o->to;
 	b.ini_rel = dgm_cli_ini_rel(plan->alembic.config, plan->release.repository);
 	if (dgm_lock_acquire(&r.lock, plan->database.url, "rollback", o->wait_lock_ms, err) ||
 	    read_state(&b, err) || check_direction(&b, err))

@@ -31,8 +31,7 @@ static int stage_store(restore_run *r, dgm_error *err)
 		return -1;
 	r->store_staged = true;
 	if (r->store.identical)
-		dgm_info("model store '%s' already matches the snapshot file by file: left as is",
-			 r->plan->model_store.path);
+		dgm_info("the model store already matches the snapshot file by file: left as is");
 	else
 		dgm_info("model store staged: %lld files from the archive, %lld unchanged copied",
 			 r->store.files_extracted, r->store.files_copied);

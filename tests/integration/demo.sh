@@ -39,8 +39,9 @@ step "dgmigrate status (before)"
 "$DGMIGRATE" status "$PLAN"
 
 step "dgmigrate apply --dry-run (nothing changes; the steps and the SQL)"
-"$DGMIGRATE" apply --dry-run "$PLAN" | head -40
-echo "..."
+"$DGMIGRATE" apply --dry-run "$PLAN" > "$DEMO/dry-run.txt"
+head -40 "$DEMO/dry-run.txt"
+echo "... (the whole dry run is in .demo/dry-run.txt)"
 
 step "dgmigrate apply plans/demo.yaml (v1.5 -> v1.6)"
 "$DGMIGRATE" apply "$PLAN"
