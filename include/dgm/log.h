@@ -38,6 +38,11 @@ void dgm_log(dgm_log_level level, const char *fmt, ...) DGM_PRINTF(2, 3);
 #define dgm_info(...) dgm_log(DGM_LOG_INFO, __VA_ARGS__)
 #define dgm_debug(...) dgm_log(DGM_LOG_DEBUG, __VA_ARGS__)
 
+/* Progress of a long step: a bar redrawn in place when stderr is a
+ * terminal, otherwise one line at each quarter. done == total ends it.
+ * JSON mode adds a "progress" event at each quarter. */
+void dgm_progress(const char *label, long long done, long long total);
+
 /* Print an error (and its hint) the way every command reports failure:
  *   dgmigrate: error: MESSAGE
  *   HINT: FIX                                                         */

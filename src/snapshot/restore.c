@@ -18,10 +18,16 @@ typedef struct restore_run {
 	bool store_staged;
 } restore_run;
 
+static void progress(long long done, long long total, void *payload)
+{
+	dgm_progress("model store", done, total);
+}
+
 static int stage_store(restore_run *r, dgm_error *err)
 {
 	char *archive = dgm_xasprintf("%s/models.tar.zst", r->snap->dir);
-	dgm_archive_restore_opts ao = { .archive = archive, .target = r->plan->model_store.path };
+	dgm_archive_restore_opts ao = { .archive = archive, .target = r->plan->model_store.path,
+					.progress = progress };
 	int ret;
 
 	memset(&r->store, 0, sizeof(r->store));

@@ -50,17 +50,7 @@ typedef struct archive_job {
 
 static void archive_progress(long long done, long long total, void *payload)
 {
-	/* one line a quarter: the archive runs beside pg_dump, whose lines
-	 * would be garbled by a redrawn bar */
-	static int last_quarter = -1;
-	int pct = total > 0 ? (int)(done * 100 / total) : 100;
-
-	if (done == 0)
-		last_quarter = -1;
-	if (pct / 25 > last_quarter) {
-		dgm_info("  model store: %d%% (%lld of %lld MiB)", pct, done >> 20, total >> 20);
-		last_quarter = pct / 25;
-	}
+	dgm_progress("model store", done, total);
 }
 
 static void *archive_thread(void *arg)
