@@ -138,6 +138,7 @@ int dgm_fs_write_atomic(const char *path, const void *data, size_t len, mode_t m
 	fd = -1;
 	if (rename(tmp, path) != 0) {
 		dgm_error_errno(err, DGM_E_IO, "cannot rename '%s' to '%s'", tmp, path);
+		unlink(tmp);
 		goto out;
 	}
 	parent_of(dir, sizeof(dir), path);
