@@ -40,8 +40,20 @@ void dgm_log(dgm_log_level level, const char *fmt, ...) DGM_PRINTF(2, 3);
 
 /* Progress of a long step: a bar redrawn in place when stderr is a
  * terminal, otherwise one line at each quarter. done == total ends it.
- * JSON mode adds a "progress" event at each quarter. */
-void dgm_progress(const char *label, long long done, long long total);
+ * JSON mode adds a "progress" event at each quarter. Each step keeps its
+ * own state (two steps run at once during a snapshot); unit is "MiB"
+ * (done and total in bytes) or a word such as "tables". */
+typedef struct dgm_progress_state {
+	const char *label;
+	const char *unit;
+	int last_quarter;
+	int last_width;
+	bool lines;      /* never a bar: another step draws one at the same time */
+} dgm_progress_state;
+
+#define DGM_PROGRESS_INIT(label, unit) { label, unit, -1, -1, false }
+
+void dgm_progress(dgm_progress_state *st, long long done, long long total);
 
 /* Print an error (and its hint) the way every command reports failure:
  *   dgmigrate: error: MESSAGE

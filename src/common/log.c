@@ -119,37 +119,35 @@ void dgm_log(dgm_log_level level, const char *fmt, ...)
 	dgm_buf_free(&b);
 }
 
-void dgm_progress(const char *label, long long done, long long total)
+void dgm_progress(dgm_progress_state *st, long long done, long long total)
 {
-	static int last_quarter = -1;
-	static int last_width = -1;
+	bool mib = !strcmp(st->unit, "MiB");
+	long long d = mib ? done >> 20 : done, t = mib ? total >> 20 : total;
 	int pct = total > 0 ? (int)(done * 100 / total) : 100;
 
 	if (pct > 100)
 		pct = 100;
-	if (done == 0)
-		last_quarter = last_width = -1;
 	if (current_level < DGM_LOG_INFO)
 		return;
-	if (isatty(2)) {
+	if (!st->lines && isatty(2)) {
 		int width = pct * 30 / 100;
 
-		if (width == last_width && done < total)
+		if (width == st->last_width && done < total)
 			return;
-		last_width = width;
-		fprintf(stderr, "\r  %-12s [%-30.*s] %3d%% %lld/%lld MiB%s", label, width,
-			"##############################", pct, done >> 20, total >> 20,
+		st->last_width = width;
+		fprintf(stderr, "\r  %-12s [%-30.*s] %3d%% %lld/%lld %s%s", st->label, width,
+			"##############################", pct, d, t, st->unit,
 			done >= total ? "\n" : "");
 		fflush(stderr);
 		return;
 	}
-	if (pct / 25 > last_quarter) {
-		char fields[160];
+	if (pct / 25 > st->last_quarter) {
+		char fields[200];
 
-		last_quarter = pct / 25;
-		dgm_info("  %s: %d%% (%lld of %lld MiB)", label, pct, done >> 20, total >> 20);
-		snprintf(fields, sizeof(fields), "\"step\":\"%s\",\"done\":%lld,\"total\":%lld",
-			 label, done, total);
+		st->last_quarter = pct / 25;
+		dgm_info("  %s: %d%% (%lld of %lld %s)", st->label, pct, d, t, st->unit);
+		snprintf(fields, sizeof(fields), "\"step\":\"%s\",\"done\":%lld,\"total\":%lld,"
+			 "\"unit\":\"%s\"", st->label, done, total, mib ? "bytes" : st->unit);
 		dgm_event("progress", fields);
 	}
 }

@@ -51,8 +51,16 @@ static int server_info(dgm_dump_info *info, const char *url, dgm_error *err)
 
 	if (dgm_pg_connect(&conn, url, "dgmigrate snapshot", err))
 		return -1;
+	PGresult *res = NULL;
+
 	dgm_pg_server_version(conn, info->server_version, sizeof(info->server_version));
 	snprintf(info->database, sizeof(info->database), "%s", PQdb(conn));
+	if (dgm_pg_query(&res, conn, "SELECT count(*) FROM pg_class c JOIN pg_namespace n"
+			 " ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')"
+			 " AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+			 " AND n.nspname NOT LIKE 'pg_toast%'", 0, NULL, err) == 0)
+		info->tables = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
 	dgm_pg_close(conn);
 	return 0;
 }
@@ -91,10 +99,28 @@ int dgm_dump_list(int *entries, const char *path, dgm_dump_format format, dgm_er
 	return 0;
 }
 
-static int run_pg_dump(const dgm_dump_opts *o, const char *partial, dgm_error *err)
+typedef struct dump_progress {
+	dgm_progress_state st;
+	int done, total;
+} dump_progress;
+
+/* pg_dump --verbose says "dumping contents of table ..." per table. */
+static void on_dump_line(const char *line, int fd, void *payload)
 {
+	dump_progress *p = payload;
+
+	if (fd != 2 || !strstr(line, "dumping contents of table"))
+		return;
+	if (p->done < p->total)
+		p->done++;
+	dgm_progress(&p->st, p->done, p->total);
+}
+
+static int run_pg_dump(const dgm_dump_opts *o, const char *partial, int tables, dgm_error *err)
+{
+	dump_progress prog = { DGM_PROGRESS_INIT("database", "tables"), 0, tables };
 	char jobs[16], level[16], file_opt[4096];
-	const char *argv[12];
+	const char *argv[14];
 	char **env = NULL;
 	int n = 0, ret;
 
@@ -107,15 +133,21 @@ static int run_pg_dump(const dgm_dump_opts *o, const char *partial, dgm_error *e
 		argv[n++] = jobs;
 	argv[n++] = level;
 	argv[n++] = "--no-sync"; /* we flush the whole tree once, ourselves */
+	argv[n++] = "--verbose"; /* one line a table: the progress */
 	argv[n++] = file_opt;
 	argv[n] = NULL;
 	if (dgm_pg_env(&env, o->url, err))
 		return -1;
 	{
 		dgm_child c = { .argv = argv, .env_set = (const char *const *)env,
-				.timeout_ms = o->timeout_ms, .cancel = o->cancel };
+				.timeout_ms = o->timeout_ms, .cancel = o->cancel,
+				.on_line = on_dump_line, .payload = &prog };
 
+		prog.st.lines = true;
+		dgm_progress(&prog.st, 0, tables);
 		ret = dgm_run(&c, err);
+		if (ret == 0)
+			dgm_progress(&prog.st, tables, tables);
 	}
 	dgm_pg_env_free(env);
 	return ret;
@@ -134,7 +166,7 @@ int dgm_dump_create(dgm_dump_info *info, const dgm_dump_opts *o, dgm_error *err)
 		goto out;
 	if (dgm_fs_remove_tree(partial, err))
 		goto out;
-	if (run_pg_dump(o, partial, err))
+	if (run_pg_dump(o, partial, info->tables, err))
 		goto out;
 	info->ms = now_ms() - start;
 	if (o->format == DGM_DUMP_DIRECTORY)

@@ -20,14 +20,15 @@ typedef struct restore_run {
 
 static void progress(long long done, long long total, void *payload)
 {
-	dgm_progress("model store", done, total);
+	dgm_progress(payload, done, total);
 }
 
 static int stage_store(restore_run *r, dgm_error *err)
 {
 	char *archive = dgm_xasprintf("%s/models.tar.zst", r->snap->dir);
+	dgm_progress_state ps = DGM_PROGRESS_INIT("model store", "MiB");
 	dgm_archive_restore_opts ao = { .archive = archive, .target = r->plan->model_store.path,
-					.progress = progress };
+					.progress = progress, .payload = &ps };
 	int ret;
 
 	memset(&r->store, 0, sizeof(r->store));

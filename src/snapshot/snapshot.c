@@ -46,11 +46,12 @@ typedef struct archive_job {
 	dgm_error err;
 	long ms;
 	int rc;
+	dgm_progress_state progress;
 } archive_job;
 
 static void archive_progress(long long done, long long total, void *payload)
 {
-	dgm_progress("model store", done, total);
+	dgm_progress(payload, done, total);
 }
 
 static void *archive_thread(void *arg)
@@ -62,7 +63,7 @@ static void *archive_thread(void *arg)
 		.extras = (const char *const *)p->model_store.extra_paths.items,
 		.n_extras = p->model_store.extra_paths.count,
 		.level = p->model_store.level, .threads = p->model_store.threads,
-		.progress = archive_progress,
+		.progress = archive_progress, .payload = &j->progress,
 	};
 	long start = now_ms();
 
@@ -148,7 +149,8 @@ static int take_both(dgm_snapshot *s, const dgm_plan *plan, const char *partial,
 		     dgm_error *err)
 {
 	static volatile sig_atomic_t failed;
-	archive_job job = { .plan = plan, .failed = &failed, .err = DGM_ERROR_INIT };
+	archive_job job = { .plan = plan, .failed = &failed, .err = DGM_ERROR_INIT,
+			    .progress = DGM_PROGRESS_INIT("model store", "MiB") };
 	bool threaded = plan->model_store.path != NULL;
 	pthread_t tid;
 	int rc;
