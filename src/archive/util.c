@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "archive_int.h"
+#include "dgm/clock.h"
 #include "dgm/buf.h"
 
 EVP_MD_CTX *ar_sha_new(void)
@@ -48,14 +49,6 @@ void ar_sha_buf(char out[65], const void *data, size_t len)
 	ar_sha_final(c, out);
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void ar_progress_add(ar_progress *p, long long n)
 {
 	long t;
@@ -63,7 +56,7 @@ void ar_progress_add(ar_progress *p, long long n)
 	p->done += n;
 	if (!p->fn)
 		return;
-	t = now_ms();
+	t = dgm_now_ms();
 	/* a few calls a second: enough for a bar, nothing for the disk */
 	if (t - p->last_ms < 250)
 		return;

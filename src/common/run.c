@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dgm/clock.h"
 #include "dgm/log.h"
 #include "dgm/run.h"
 
@@ -20,14 +21,6 @@ volatile sig_atomic_t dgm_run_interrupted;
 static bool cancel_wanted(const dgm_child *c)
 {
 	return dgm_run_interrupted || (c->cancel && *c->cancel);
-}
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 char *dgm_which(const char *name)
@@ -160,7 +153,7 @@ static void kill_group(pid_t pid, int sig)
  * timeout. Returns with the child still to be reaped. */
 static void pump(dgm_child *c, int in_fd, stream *st)
 {
-	long deadline = c->timeout_ms > 0 ? now_ms() + c->timeout_ms : 0;
+	long deadline = c->timeout_ms > 0 ? dgm_now_ms() + c->timeout_ms : 0;
 	size_t in_off = 0;
 	bool killed = false;
 
@@ -186,16 +179,16 @@ static void pump(dgm_child *c, int in_fd, stream *st)
 			c->cancelled = true;
 			kill_group(c->pid, SIGTERM);
 			killed = true;
-			deadline = now_ms() + 5000;
+			deadline = dgm_now_ms() + 5000;
 		}
 		if (deadline) {
-			long left = deadline - now_ms();
+			long left = deadline - dgm_now_ms();
 
 			if (left <= 0 && !killed) {
 				c->timed_out = true;
 				kill_group(c->pid, SIGTERM);
 				killed = true;
-				deadline = now_ms() + 5000;
+				deadline = dgm_now_ms() + 5000;
 				continue;
 			}
 			if (left <= 0 && killed) {

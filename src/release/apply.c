@@ -25,7 +25,7 @@ static int step_hooks(dgm_job *r, const dgm_plan_hooks *h, const char *which, dg
 {
 	dgm_verify_result res = DGM_VERIFY_RESULT_INIT;
 	char step[32];
-	long t = dgm_job_now_ms();
+	long t = dgm_now_ms();
 	int ret;
 
 	if (!h->count)
@@ -34,9 +34,9 @@ static int step_hooks(dgm_job *r, const dgm_plan_hooks *h, const char *which, dg
 	dgm_job_step_start(r, step);
 	ret = dgm_verify_run_hooks(&res, r->plan, h, which, err);
 	if (ret)
-		dgm_job_step_failed(r, step, dgm_job_now_ms() - t, err);
+		dgm_job_step_failed(r, step, dgm_now_ms() - t, err);
 	else
-		dgm_job_step_done(r, step, dgm_job_now_ms() - t, NULL, "%zu hook%s ran", res.count,
+		dgm_job_step_done(r, step, dgm_now_ms() - t, NULL, "%zu hook%s ran", res.count,
 				  res.count == 1 ? "" : "s");
 	dgm_verify_result_free(&res);
 	return ret;
@@ -45,15 +45,15 @@ static int step_hooks(dgm_job *r, const dgm_plan_hooks *h, const char *which, dg
 static int step_snapshot(dgm_job *r, dgm_error *err)
 {
 	dgm_snapshot_opts o = { .kind = "pre-apply", .commit = r->facts.head };
-	long t = dgm_job_now_ms();
+	long t = dgm_now_ms();
 
 	dgm_job_step_start(r, "snapshot");
 	if (dgm_snapshot_create(&r->snap, r->plan, &o, err)) {
-		dgm_job_step_failed(r, "snapshot", dgm_job_now_ms() - t, err);
+		dgm_job_step_failed(r, "snapshot", dgm_now_ms() - t, err);
 		return -1;
 	}
 	r->have_snap = true;
-	dgm_job_step_done(r, "snapshot", dgm_job_now_ms() - t,
+	dgm_job_step_done(r, "snapshot", dgm_now_ms() - t,
 			  json_pack("{s:s, s:s, s:s}", "snapshot", r->snap.id, "archive_sha256",
 				    r->snap.archive_sha256, "db_sha256", r->snap.db_sha256),
 			  "snapshot '%s': database %.1f MiB (%d entries, files sha256 %.16s...), "
@@ -65,16 +65,16 @@ static int step_snapshot(dgm_job *r, dgm_error *err)
 
 static int step_checkout(dgm_job *r, dgm_error *err)
 {
-	long t = dgm_job_now_ms();
+	long t = dgm_now_ms();
 
 	dgm_job_step_start(r, "checkout");
 	if (dgm_git_checkout(&r->git_before, r->plan->release.repository, r->plan->release.tag,
 			     err)) {
-		dgm_job_step_failed(r, "checkout", dgm_job_now_ms() - t, err);
+		dgm_job_step_failed(r, "checkout", dgm_now_ms() - t, err);
 		return -1;
 	}
 	r->checked_out = true;
-	dgm_job_step_done(r, "checkout", dgm_job_now_ms() - t,
+	dgm_job_step_done(r, "checkout", dgm_now_ms() - t,
 			  json_pack("{s:s, s:s, s:s}", "commit_before", r->git_before.commit,
 				    "branch_before", r->git_before.branch, "commit_after",
 				    r->facts.tag_commit),
@@ -85,7 +85,7 @@ static int step_checkout(dgm_job *r, dgm_error *err)
 
 static int step_migrate(dgm_job *r, dgm_error *err)
 {
-	long t = dgm_job_now_ms();
+	long t = dgm_now_ms();
 
 	dgm_job_step_start(r, "migrate");
 	r->migrate_started = true;
@@ -93,11 +93,11 @@ static int step_migrate(dgm_job *r, dgm_error *err)
 		 r->facts.upgrade.count, r->facts.upgrade.count == 1 ? "" : "s");
 	if (dgm_migrate_alembic(r->plan, r->plan->release.repository, "upgrade",
 				r->plan->alembic.target, false, NULL, err)) {
-		dgm_job_step_failed(r, "migrate", dgm_job_now_ms() - t, err);
+		dgm_job_step_failed(r, "migrate", dgm_now_ms() - t, err);
 		return -1;
 	}
 	r->migrated = true;
-	dgm_job_step_done(r, "migrate", dgm_job_now_ms() - t, NULL, "alembic upgrade %s ran %zu "
+	dgm_job_step_done(r, "migrate", dgm_now_ms() - t, NULL, "alembic upgrade %s ran %zu "
 			  "revision%s", r->plan->alembic.target, r->facts.upgrade.count,
 			  r->facts.upgrade.count == 1 ? "" : "s");
 	return 0;
@@ -109,7 +109,7 @@ static int step_verify(dgm_job *r, dgm_error *err)
 	const dgm_alembic_steps *up = &r->facts.upgrade;
 	char **want = dgm_xcalloc(up->nheads_after + 1, sizeof(char *));
 	PGconn *conn = NULL;
-	long t = dgm_job_now_ms();
+	long t = dgm_now_ms();
 	int ret = -1;
 
 	dgm_job_step_start(r, "postconditions");
@@ -119,7 +119,7 @@ static int step_verify(dgm_job *r, dgm_error *err)
 	    dgm_verify_postconditions(&res, conn, r->plan, want, up->nheads_after, err) ||
 	    dgm_pg_read_revisions(&r->revs_after, &r->nrevs_after, conn,
 				  r->plan->alembic.version_table, r->plan->alembic.version_schema, err)) {
-		dgm_job_step_failed(r, "postconditions", dgm_job_now_ms() - t, err);
+		dgm_job_step_failed(r, "postconditions", dgm_now_ms() - t, err);
 		goto out;
 	}
 	{
@@ -129,7 +129,7 @@ static int step_verify(dgm_job *r, dgm_error *err)
 			json_array_append_new(items, json_pack("{s:s, s:b, s:s}", "check",
 				res.items[i].name, "ok", res.items[i].ok, "evidence",
 				res.items[i].evidence ? res.items[i].evidence : ""));
-		dgm_job_step_done(r, "postconditions", dgm_job_now_ms() - t,
+		dgm_job_step_done(r, "postconditions", dgm_now_ms() - t,
 				  json_pack("{s:o, s:o}", "checks", items, "revisions_after",
 					    strs_json(r->revs_after, r->nrevs_after)),
 				  "%zu checks passed; alembic_version = %s", res.count,
@@ -146,7 +146,7 @@ out:
 static int step_health(dgm_job *r, dgm_error *err)
 {
 	dgm_verify_result res = DGM_VERIFY_RESULT_INIT;
-	long t = dgm_job_now_ms();
+	long t = dgm_now_ms();
 	int ret;
 
 	if (!r->plan->health_check.url)
@@ -154,9 +154,9 @@ static int step_health(dgm_job *r, dgm_error *err)
 	dgm_job_step_start(r, "health");
 	ret = dgm_verify_health(&res, r->plan, err);
 	if (ret)
-		dgm_job_step_failed(r, "health", dgm_job_now_ms() - t, err);
+		dgm_job_step_failed(r, "health", dgm_now_ms() - t, err);
 	else
-		dgm_job_step_done(r, "health", dgm_job_now_ms() - t, NULL, "%s",
+		dgm_job_step_done(r, "health", dgm_now_ms() - t, NULL, "%s",
 				  res.count ? res.items[res.count - 1].evidence : "answered");
 	dgm_verify_result_free(&res);
 	return ret;

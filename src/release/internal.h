@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "dgm/clock.h"
 #include "dgm/git.h"
 #include "dgm/lock.h"
 #include "dgm/release.h"
@@ -36,7 +37,6 @@ typedef struct dgm_job {
 	const char *tag;              /* the release this run goes to (plan's tag by default) */
 } dgm_job;
 
-long dgm_job_now_ms(void);
 
 /* Append a record of this type (stolen reference) to the journal. */
 void dgm_job_journal(dgm_job *r, const char *type, json_t *rec);

@@ -19,14 +19,6 @@
 #include "dgm/pg.h"
 #include "internal.h"
 
-long dgm_job_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void utc_now(char *buf, size_t len)
 {
 	struct timespec ts;
@@ -85,7 +77,7 @@ int dgm_job_begin(dgm_job *r, const dgm_plan *plan, const char *command, const c
 	r->plan = plan;
 	r->command = command;
 	r->journal_fd = -1;
-	r->started_ms = dgm_job_now_ms();
+	r->started_ms = dgm_now_ms();
 	r->steps = json_array();
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
@@ -223,7 +215,7 @@ int dgm_job_reopen(dgm_job *r, const dgm_plan *plan, const char *command, const 
 	r->plan = plan;
 	r->command = command;
 	r->seq = seq;
-	r->started_ms = dgm_job_now_ms();
+	r->started_ms = dgm_now_ms();
 	r->steps = json_array();
 	snprintf(r->id, sizeof(r->id), "%s", id);
 	r->json_path = dgm_xstrdup(path);

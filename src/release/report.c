@@ -65,7 +65,7 @@ static json_t *report_json(const dgm_job *r, const char *outcome, const dgm_erro
 		"revisions_before", strs(r->facts.revs, r->facts.nrevs),
 		"revisions_after", strs(r->revs_after, r->nrevs_after),
 		"snapshot", r->have_snap ? r->snap.id : "",
-		"host", host, "duration_ms", (json_int_t)(dgm_job_now_ms() - r->started_ms),
+		"host", host, "duration_ms", (json_int_t)(dgm_now_ms() - r->started_ms),
 		"steps", r->steps, "not_covered", not_covered);
 }
 
@@ -170,7 +170,7 @@ static void write_history(const dgm_job *r, json_t *j, const char *reason)
 	PGconn *conn = NULL;
 	PGresult *res = NULL;
 
-	snprintf(started, sizeof(started), "%ld", (long)(dgm_job_now_ms() - r->started_ms) / 1000);
+	snprintf(started, sizeof(started), "%ld", (long)(dgm_now_ms() - r->started_ms) / 1000);
 	dgm_redact(text, &red);
 	p[0] = r->id; p[1] = r->command; p[2] = r->plan->release.name;
 	p[3] = json_string_value(json_object_get(j, "tag"));

@@ -256,7 +256,7 @@ static int print_sql(rb *b, dgm_error *err)
 
 static int do_downgrade(rb *b, dgm_error *err)
 {
-	long t = dgm_job_now_ms();
+	long t = dgm_now_ms();
 
 	dgm_job_step_start(b->r, "downgrade");
 	b->r->migrate_started = true;
@@ -264,11 +264,11 @@ static int do_downgrade(rb *b, dgm_error *err)
 		dgm_info("alembic downgrade %s", b->targets[i]);
 		if (dgm_migrate_alembic(b->r->plan, b->r->plan->release.repository, "downgrade",
 					b->targets[i], false, NULL, err)) {
-			dgm_job_step_failed(b->r, "downgrade", dgm_job_now_ms() - t, err);
+			dgm_job_step_failed(b->r, "downgrade", dgm_now_ms() - t, err);
 			return -1;
 		}
 	}
-	dgm_job_step_done(b->r, "downgrade", dgm_job_now_ms() - t, NULL, "%zu alembic downgrade "
+	dgm_job_step_done(b->r, "downgrade", dgm_now_ms() - t, NULL, "%zu alembic downgrade "
 			  "step%s to %s", b->ntargets, b->ntargets == 1 ? "" : "s",
 			  b->nwant ? b->want[0] : "base");
 	return 0;
@@ -277,29 +277,29 @@ static int do_downgrade(rb *b, dgm_error *err)
 static int do_restore(rb *b, bool database, bool store, const char *step, dgm_error *err)
 {
 	dgm_restore_opts ro = { .database = database, .store = store, .terminate = true };
-	long t = dgm_job_now_ms();
+	long t = dgm_now_ms();
 
 	dgm_job_step_start(b->r, step);
 	if (dgm_snapshot_restore(b->r->plan, &b->release, &ro, err)) {
-		dgm_job_step_failed(b->r, step, dgm_job_now_ms() - t, err);
+		dgm_job_step_failed(b->r, step, dgm_now_ms() - t, err);
 		return -1;
 	}
-	dgm_job_step_done(b->r, step, dgm_job_now_ms() - t, json_pack("{s:s}", "snapshot",
+	dgm_job_step_done(b->r, step, dgm_now_ms() - t, json_pack("{s:s}", "snapshot",
 			  b->release.id), "snapshot '%s' restored (%s)", b->release.id, step);
 	return 0;
 }
 
 static int do_checkout(rb *b, dgm_error *err)
 {
-	long t = dgm_job_now_ms();
+	long t = dgm_now_ms();
 
 	dgm_job_step_start(b->r, "checkout");
 	if (dgm_git_checkout(&b->r->git_before, b->r->plan->release.repository, b->o->to, err)) {
-		dgm_job_step_failed(b->r, "checkout", dgm_job_now_ms() - t, err);
+		dgm_job_step_failed(b->r, "checkout", dgm_now_ms() - t, err);
 		return -1;
 	}
 	b->r->checked_out = true;
-	dgm_job_step_done(b->r, "checkout", dgm_job_now_ms() - t, NULL, "'%s' checked out: HEAD "
+	dgm_job_step_done(b->r, "checkout", dgm_now_ms() - t, NULL, "'%s' checked out: HEAD "
 			  "%.12s -> %.12s", b->o->to, b->r->git_before.commit, b->tag_commit);
 	return 0;
 }
@@ -352,7 +352,7 @@ static int verify(rb *b, dgm_error *err)
 	PGresult *res = NULL;
 	dgm_buf want = DGM_BUF_INIT, have = DGM_BUF_INIT;
 	dgm_git_state head;
-	long t = dgm_job_now_ms();
+	long t = dgm_now_ms();
 	int ret = -1;
 
 	dgm_job_step_start(r, "verify");
@@ -385,13 +385,13 @@ static int verify(rb *b, dgm_error *err)
 			goto out;
 		}
 	}
-	dgm_job_step_done(r, "verify", dgm_job_now_ms() - t, NULL, "alembic_version = %s, HEAD at "
+	dgm_job_step_done(r, "verify", dgm_now_ms() - t, NULL, "alembic_version = %s, HEAD at "
 			  "'%s'%s", r->nrevs_after ? r->revs_after[0] : "(base)", b->o->to,
 			  want.len ? ", the same tables as the release snapshot" : "");
 	ret = 0;
 out:
 	if (ret)
-		dgm_job_step_failed(r, "verify", dgm_job_now_ms() - t, err);
+		dgm_job_step_failed(r, "verify", dgm_now_ms() - t, err);
 	PQclear(res);
 	dgm_pg_close(conn);
 	dgm_buf_free(&want);
@@ -402,15 +402,15 @@ out:
 static int safety_snapshot(rb *b, dgm_error *err)
 {
 	dgm_snapshot_opts so = { .kind = "pre-rollback", .commit = b->r->facts.head };
-	long t = dgm_job_now_ms();
+	long t = dgm_now_ms();
 
 	dgm_job_step_start(b->r, "snapshot");
 	if (dgm_snapshot_create(&b->r->snap, b->r->plan, &so, err)) {
-		dgm_job_step_failed(b->r, "snapshot", dgm_job_now_ms() - t, err);
+		dgm_job_step_failed(b->r, "snapshot", dgm_now_ms() - t, err);
 		return -1;
 	}
 	b->r->have_snap = true;
-	dgm_job_step_done(b->r, "snapshot", dgm_job_now_ms() - t, json_pack("{s:s}", "snapshot",
+	dgm_job_step_done(b->r, "snapshot", dgm_now_ms() - t, json_pack("{s:s}", "snapshot",
 			  b->r->snap.id), "safety snapshot '%s' of the current state",
 			  b->r->snap.id);
 	return 0;

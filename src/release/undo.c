@@ -61,7 +61,7 @@ static int undo_database(dgm_job *r, dgm_error *err)
 {
 	char **now = NULL;
 	size_t nnow = 0;
-	long t = dgm_job_now_ms();
+	long t = dgm_now_ms();
 	int ret = -1;
 
 	dgm_job_step_start(r, "undo.database");
@@ -69,13 +69,13 @@ static int undo_database(dgm_job *r, dgm_error *err)
 		goto out;
 	if (dgm_migrate_same_set(now, nnow, r->facts.revs, r->facts.nrevs)) {
 		ret = 0;
-		dgm_job_step_done(r, "undo.database", dgm_job_now_ms() - t, NULL,
+		dgm_job_step_done(r, "undo.database", dgm_now_ms() - t, NULL,
 				  "the database's revisions were unchanged");
 		goto out;
 	}
 	if (downgrade(r, now, nnow, err) == 0) {
 		ret = 0;
-		dgm_job_step_done(r, "undo.database", dgm_job_now_ms() - t, NULL,
+		dgm_job_step_done(r, "undo.database", dgm_now_ms() - t, NULL,
 				  "downgraded to %s", r->facts.nrevs ? r->facts.revs[0] : "base");
 		goto out;
 	}
@@ -83,9 +83,9 @@ static int undo_database(dgm_job *r, dgm_error *err)
 	dgm_error_clear(err);
 	ret = restore_db(r, err);
 	if (ret)
-		dgm_job_step_failed(r, "undo.database", dgm_job_now_ms() - t, err);
+		dgm_job_step_failed(r, "undo.database", dgm_now_ms() - t, err);
 	else
-		dgm_job_step_done(r, "undo.database", dgm_job_now_ms() - t, NULL,
+		dgm_job_step_done(r, "undo.database", dgm_now_ms() - t, NULL,
 				  "the downgrade failed; snapshot '%s' restored", r->snap.id);
 out:
 	dgm_pg_strings_free(now);
@@ -94,16 +94,16 @@ out:
 
 static int undo_code(dgm_job *r, dgm_error *err)
 {
-	long t = dgm_job_now_ms();
+	long t = dgm_now_ms();
 
 	if (!r->checked_out)
 		return 0;
 	dgm_job_step_start(r, "undo.code");
 	if (dgm_git_restore_state(r->plan->release.repository, &r->git_before, err)) {
-		dgm_job_step_failed(r, "undo.code", dgm_job_now_ms() - t, err);
+		dgm_job_step_failed(r, "undo.code", dgm_now_ms() - t, err);
 		return -1;
 	}
-	dgm_job_step_done(r, "undo.code", dgm_job_now_ms() - t, NULL, "HEAD back at %.12s%s%s",
+	dgm_job_step_done(r, "undo.code", dgm_now_ms() - t, NULL, "HEAD back at %.12s%s%s",
 			  r->git_before.commit, r->git_before.branch[0] ? " on " : "",
 			  r->git_before.branch);
 	return 0;
@@ -114,16 +114,16 @@ static int undo_code(dgm_job *r, dgm_error *err)
 static int undo_store(dgm_job *r, dgm_error *err)
 {
 	dgm_restore_opts o = { .database = false, .store = true };
-	long t = dgm_job_now_ms();
+	long t = dgm_now_ms();
 
 	if (!r->snap.has_store)
 		return 0;
 	dgm_job_step_start(r, "undo.store");
 	if (dgm_snapshot_restore(r->plan, &r->snap, &o, err)) {
-		dgm_job_step_failed(r, "undo.store", dgm_job_now_ms() - t, err);
+		dgm_job_step_failed(r, "undo.store", dgm_now_ms() - t, err);
 		return -1;
 	}
-	dgm_job_step_done(r, "undo.store", dgm_job_now_ms() - t, NULL,
+	dgm_job_step_done(r, "undo.store", dgm_now_ms() - t, NULL,
 			  "model store matches snapshot '%s'", r->snap.id);
 	return 0;
 }

@@ -5,20 +5,13 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "dgm/clock.h"
 #include "dgm/buf.h"
 #include "dgm/dump.h"
 #include "dgm/fs.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
 #include "dgm/run.h"
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int dgm_dump_tool_version(char *out, size_t len, const char *tool, dgm_error *err)
 {
@@ -156,7 +149,7 @@ static int run_pg_dump(const dgm_dump_opts *o, const char *partial, int tables, 
 int dgm_dump_create(dgm_dump_info *info, const dgm_dump_opts *o, dgm_error *err)
 {
 	char *partial = dgm_xasprintf("%s.partial", o->dest);
-	long start = now_ms();
+	long start = dgm_now_ms();
 	int ret = -1;
 
 	memset(info, 0, sizeof(*info));
@@ -168,7 +161,7 @@ int dgm_dump_create(dgm_dump_info *info, const dgm_dump_opts *o, dgm_error *err)
 		goto out;
 	if (run_pg_dump(o, partial, info->tables, err))
 		goto out;
-	info->ms = now_ms() - start;
+	info->ms = dgm_now_ms() - start;
 	if (o->format == DGM_DUMP_DIRECTORY)
 		chmod(partial, 0700);
 	if (dgm_dump_list(&info->toc_entries, partial, o->format, err) ||

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dgm/clock.h"
 #include "dgm/buf.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
@@ -12,14 +13,6 @@
 #include "dgm/run.h"
 
 #define MAINTENANCE_DB "postgres"
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int maint(PGconn **conn, const dgm_plan *plan, dgm_error *err)
 {
@@ -132,7 +125,7 @@ int dgm_db_restore_stage(dgm_db_restore *r, const dgm_plan *plan, const dgm_snap
 			 dgm_error *err)
 {
 	PGconn *conn = NULL, *target = NULL;
-	long start = now_ms();
+	long start = dgm_now_ms();
 	int ret = -1;
 
 	memset(r, 0, sizeof(*r));
@@ -153,7 +146,7 @@ int dgm_db_restore_stage(dgm_db_restore *r, const dgm_plan *plan, const dgm_snap
 	if (run_pg_restore(plan, snap, r->staging, err) ||
 	    check_revisions(plan, snap, r->staging, err))
 		goto out;
-	r->restore_ms = now_ms() - start;
+	r->restore_ms = dgm_now_ms() - start;
 	ret = 0;
 out:
 	if (ret && r->staged && conn) {

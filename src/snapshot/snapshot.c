@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dgm/clock.h"
 #include "dgm/archive.h"
 #include "dgm/buf.h"
 #include "dgm/dump.h"
@@ -16,14 +17,6 @@
 #include "dgm/pg.h"
 #include "dgm/run.h"
 #include "internal.h"
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static char *new_id(void)
 {
@@ -65,14 +58,14 @@ static void *archive_thread(void *arg)
 		.level = p->model_store.level, .threads = p->model_store.threads,
 		.progress = archive_progress, .payload = &j->progress,
 	};
-	long start = now_ms();
+	long start = dgm_now_ms();
 
 	j->rc = dgm_archive_create(&j->manifest, &o, &j->err);
 	if (j->rc == 0)
 		j->rc = dgm_archive_verify(j->dest, NULL, &j->err);
 	if (j->rc)
 		*j->failed = 1;
-	j->ms = now_ms() - start;
+	j->ms = dgm_now_ms() - start;
 	return NULL;
 }
 
@@ -184,7 +177,7 @@ static int finish(dgm_snapshot *s, const char *partial, long verify_start, dgm_e
 
 	if (dgm_snapshot_write_checksums(s->db_sha256, partial, s->format, err))
 		return -1;
-	s->verify_ms = now_ms() - verify_start;
+	s->verify_ms = dgm_now_ms() - verify_start;
 	if (dgm_snapshot_write_manifest(s, partial, err) || dgm_fs_fsync_tree(partial, err))
 		return -1;
 	final = dgm_xasprintf("%.*s", (int)(strlen(partial) - strlen(".partial")), partial);
@@ -219,7 +212,7 @@ static int check_space(const dgm_plan *plan, dgm_error *err)
 int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 			const dgm_snapshot_opts *opts, dgm_error *err)
 {
-	long start = now_ms();
+	long start = dgm_now_ms();
 	mode_t old_umask = umask(077);
 	char *partial = NULL;
 	int ret = -1;
@@ -245,7 +238,7 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 		goto out;
 	if (finish(s, partial, start + s->dump_ms, err))
 		goto out;
-	s->total_ms = now_ms() - start;
+	s->total_ms = dgm_now_ms() - start;
 	ret = 0;
 out:
 	if (ret && partial) {

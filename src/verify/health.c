@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dgm/clock.h"
 #include "dgm/buf.h"
 #include "dgm/log.h"
 #include "dgm/run.h"
@@ -29,14 +30,6 @@ typedef struct answer {
 	char errbuf[CURL_ERROR_SIZE];
 	dgm_buf body;                  /* first BODY_MAX bytes of the last answer */
 } answer;
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static size_t on_body(char *data, size_t size, size_t n, void *payload)
 {
@@ -133,10 +126,10 @@ static void describe(dgm_buf *b, const answer *a)
 /* Wait ms, in slices, so that an interrupt is noticed. */
 static void pause_ms(long ms)
 {
-	long end = now_ms() + ms;
+	long end = dgm_now_ms() + ms;
 
 	while (!dgm_run_interrupted) {
-		long left = end - now_ms();
+		long left = end - dgm_now_ms();
 		struct timespec ts;
 
 		if (left <= 0)
@@ -173,7 +166,7 @@ static bool poll_url(CURL *h, answer *a, poll_state *s)
 	dgm_buf last = DGM_BUF_INIT;
 
 	for (s->tries = 1;; s->tries++) {
-		long limit = s->deadline ? s->deadline - now_ms() : TRY_MAX_MS;
+		long limit = s->deadline ? s->deadline - dgm_now_ms() : TRY_MAX_MS;
 
 		if (one_try(h, a, limit > 0 ? limit : 1))
 			break;
@@ -183,7 +176,7 @@ static bool poll_url(CURL *h, answer *a, poll_state *s)
 			s->end = END_INTERRUPTED;
 		else if (s->tries >= retries)
 			s->end = END_TRIES;
-		else if (s->deadline && now_ms() + interval >= s->deadline)
+		else if (s->deadline && dgm_now_ms() + interval >= s->deadline)
 			s->end = END_DEADLINE;
 		if (s->end != END_OK)
 			break;
@@ -198,7 +191,7 @@ static bool poll_url(CURL *h, answer *a, poll_state *s)
 static int failed(dgm_verify_result *res, const char *item, const poll_state *s,
 		  const answer *a, dgm_error *err)
 {
-	long took = now_ms() - s->start;
+	long took = dgm_now_ms() - s->start;
 	const char *tries = s->tries == 1 ? "try" : "tries";
 	dgm_buf why = DGM_BUF_INIT, last = DGM_BUF_INIT;
 
@@ -227,7 +220,7 @@ static int failed(dgm_verify_result *res, const char *item, const poll_state *s,
 static int run_poll(dgm_verify_result *res, const dgm_plan *plan, const char *shown,
 		    dgm_error *err)
 {
-	poll_state s = { .plan = plan, .shown = shown, .start = now_ms() };
+	poll_state s = { .plan = plan, .shown = shown, .start = dgm_now_ms() };
 	answer a = { 0 };
 	dgm_buf ok = DGM_BUF_INIT;
 	char *item = dgm_xasprintf("health %s", shown);
@@ -248,7 +241,7 @@ static int run_poll(dgm_verify_result *res, const dgm_plan *plan, const char *sh
 	}
 	describe(&ok, &a);
 	dgm_verify_add(res, item, true, "%s (try %d, %ld ms)", ok.ptr, s.tries,
-		       now_ms() - s.start);
+		       dgm_now_ms() - s.start);
 	ret = 0;
 out:
 	if (h)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dgm/clock.h"
 #include "dgm/buf.h"
 #include "dgm/log.h"
 #include "dgm/run.h"
@@ -104,14 +105,6 @@ static void describe_failure(dgm_buf *why, dgm_buf *hint, const dgm_child *ch,
 			       "see all its output", plan->release.repository);
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void join_argv(dgm_buf *b, const dgm_strlist *argv)
 {
 	for (size_t i = 0; i < argv->count; i++)
@@ -125,7 +118,7 @@ static int run_hook(dgm_verify_result *res, const dgm_plan *plan, const dgm_plan
 	dgm_child ch = { 0 };
 	dgm_buf cmd = DGM_BUF_INIT, why = DGM_BUF_INIT, hint = DGM_BUF_INIT;
 	char *item = dgm_xasprintf("hook %s (%s)", h->name, which);
-	long start = now_ms();
+	long start = dgm_now_ms();
 	int ret = -1;
 
 	join_argv(&cmd, &h->argv);
@@ -142,7 +135,7 @@ static int run_hook(dgm_verify_result *res, const dgm_plan *plan, const dgm_plan
 		goto out;
 	}
 	if (!ch.cancelled && !ch.timed_out && !ch.signal && ch.exit_code == 0) {
-		dgm_verify_add(res, item, true, "'%s' exited 0 in %ld ms", cmd.ptr, now_ms() - start);
+		dgm_verify_add(res, item, true, "'%s' exited 0 in %ld ms", cmd.ptr, dgm_now_ms() - start);
 		ret = 0;
 		goto out;
 	}

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dgm/clock.h"
 #include "dgm/buf.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
@@ -277,14 +278,6 @@ static int check_fks(post_ctx *c, dgm_error *err)
 
 /* ---- ANALYZE -------------------------------------------------------------- */
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Run sql; on failure, the server's primary message ("canceling
  * statement due to lock timeout") in msg. */
 static bool exec_msg(PGconn *conn, const char *sql, char *msg, size_t len)
@@ -315,14 +308,14 @@ static int analyze(post_ctx *c, const dgm_plan *plan, dgm_error *err)
 	char *sql = own ? dgm_xasprintf("BEGIN; SET LOCAL lock_timeout = %ld; ANALYZE %s; COMMIT",
 					plan->timeouts.lock_ms, c->analyze.ptr)
 			: dgm_xasprintf("ANALYZE %s", c->analyze.ptr);
-	long start = now_ms();
+	long start = dgm_now_ms();
 	char msg[512];
 	bool ok = exec_msg(c->conn, sql, msg, sizeof(msg));
 
 	free(sql);
 	if (ok) {
 		dgm_verify_add(c->res, "analyze", true, "ANALYZE %s in %ld ms", c->analyze.ptr,
-			       now_ms() - start);
+			       dgm_now_ms() - start);
 		return 0;
 	}
 	if (PQstatus(c->conn) != CONNECTION_OK)
