@@ -170,7 +170,9 @@ static int take_both(dgm_snapshot *s, const dgm_plan *plan, const char *partial,
 	return rc;
 }
 
-static int finish(dgm_snapshot *s, const char *partial, long verify_start, dgm_error *err)
+/* Checksums, manifest (with the timings so far), flush, rename. */
+static int finish(dgm_snapshot *s, const char *partial, long start, long verify_start,
+		  dgm_error *err)
 {
 	char *final = NULL;
 	int ret = -1;
@@ -178,6 +180,7 @@ static int finish(dgm_snapshot *s, const char *partial, long verify_start, dgm_e
 	if (dgm_snapshot_write_checksums(s->db_sha256, partial, s->format, err))
 		return -1;
 	s->verify_ms = dgm_now_ms() - verify_start;
+	s->total_ms = dgm_now_ms() - start;
 	if (dgm_snapshot_write_manifest(s, partial, err) || dgm_fs_fsync_tree(partial, err))
 		return -1;
 	final = dgm_xasprintf("%.*s", (int)(strlen(partial) - strlen(".partial")), partial);
@@ -236,9 +239,8 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 		 plan->snapshot.jobs);
 	if (take_both(s, plan, partial, err))
 		goto out;
-	if (finish(s, partial, start + s->dump_ms, err))
+	if (finish(s, partial, start, start + s->dump_ms, err))
 		goto out;
-	s->total_ms = dgm_now_ms() - start;
 	ret = 0;
 out:
 	if (ret && partial) {
