@@ -50,7 +50,7 @@ $(diff <(echo "$before") <(echo "$after"))"
 	[[ $(revisions) == 5e9f3b7a1c62 ]] || fail "revision after rollback: $(revisions)"
 	[[ $(git -C app rev-parse HEAD) == "$head" ]] || fail "HEAD not back"
 	diff <(tree_fingerprint models.before) <(tree_fingerprint models) || fail "model store differs"
-	report=$(ls backups/state/reports/*.md | head -1)
+	report=$(ls backups/state/reports/*.md | sed -n 1p)
 	grep -q "rolled-back" "$report" || fail "the report does not say rolled-back"
 	grep -q "model_registry" "$report" || fail "the report does not say why"
 }

@@ -46,7 +46,7 @@ test_rollback_restore_needs_consent_and_keeps_a_safety_snapshot() {
 	expect_rc 0
 	[[ "$(db_fingerprint "$TEST_DB")" == "$rows_v15" ]] || fail "database differs from the snapshot"
 	# the safety snapshot holds what was written after the release
-	safety=$(ls -t backups | grep -v state | head -1)
+	safety=$(ls -t backups | grep -v state | sed -n 1p)
 	grep -q '"kind": "pre-rollback"' "backups/$safety/manifest.json" || fail "no safety snapshot"
 	run_dgm backups restore "$safety" plan.yaml --terminate-connections
 	expect_rc 0

@@ -26,7 +26,7 @@ test_create_list_verify() {
 	expect_rc 0
 	expect_err "is intact"
 	[[ $(stat -c %a backups "backups/$id") == $'700\n700' ]] || fail "folders not 0700"
-	bad=$(find "backups/$id" -type f ! -perm 600 | head -1)
+	bad=$(find "backups/$id" -type f ! -perm 600 | sed -n 1p)
 	[[ -z $bad ]] || fail "file not 0600: $bad"
 }
 
@@ -40,7 +40,7 @@ test_round_trip_restores_database_and_store() {
 	# change everything the snapshot covers
 	psql_db "$TEST_DB" -c "DELETE FROM organizations WHERE id % 2 = 0; CREATE TABLE junk (x int)" >/dev/null
 	echo changed > models/README.changed
-	f=$(find models -name '*.json' | sort | head -1); echo '{}' > "$f"
+	f=$(find models -name '*.json' | sort | sed -n 1p); echo '{}' > "$f"
 	rm -rf "$(find models -mindepth 1 -type d | sort | tail -1)"
 	run_dgm backups restore "$id" plan.yaml
 	expect_rc 0
@@ -69,7 +69,7 @@ test_verify_catches_deleted_dump_file() {
 	prepare
 	run_dgm backups create plan.yaml
 	id=$(snapshot_id)
-	victim=$(ls "backups/$id/db" | grep '\.dat' | head -1)
+	victim=$(ls "backups/$id/db" | grep '\.dat' | sed -n 1p)
 	rm "backups/$id/db/$victim"
 	run_dgm backups verify "$id" plan.yaml
 	expect_rc 1
