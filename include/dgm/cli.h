@@ -85,5 +85,6 @@ int dgm_cmd_history(const dgm_args *args, dgm_error *err);
 int dgm_cmd_heads(const dgm_args *args, dgm_error *err);
 int dgm_cmd_graph(const dgm_args *args, dgm_error *err);
 int dgm_cmd_status(const dgm_args *args, dgm_error *err);
+int dgm_cmd_rehearse(const dgm_args *args, dgm_error *err);
 
 #endif

@@ -91,8 +91,26 @@ const dgm_cmd dgm_commands[] = {
 	  "the tables of TAG's snapshot); record with --reason. PLAN defaults to\n"
 	  "$DGMIGRATE_PLAN. --dry-run prints the steps and the downgrade SQL.",
 	  rollback_opts, 0, 1, NULL },
-	{ "rehearse", NULL, "upgrade, verify, downgrade and compare on a scratch copy",
-	  "PLAN [--step]", NULL, rehearse_opts, 1, 1, "issue 7" },
+	{ "rehearse", dgm_cmd_rehearse, "upgrade, verify, downgrade and compare on a scratch copy",
+	  "PLAN [--step] [--json]",
+	  "Prove the release on a scratch copy of the database; the database itself, the\n"
+	  "work tree and the model store are not changed. In this order: lock (exit 3 if\n"
+	  "another run holds it); preflight; the tag's migrations exported from git; the\n"
+	  "copy <db>_dgm_rehearse_<pid>, made with CREATE DATABASE ... TEMPLATE when no\n"
+	  "other session is connected to the database (new sessions wait while it is\n"
+	  "copied), else restored from the newest snapshot taken at its revision. On the\n"
+	  "copy: schema fingerprint (tables, columns, constraints, indexes, sequences,\n"
+	  "views, functions, types, triggers, extensions, grants); alembic upgrade, with\n"
+	  "the locks it takes on existing tables recorded (pg_locks sampled; for a\n"
+	  "superuser also an event trigger at each DDL statement); postconditions;\n"
+	  "rows in the touched tables; alembic downgrade back to the starting revision;\n"
+	  "fingerprint, which must equal the first; alembic upgrade again. --step does it\n"
+	  "revision by revision (up one, down one, compare, up one) and names the revision\n"
+	  "whose downgrade is wrong. The copy is always dropped, also on failure and on\n"
+	  "SIGINT/SIGTERM; a copy left by a killed rehearsal of the same database is\n"
+	  "dropped by the next one. Report (JSON and Markdown) in <state_dir>/reports.\n"
+	  "Exit 0 pass, 1 the release failed the rehearsal, 2 bad plan, 3 locked.",
+	  rehearse_opts, 1, 1, NULL },
 	{ "status", dgm_cmd_status, "database revision, code version, what would run, snapshots",
 	  "PLAN [--json]",
 	  "Read the database's alembic_version, the work tree's HEAD and Alembic heads,\n"

@@ -99,5 +99,5 @@ test_database_ahead_of_code_is_refused_naming_tags() {
 	run_dgm validate plan.yaml
 	expect_rc 1
 	expect_err "the database is at revision 'b6e14d8a0f97', which v1.5 does not know"
-	expect_err "tags that know 'b6e14d8a0f97': v1.6, v1.6-broken"
+	expect_err "tags that know 'b6e14d8a0f97': v1.6, v1.6-broken, v1.6-leaky"
 }

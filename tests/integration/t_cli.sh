@@ -43,8 +43,8 @@ test_missing_argument_is_usage_error() {
 	expect_err "usage: dgmigrate validate PLAN"
 }
 
-test_unbuilt_command_says_so_and_exits_2() {
+test_missing_plan_is_a_plan_error() {
 	run_dgm rehearse plan.yaml
 	expect_rc 2
-	expect_err "'rehearse' is not available in this build yet"
+	expect_err "plan.yaml"
 }

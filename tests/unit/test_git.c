@@ -1,5 +1,5 @@
 /* test_git.c - checkout, restore and export on real repositories built by
- * fixtures/build-app-repo.sh (tags v1.5, v1.6, v1.6-broken; detached HEAD
+ * fixtures/build-app-repo.sh (tags v1.5, v1.6, v1.6-broken, v1.6-leaky; detached HEAD
  * at v1.5; branch main at v1.6-broken), checked with the real `git`. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -595,7 +595,7 @@ static void unknown_rev_is_a_usage_error_listing_the_tags(void **state)
 	assert_int_equal(dgm_git_checkout(&prev, app, "v9.9", &e), -1);
 	assert_int_equal(e.code, DGM_E_USAGE);
 	assert_non_null(strstr(e.msg, "no tag or commit 'v9.9'"));
-	assert_string_equal(e.hint, "tags there: v1.5, v1.6, v1.6-broken");
+	assert_string_equal(e.hint, "tags there: v1.5, v1.6, v1.6-broken, v1.6-leaky");
 	assert_detached_clean_at(app, "v1.5");
 
 	dgm_error_clear(&e);

@@ -1,0 +1,223 @@
+/* rehearse_locks.c - which locks the upgrade takes: pg_locks of the
+ * scratch database sampled from a second connection while alembic runs,
+ * the strongest mode kept per table. Sampling can miss a lock held for
+ * less than the interval; the report says how often it sampled. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dgm/buf.h"
+#include "dgm/pg.h"
+#include "rehearse_int.h"
+
+/* Tables (not indexes) of the application locked by another session. */
+static const char *sample_sql =
+	"SELECT CASE WHEN n.nspname = 'public' THEN '' ELSE quote_ident(n.nspname) || '.' END"
+	" || quote_ident(c.relname), l.mode"
+	" FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+	" JOIN pg_namespace n ON n.oid = c.relnamespace"
+	" WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()"
+	" AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+	" AND c.relkind IN ('r', 'p', 'm')"
+	" AND n.nspname !~ '^pg_' AND n.nspname NOT IN ('information_schema', 'dgmigrate')";
+
+static const struct {
+	const char *pg;
+	const char *mode;
+	const char *blocks;   /* for an application that reads and writes rows */
+} modes[] = {
+	{ "", "", "" },
+	{ "AccessShareLock", "ACCESS SHARE", "nothing" },
+	{ "RowShareLock", "ROW SHARE", "nothing" },
+	{ "RowExclusiveLock", "ROW EXCLUSIVE", "nothing" },
+	{ "ShareUpdateExclusiveLock", "SHARE UPDATE EXCLUSIVE", "nothing (other DDL only)" },
+	{ "ShareLock", "SHARE", "writes" },
+	{ "ShareRowExclusiveLock", "SHARE ROW EXCLUSIVE", "writes" },
+	{ "ExclusiveLock", "EXCLUSIVE", "writes" },
+	{ "AccessExclusiveLock", "ACCESS EXCLUSIVE", "reads and writes" },
+};
+
+#define NMODES ((int)(sizeof(modes) / sizeof(modes[0])))
+
+static int strength(const char *pg_mode)
+{
+	for (int i = 1; i < NMODES; i++)
+		if (!strcmp(modes[i].pg, pg_mode))
+			return i;
+	return 0;
+}
+
+const char *dgm_rehearse_lock_mode(int s)
+{
+	return s > 0 && s < NMODES ? modes[s].mode : "?";
+}
+
+const char *dgm_rehearse_lock_blocks(int s)
+{
+	return s > 0 && s < NMODES ? modes[s].blocks : "?";
+}
+
+static void note(dgm_rehearse_sampler *s, const char *table, int st, bool at_ddl)
+{
+	dgm_rehearse_lock *l = NULL;
+
+	for (size_t i = 0; i < s->nseen && !l; i++)
+		if (!strcmp(s->seen[i].table, table))
+			l = &s->seen[i];
+	if (!l) {
+		s->seen = dgm_xrealloc(s->seen, (s->nseen + 1) * sizeof(*s->seen));
+		l = &s->seen[s->nseen++];
+		memset(l, 0, sizeof(*l));
+		l->table = dgm_xstrdup(table);
+	}
+	if (st > l->strength) {
+		l->strength = st;
+		l->samples = 0;
+		free(l->during);
+		l->during = dgm_xstrdup(s->during);
+	}
+	if (st == l->strength) {
+		l->samples += !at_ddl;
+		l->at_ddl |= at_ddl;
+	}
+}
+
+static void sample(dgm_rehearse_sampler *s)
+{
+	PGresult *res = PQexecPrepared(s->conn, "locks", 0, NULL, NULL, NULL, 0);
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		if (!s->error[0])
+			snprintf(s->error, sizeof(s->error), "%.*s",
+				 (int)strcspn(PQresultErrorMessage(res), "\n"), PQresultErrorMessage(res));
+		PQclear(res);
+		return;
+	}
+	s->samples++;
+	for (int i = 0; i < PQntuples(res); i++)
+		note(s, PQgetvalue(res, i, 0), strength(PQgetvalue(res, i, 1)), false);
+	PQclear(res);
+}
+
+static void *run(void *arg)
+{
+	dgm_rehearse_sampler *s = arg;
+	struct timespec ts = { 0, DGM_REHEARSE_SAMPLE_MS * 1000000L };
+
+	while (!atomic_load(&s->stop)) {
+		sample(s);
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+int dgm_rehearse_sampler_start(dgm_rehearse_sampler *s, const char *url, const char *during,
+			       dgm_error *err)
+{
+	PGresult *res;
+
+	if (dgm_pg_connect(&s->conn, url, "dgmigrate rehearse locks", err))
+		return -1;
+	res = PQprepare(s->conn, "locks", sample_sql, 0, NULL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		dgm_error_set(err, DGM_E_PG, "cannot prepare the pg_locks query: %.*s",
+			      (int)strcspn(PQresultErrorMessage(res), "\n"), PQresultErrorMessage(res));
+		PQclear(res);
+		dgm_pg_close(s->conn);
+		s->conn = NULL;
+		return -1;
+	}
+	PQclear(res);
+	s->during = during;
+	atomic_store(&s->stop, 0);
+	if (pthread_create(&s->thread, NULL, run, s) != 0) {
+		dgm_pg_close(s->conn);
+		s->conn = NULL;
+		return dgm_error_set(err, DGM_E_RUN, "cannot start the lock sampler thread");
+	}
+	s->running = true;
+	return 0;
+}
+
+void dgm_rehearse_sampler_stop(dgm_rehearse_sampler *s)
+{
+	if (s->running) {
+		atomic_store(&s->stop, 1);
+		pthread_join(s->thread, NULL);
+		s->running = false;
+	}
+	dgm_pg_close(s->conn);
+	s->conn = NULL;
+}
+
+void dgm_rehearse_sampler_free(dgm_rehearse_sampler *s)
+{
+	dgm_rehearse_sampler_stop(s);
+	for (size_t i = 0; i < s->nseen; i++) {
+		free(s->seen[i].table);
+		free(s->seen[i].during);
+	}
+	free(s->seen);
+	s->seen = NULL;
+	s->nseen = 0;
+}
+
+/* ---- the DDL probe ------------------------------------------------------ */
+
+static const char *probe_sql =
+	"CREATE SCHEMA IF NOT EXISTS dgmigrate;"
+	"CREATE TABLE IF NOT EXISTS dgmigrate.rehearse_locks (relid oid, mode text);"
+	/* never in the migration's way: any error is swallowed */
+	"CREATE OR REPLACE FUNCTION dgmigrate.rehearse_note_locks() RETURNS event_trigger"
+	" LANGUAGE plpgsql SET search_path = pg_catalog AS $f$ BEGIN"
+	" INSERT INTO dgmigrate.rehearse_locks SELECT l.relation, l.mode FROM pg_locks l"
+	"  WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted;"
+	" EXCEPTION WHEN OTHERS THEN NULL; END $f$;"
+	"CREATE EVENT TRIGGER dgmigrate_rehearse_locks ON ddl_command_end"
+	" EXECUTE FUNCTION dgmigrate.rehearse_note_locks()";
+
+void dgm_rehearse_probe_install(dgm_rehearse_sampler *s, PGconn *conn)
+{
+	dgm_error e = DGM_ERROR_INIT;
+	PGresult *res = NULL;
+
+	s->probe = false;
+	if (dgm_pg_query(&res, conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+			 0, NULL, &e) || PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t")) {
+		PQclear(res);
+		return;
+	}
+	PQclear(res);
+	if (dgm_pg_exec(conn, "BEGIN", &e))
+		return;
+	s->probe = dgm_pg_exec(conn, probe_sql, &e) == 0;
+	dgm_pg_exec(conn, s->probe ? "COMMIT" : "ROLLBACK", &e);
+}
+
+void dgm_rehearse_probe_reset(dgm_rehearse_sampler *s, PGconn *conn)
+{
+	dgm_error e = DGM_ERROR_INIT;
+
+	if (s->probe)
+		dgm_pg_exec(conn, "TRUNCATE dgmigrate.rehearse_locks", &e);
+}
+
+void dgm_rehearse_probe_collect(dgm_rehearse_sampler *s, PGconn *conn, const char *during)
+{
+	dgm_error e = DGM_ERROR_INIT;
+	PGresult *res = NULL;
+
+	if (!s->probe || dgm_pg_query(&res, conn,
+		"SELECT DISTINCT CASE WHEN n.nspname = 'public' THEN '' ELSE quote_ident(n.nspname)"
+		" || '.' END || quote_ident(c.relname), l.mode FROM dgmigrate.rehearse_locks l"
+		" JOIN pg_class c ON c.oid = l.relid JOIN pg_namespace n ON n.oid = c.relnamespace"
+		" WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname !~ '^pg_'"
+		" AND n.nspname NOT IN ('information_schema', 'dgmigrate')", 0, NULL, &e))
+		return;
+	s->during = during;
+	for (int i = 0; i < PQntuples(res); i++)
+		note(s, PQgetvalue(res, i, 0), strength(PQgetvalue(res, i, 1)), true);
+	s->during = NULL;
+	PQclear(res);
+}
