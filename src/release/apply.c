@@ -6,20 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dgm/json.h"
 #include "dgm/log.h"
 #include "dgm/migrate.h"
 #include "dgm/pg.h"
 #include "dgm/verify.h"
 #include "internal.h"
-
-static json_t *strs_json(char *const *v, size_t n)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(a, json_string(v[i]));
-	return a;
-}
 
 static int step_hooks(dgm_job *r, const dgm_plan_hooks *h, const char *which, dgm_error *err)
 {
@@ -131,7 +123,7 @@ static int step_verify(dgm_job *r, dgm_error *err)
 				res.items[i].evidence ? res.items[i].evidence : ""));
 		dgm_job_step_done(r, "postconditions", dgm_now_ms() - t,
 				  json_pack("{s:o, s:o}", "checks", items, "revisions_after",
-					    strs_json(r->revs_after, r->nrevs_after)),
+					    dgm_json_strs(r->revs_after, r->nrevs_after)),
 				  "%zu checks passed; alembic_version = %s", res.count,
 				  r->nrevs_after ? r->revs_after[0] : "(base)");
 	}

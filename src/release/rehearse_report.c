@@ -7,20 +7,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dgm/json.h"
 #include "dgm/buf.h"
 #include "dgm/clock.h"
 #include "dgm/fs.h"
 #include "dgm/log.h"
 #include "rehearse_int.h"
-
-static json_t *strs(char *const *v, size_t n)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(a, json_string(v[i]));
-	return a;
-}
 
 /* Locks on tables that existed before the upgrade: those are the ones the
  * application uses while a real upgrade runs. Strongest first. */
@@ -84,7 +76,7 @@ static json_t *report_json(const dgm_rehearsal *r)
 	json_object_set_new(j, "scratch_database", json_string(r->scratch.name ? r->scratch.name : ""));
 	json_object_set_new(j, "scratch_from", json_string(r->scratch.from ? r->scratch.from : ""));
 	json_object_set_new(j, "scratch_dropped", json_boolean(!r->scratch.exists));
-	json_object_set_new(j, "revisions_before", strs(r->facts.revs, r->facts.nrevs));
+	json_object_set_new(j, "revisions_before", dgm_json_strs(r->facts.revs, r->facts.nrevs));
 	json_object_set_new(j, "revisions_target", target);
 	json_object_set_new(j, "upgrade", upgrade_json(r));
 	json_object_set_new(j, "fingerprint_before", json_string(r->fp_before.sha256));

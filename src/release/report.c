@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dgm/json.h"
 #include "dgm/buf.h"
 #include "dgm/fs.h"
 #include "dgm/log.h"
@@ -43,15 +44,6 @@ static const char *items_for(const char *step)
 	return step;
 }
 
-static json_t *strs(char *const *v, size_t n)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(a, json_string(v[i]));
-	return a;
-}
-
 static json_t *report_json(const dgm_job *r, const char *outcome, const dgm_error *e)
 {
 	char host[256] = "";
@@ -62,8 +54,8 @@ static json_t *report_json(const dgm_job *r, const char *outcome, const dgm_erro
 		"tag", r->tag ? r->tag : r->plan->release.tag, "outcome", outcome, "message", e ? e->msg : "",
 		"commit_before", r->facts.head, "commit_after",
 		r->checked_out && !strcmp(outcome, "success") ? r->facts.tag_commit : r->facts.head,
-		"revisions_before", strs(r->facts.revs, r->facts.nrevs),
-		"revisions_after", strs(r->revs_after, r->nrevs_after),
+		"revisions_before", dgm_json_strs(r->facts.revs, r->facts.nrevs),
+		"revisions_after", dgm_json_strs(r->revs_after, r->nrevs_after),
 		"snapshot", r->have_snap ? r->snap.id : "",
 		"host", host, "duration_ms", (json_int_t)(dgm_now_ms() - r->started_ms),
 		"steps", r->steps, "not_covered", not_covered);
