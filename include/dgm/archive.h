@@ -112,6 +112,13 @@ int dgm_archive_verify(const char *archive, const char *manifest, dgm_error *err
 
 /* The manifest's path for an archive (caller frees). */
 char *dgm_archive_manifest_path(const char *archive);
+
+/* Would archiving store (with no extra paths) now give the same content
+ * as the archive? *same: every entry of its manifest is there with the
+ * same type, mode and content (files hashed), and nothing else is. An
+ * archive with extra paths is never the same. Reads the whole store. */
+int dgm_archive_store_matches(bool *same, const char *archive, const char *store,
+			      dgm_error *err);
 /* Read and check a manifest (strict: unknown keys, missing fields and
  * inconsistent totals are errors). */
 int dgm_archive_manifest_read(dgm_archive_manifest *m, const char *path, dgm_error *err);

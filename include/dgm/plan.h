@@ -45,6 +45,15 @@ typedef enum dgm_dump_format {
 	DGM_DUMP_CUSTOM           /* pg_dump -Fc */
 } dgm_dump_format;
 
+/* What a rollback keeps of the state it replaces (its safety snapshot's
+ * database part): a server-side copy (CREATE DATABASE ... TEMPLATE,
+ * seconds; needs no other session on the database, else it falls back
+ * to a dump) or always a pg_dump. */
+typedef enum dgm_rollback_safety {
+	DGM_SAFETY_COPY = 0,
+	DGM_SAFETY_DUMP
+} dgm_rollback_safety;
+
 typedef enum dgm_on_failure {
 	DGM_ON_FAILURE_ROLLBACK = 0,
 	DGM_ON_FAILURE_STOP
@@ -92,6 +101,7 @@ typedef struct dgm_plan {
 		int compression;      /* 0-9, default 1 */
 		int keep;             /* retention: snapshots kept, default 5 */
 		long long min_free_bytes; /* refuse to snapshot below this, default 1 GiB */
+		dgm_rollback_safety rollback_safety; /* default DGM_SAFETY_COPY */
 	} snapshot;
 
 	struct {

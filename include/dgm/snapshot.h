@@ -9,6 +9,11 @@
  *   <id>/db.sha256           SHA-256 of every dump file (sha256sum format)
  *   <id>/models.tar.zst      the model store and extra paths
  *   <id>/models.tar.zst.manifest.json
+ * A rollback's safety snapshot may hold its database as a server-side
+ * copy instead of a dump: the database <target>_dgm_safe_<id> on the
+ * same server (db_copy), no db/ folder. Where the model store was
+ * unchanged since an earlier snapshot, that one's archive is hard-linked
+ * (store_from) instead of written again. Pruning drops the copy too.
  * A folder without ".partial" and with a manifest.json is complete and
  * was verified when it was made.
  */
@@ -36,6 +41,8 @@ typedef struct dgm_snapshot {
 				   * from pg_stat_user_tables when taken: a later
 				   * restore compares them to see what it would lose */
 	dgm_dump_format format;
+	char *db_copy;            /* a server-side copy instead of a dump, or NULL */
+	char *store_from;         /* snapshot whose archive was linked, or NULL */
 	int toc_entries;
 	long long db_bytes;
 	char db_sha256[65];       /* of db.sha256, which lists every dump file */
@@ -59,6 +66,10 @@ typedef struct dgm_snapshot {
 typedef struct dgm_snapshot_opts {
 	const char *kind;
 	const char *commit;       /* may be NULL */
+	bool db_copy;             /* copy the database on the server (falls back
+				   * to pg_dump when it cannot) */
+	const struct dgm_snapshot *store_like; /* link its archive if the store
+				   * still matches it file by file; may be NULL */
 } dgm_snapshot_opts;
 
 /* Dump the database and archive the model store at the same time, verify
@@ -68,8 +79,11 @@ int dgm_snapshot_create(dgm_snapshot *snap, const dgm_plan *plan,
 			const dgm_snapshot_opts *opts, dgm_error *err);
 
 /* Re-check a snapshot: the archive against its manifest, every dump file
- * against db.sha256 (none missing, none extra), pg_restore --list. */
-int dgm_snapshot_verify(const dgm_snapshot *snap, dgm_error *err);
+ * against db.sha256 (none missing, none extra), pg_restore --list; or a
+ * database copy: it exists and holds the recorded revisions. */
+int dgm_snapshot_verify(const dgm_snapshot *snap, const dgm_plan *plan, dgm_error *err);
+/* Only the database part of that (what a database restore reads). */
+int dgm_snapshot_verify_db(const dgm_snapshot *snap, const dgm_plan *plan, dgm_error *err);
 
 /* Read <dir>/manifest.json. */
 int dgm_snapshot_read(dgm_snapshot *snap, const char *dir, dgm_error *err);
@@ -82,7 +96,7 @@ int dgm_snapshot_find(dgm_snapshot *snap, const char *backup_dir, const char *id
 
 /* Remove all but the `keep` newest; never the newest one, never one for
  * which in_use(id) says true. removed counts what went. */
-int dgm_snapshot_prune(int *removed, const char *backup_dir, int keep,
+int dgm_snapshot_prune(int *removed, const dgm_plan *plan, int keep,
 		       bool (*in_use)(const char *id, void *payload), void *payload,
 		       dgm_error *err);
 

@@ -2,6 +2,7 @@
  * copied instead of extracted, and whether anything must change at
  * all), and the staged tree against the manifest before the swap. */
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -101,6 +102,33 @@ void ar_compare_store(bool *identical, unsigned char *same, const char *target,
 			c.identical = false;
 	*identical = c.identical;
 	free(c.found);
+}
+
+int dgm_archive_store_matches(bool *same, const char *archive, const char *store,
+			      dgm_error *err)
+{
+	char *mpath = dgm_archive_manifest_path(archive);
+	dgm_archive_manifest m;
+	unsigned char *seen = NULL, *buf = NULL;
+	char *real = NULL;
+
+	*same = false;
+	if (dgm_archive_manifest_read(&m, mpath, err)) {
+		free(mpath);
+		return -1;
+	}
+	real = realpath(store, NULL);
+	if (real && m.n_extras == 0) {
+		seen = dgm_xcalloc(m.n_entries + 1, 1);
+		buf = dgm_xmalloc(DGM_ARCHIVE_BLOCK);
+		ar_compare_store(same, seen, real, &m, buf);
+	}
+	dgm_archive_manifest_free(&m);
+	free(seen);
+	free(buf);
+	free(real);
+	free(mpath);
+	return 0;
 }
 
 typedef struct staged {

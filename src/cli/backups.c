@@ -30,9 +30,13 @@ static void print_one(const dgm_snapshot *s)
 	for (size_t i = 0; i < s->revisions.count && used < sizeof(revs) - 16; i++)
 		used += (size_t)snprintf(revs + used, sizeof(revs) - used, "%s%.12s", i ? "," : "",
 					 s->revisions.items[i]);
-	printf("%-24s %-12s %-20s %-12s %-26s %8.1f %8.1f\n", s->id, s->kind, when, s->tag,
-	       s->revisions.count ? revs : "(base)", (double)s->db_bytes / 1048576.0,
-	       (double)s->archive_bytes / 1048576.0);
+	printf("%-24s %-12s %-20s %-12s %-26s ", s->id, s->kind, when, s->tag,
+	       s->revisions.count ? revs : "(base)");
+	if (s->db_copy)
+		printf("%8s", "copy");
+	else
+		printf("%8.1f", (double)s->db_bytes / 1048576.0);
+	printf(" %8.1f%s\n", (double)s->archive_bytes / 1048576.0, s->store_from ? " (linked)" : "");
 }
 
 static int list(const dgm_plan *plan, bool json, dgm_error *err)
@@ -56,6 +60,10 @@ static int list(const dgm_plan *plan, bool json, dgm_error *err)
 	}
 	if (!json && !n)
 		printf("(no snapshots in '%s')\n", plan->snapshot.directory);
+	for (size_t i = 0; !json && i < n; i++)
+		if (all[i].db_copy)
+			printf("%s: the database is the copy '%s' on the same server\n", all[i].id,
+			       all[i].db_copy);
 	dgm_snapshot_list_free(all, n);
 	return 0;
 }
@@ -94,8 +102,11 @@ static int verify(const dgm_plan *plan, const char *id, dgm_error *err)
 
 	if (dgm_snapshot_find(&s, plan->snapshot.directory, id, err))
 		return -1;
-	ret = dgm_snapshot_verify(&s, err);
-	if (ret == 0)
+	ret = dgm_snapshot_verify(&s, plan, err);
+	if (ret == 0 && s.db_copy)
+		dgm_info("snapshot '%s' is intact: database copy '%s' holds the recorded revisions, "
+			 "%lld archive entries, checksums match", s.id, s.db_copy, s.entries);
+	else if (ret == 0)
 		dgm_info("snapshot '%s' is intact: %d dump entries, %lld archive entries, "
 			 "checksums match", s.id, s.toc_entries, s.entries);
 	dgm_snapshot_free(&s);
@@ -108,7 +119,8 @@ static int restore(const dgm_plan *plan, const char *id, const dgm_args *args, d
 {
 	dgm_restore_opts ro = { .database = true, .store = !dgm_args_flag(args, "no-store"),
 				.terminate = dgm_args_flag(args, "terminate-connections") };
-	dgm_snapshot_opts so = { .kind = "pre-restore" };
+	dgm_snapshot_opts so = { .kind = "pre-restore",
+				 .db_copy = plan->snapshot.rollback_safety == DGM_SAFETY_COPY };
 	dgm_snapshot snap = { 0 }, safety = { 0 };
 	dgm_lock lock = { 0 };
 	int ret = -1;
@@ -116,6 +128,7 @@ static int restore(const dgm_plan *plan, const char *id, const dgm_args *args, d
 	if (dgm_snapshot_find(&snap, plan->snapshot.directory, id, err) ||
 	    dgm_lock_acquire(&lock, plan->database.url, "backups restore", 0, err))
 		goto out;
+	so.store_like = &snap;
 	if (dgm_snapshot_create(&safety, plan, &so, err)) {
 		dgm_error_prefix(err, "no safety snapshot of the current state, so nothing was restored");
 		goto out;
@@ -148,7 +161,7 @@ static int prune(const dgm_plan *plan, const char *keep_arg, dgm_error *err)
 					     "least 1, got '%s'", keep_arg);
 		keep = (int)k;
 	}
-	if (dgm_snapshot_prune(&removed, plan->snapshot.directory, keep, dgm_release_snapshot_in_use,
+	if (dgm_snapshot_prune(&removed, plan, keep, dgm_release_snapshot_in_use,
 			       (void *)plan, err))
 		return -1;
 	dgm_info("pruned %d snapshot%s, kept the %d newest", removed, removed == 1 ? "" : "s",

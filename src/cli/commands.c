@@ -81,8 +81,12 @@ const dgm_cmd dgm_commands[] = {
 	  "--to TAG [PLAN] [--restore|--no-restore] [--accept-data-loss] [--reason TEXT] [--dry-run]",
 	  "The target is the set of Alembic heads of the graph as it stood at TAG (read\n"
 	  "from git). In this order: lock; a safety snapshot of the current database and\n"
-	  "model store (so the rollback itself can be undone); alembic downgrade while\n"
-	  "the newer code, which holds the downgrade scripts, is still checked out - in\n"
+	  "model store, so the rollback itself can be undone (with snapshot.rollback_safety\n"
+	  "'copy', the default, the database is copied on the server in seconds: CREATE\n"
+	  "DATABASE <db>_dgm_safe_<id> TEMPLATE <db>; it is dumped instead when other\n"
+	  "sessions are connected; a model store unchanged since TAG's snapshot links that\n"
+	  "archive instead of writing it again); alembic downgrade while the newer code,\n"
+	  "which holds the downgrade scripts, is still checked out - in\n"
 	  "as many steps as it takes for alembic_version to hold exactly TAG's heads,\n"
 	  "also where the newer release merged a branch that forked before TAG; check\n"
 	  "out TAG; restore the model store from TAG's snapshot; restore TAG's database\n"
@@ -141,13 +145,15 @@ const dgm_cmd dgm_commands[] = {
 	  "list    the snapshots in the plan's snapshot.directory, newest first\n"
 	  "create  take a snapshot now (database dump + model store archive, verified)\n"
 	  "verify  re-read a snapshot: every dump file against its SHA-256, pg_restore\n"
-	  "        --list, the archive against its manifest\n"
-	  "restore take a safety snapshot of the current state, then put the snapshot\n"
-	  "        back: pg_restore into a new database, check its Alembic revision,\n"
+	  "        --list, the archive against its manifest (a database copy: it exists\n"
+	  "        and holds the recorded Alembic revisions)\n"
+	  "restore take a safety snapshot of the current state (a database copy, as for\n"
+	  "        rollback), then put the snapshot back: pg_restore (or, for a copy, a\n"
+	  "        TEMPLATE copy of it) into a new database, check its Alembic revision,\n"
 	  "        swap names; the model store staged beside it and swapped by rename;\n"
 	  "        what they replace is dropped only once both are in place\n"
-	  "prune   remove all but the N newest (default snapshot.keep); the newest is\n"
-	  "        never removed",
+	  "prune   remove all but the N newest (default snapshot.keep), database copies\n"
+	  "        dropped with them; the newest is never removed",
 	  backups_opts, 2, 3, NULL },
 	{ "resume", dgm_cmd_resume, "finish or undo an interrupted run from the journal", "PLAN",
 	  "Find the newest run in the plan's state folder whose journal has no end\n"

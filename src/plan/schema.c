@@ -804,6 +804,7 @@ static int url_value(pctx *c, const field *f, const dgm_ynode *v, const char *ke
 
 static const char *const formats[] = { "directory", "custom", NULL };
 static const char *const failures[] = { "rollback", "stop", NULL };
+static const char *const safeties[] = { "copy", "dump", NULL };
 
 static const field release_fields[] = {
 	{ .key = "name", .kind = F_STR, .flags = REQUIRED, .off = OFF(release.name),
@@ -846,6 +847,8 @@ static const field snapshot_fields[] = {
 	  .max = 9 },
 	{ .key = "keep", .kind = F_INT, .off = OFF(snapshot.keep), .min = 1, .max = NO_MAX },
 	{ .key = "min_free", .kind = F_SIZE, .off = OFF(snapshot.min_free_bytes) },
+	{ .key = "rollback_safety", .kind = F_ENUM, .off = OFF(snapshot.rollback_safety),
+	  .choices = safeties },
 	{ NULL }
 };
 

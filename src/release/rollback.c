@@ -195,7 +195,9 @@ static void print_plan(rb *b)
 	       r->facts.revs[0] : "base", r->facts.nrevs > 1 ? " and more" : "", b->o->to);
 	for (size_t i = 0; i < b->nwant; i++)
 		printf("%s%s", i ? ", " : "", b->want[i]);
-	printf("\nsafety       snapshot of the current database and model store first\n");
+	printf("\nsafety       snapshot of the current database (%s) and model store first\n",
+	       r->plan->snapshot.rollback_safety == DGM_SAFETY_COPY ? "a server-side copy, or "
+	       "pg_dump if other sessions are connected" : "pg_dump");
 	if (b->restore)
 		printf("database     restore snapshot '%s'%s\n", b->release.id,
 		       b->lost.len ? " (discards writes made since)" : "");
@@ -401,11 +403,14 @@ out:
 
 static int safety_snapshot(rb *b, dgm_error *err)
 {
-	dgm_snapshot_opts so = { .kind = "pre-rollback", .commit = b->r->facts.head };
+	const dgm_plan *plan = b->r->plan;
+	dgm_snapshot_opts so = { .kind = "pre-rollback", .commit = b->r->facts.head,
+				 .db_copy = plan->snapshot.rollback_safety == DGM_SAFETY_COPY,
+				 .store_like = b->have_release ? &b->release : NULL };
 	long t = dgm_now_ms();
 
 	dgm_job_step_start(b->r, "snapshot");
-	if (dgm_snapshot_create(&b->r->snap, b->r->plan, &so, err)) {
+	if (dgm_snapshot_create(&b->r->snap, plan, &so, err)) {
 		dgm_job_step_failed(b->r, "snapshot", dgm_now_ms() - t, err);
 		return -1;
 	}

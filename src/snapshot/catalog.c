@@ -37,16 +37,23 @@ static json_t *to_json(const dgm_snapshot *s)
 			    json_object());
 	json_object_set_new(o, "database", json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:s}",
 		"name", s->database, "server_version", s->server_version,
-		"pg_dump_version", s->pg_dump_version, "wal_lsn", s->wal_lsn ? s->wal_lsn : "",
-		"format", s->format == DGM_DUMP_DIRECTORY ? "directory" : "custom",
+		"pg_dump_version", s->pg_dump_version ? s->pg_dump_version : "", "wal_lsn", s->wal_lsn ? s->wal_lsn : "",
+		"format", s->db_copy ? "copy" : s->format == DGM_DUMP_DIRECTORY ? "directory" :
+		"custom",
 		"toc_entries", s->toc_entries, "bytes", (json_int_t)s->db_bytes,
 		"files_sha256", s->db_sha256));
-	if (s->has_store)
+	if (s->db_copy)
+		json_object_set_new(json_object_get(o, "database"), "copy", json_string(s->db_copy));
+	if (s->has_store) {
 		json_object_set_new(o, "model_store", json_pack("{s:s, s:s, s:I, s:I, s:I}",
 			"path", s->store, "archive_sha256", s->archive_sha256,
 			"archive_bytes", (json_int_t)s->archive_bytes,
 			"content_bytes", (json_int_t)s->content_bytes,
 			"entries", (json_int_t)s->entries));
+		if (s->store_from)
+			json_object_set_new(json_object_get(o, "model_store"), "linked_from",
+					    json_string(s->store_from));
+	}
 	json_object_set_new(o, "timings_ms", json_pack("{s:i, s:i, s:i, s:i}",
 		"dump", (int)s->dump_ms, "archive", (int)s->archive_ms,
 		"verify", (int)s->verify_ms, "total", (int)s->total_ms));
@@ -84,6 +91,14 @@ static char *jstr(json_t *o, const char *key)
 	return dgm_xstrdup(v ? v : "");
 }
 
+/* NULL where the key is absent (or empty). */
+static char *jstr_opt(json_t *o, const char *key)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	return v && *v ? dgm_xstrdup(v) : NULL;
+}
+
 static void from_json(dgm_snapshot *s, json_t *o, const char *dir)
 {
 	json_t *db = json_object_get(o, "database"), *ms = json_object_get(o, "model_store");
@@ -112,6 +127,7 @@ static void from_json(dgm_snapshot *s, json_t *o, const char *dir)
 	s->pg_dump_version = jstr(db, "pg_dump_version");
 	s->wal_lsn = jstr(db, "wal_lsn");
 	s->format = fmt && !strcmp(fmt, "custom") ? DGM_DUMP_CUSTOM : DGM_DUMP_DIRECTORY;
+	s->db_copy = jstr_opt(db, "copy");
 	s->toc_entries = (int)json_integer_value(json_object_get(db, "toc_entries"));
 	s->db_bytes = json_integer_value(json_object_get(db, "bytes"));
 	snprintf(s->db_sha256, sizeof(s->db_sha256), "%s",
@@ -124,6 +140,7 @@ static void from_json(dgm_snapshot *s, json_t *o, const char *dir)
 		s->archive_bytes = json_integer_value(json_object_get(ms, "archive_bytes"));
 		s->content_bytes = json_integer_value(json_object_get(ms, "content_bytes"));
 		s->entries = json_integer_value(json_object_get(ms, "entries"));
+		s->store_from = jstr_opt(ms, "linked_from");
 	}
 	s->dump_ms = (long)json_integer_value(json_object_get(t, "dump"));
 	s->archive_ms = (long)json_integer_value(json_object_get(t, "archive"));
@@ -222,10 +239,20 @@ int dgm_snapshot_find(dgm_snapshot *snap, const char *backup_dir, const char *id
 	return -1;
 }
 
-int dgm_snapshot_prune(int *removed, const char *backup_dir, int keep,
+/* The database copy first: a folder whose copy could not be dropped
+ * stays listed, so the next prune tries again. */
+static int remove_one(const dgm_snapshot *s, const dgm_plan *plan, dgm_error *err)
+{
+	if (s->db_copy && dgm_snapshot_drop_copy(plan, s->db_copy, err))
+		return -1;
+	return dgm_fs_remove_tree(s->dir, err);
+}
+
+int dgm_snapshot_prune(int *removed, const dgm_plan *plan, int keep,
 		       bool (*in_use)(const char *id, void *payload), void *payload,
 		       dgm_error *err)
 {
+	const char *backup_dir = plan->snapshot.directory;
 	dgm_snapshot *all = NULL;
 	size_t n = 0;
 	int ret = 0;
@@ -241,7 +268,7 @@ int dgm_snapshot_prune(int *removed, const char *backup_dir, int keep,
 			dgm_info("keeping snapshot '%s': an unfinished run still needs it", all[i].id);
 			continue;
 		}
-		ret = dgm_fs_remove_tree(all[i].dir, err);
+		ret = remove_one(&all[i], plan, err);
 		if (ret == 0) {
 			dgm_info("removed snapshot '%s'", all[i].id);
 			(*removed)++;
@@ -268,6 +295,8 @@ void dgm_snapshot_free(dgm_snapshot *s)
 	free(s->wal_lsn);
 	free(s->writes);
 	free(s->store);
+	free(s->db_copy);
+	free(s->store_from);
 	memset(s, 0, sizeof(*s));
 }
 

@@ -11,4 +11,17 @@ int dgm_snapshot_write_checksums(char sha[65], const char *snapdir, dgm_dump_for
 /* Compare the dump's files with db.sha256 (and db.sha256 with the manifest). */
 int dgm_snapshot_check_checksums(const dgm_snapshot *snap, dgm_error *err);
 
+/* The database as a server-side copy (copy_db.c), made and checked:
+ * true; false where it cannot be now (sessions connected, no right to
+ * copy, ...): the reason is logged and the caller dumps instead. Needs
+ * s->id, s->database, s->server_version and s->revisions. */
+bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan);
+/* Database db holds exactly the snapshot's Alembic revisions. */
+int dgm_snapshot_check_db_revisions(const dgm_plan *plan, const dgm_snapshot *snap,
+				    const char *db, dgm_error *err);
+/* DROP DATABASE IF EXISTS name (a snapshot's copy). */
+int dgm_snapshot_drop_copy(const dgm_plan *plan, const char *name, dgm_error *err);
+/* The copy exists and holds the snapshot's revisions. */
+int dgm_snapshot_check_copy(const dgm_snapshot *s, const dgm_plan *plan, dgm_error *err);
+
 #endif

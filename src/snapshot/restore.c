@@ -68,7 +68,9 @@ int dgm_snapshot_restore(const dgm_plan *plan, const dgm_snapshot *snap,
 	restore_run r = { .plan = plan, .snap = snap, .o = o };
 	int ret = -1;
 
-	if (dgm_snapshot_verify(snap, err))
+	/* the database part is checked here; the store is checked where it
+	 * is read: every staged entry against the manifest, before the swap */
+	if (o->database && dgm_snapshot_verify_db(snap, plan, err))
 		return -1;
 	if (o->database && dgm_db_restore_stage(&r.db, plan, snap, err))
 		goto out;

@@ -11,6 +11,7 @@
 #include "dgm/pg.h"
 #include "dgm/restore.h"
 #include "dgm/run.h"
+#include "internal.h"
 
 #define MAINTENANCE_DB "postgres"
 
@@ -59,8 +60,8 @@ static int run_pg_restore(const dgm_plan *plan, const dgm_snapshot *snap, const 
 }
 
 /* The restored database must say what the snapshot said it would. */
-static int check_revisions(const dgm_plan *plan, const dgm_snapshot *snap, const char *db,
-			   dgm_error *err)
+int dgm_snapshot_check_db_revisions(const dgm_plan *plan, const dgm_snapshot *snap,
+				    const char *db, dgm_error *err)
 {
 	PGconn *conn = NULL;
 	char **revs = NULL;
@@ -74,8 +75,8 @@ static int check_revisions(const dgm_plan *plan, const dgm_snapshot *snap, const
 	for (size_t i = 0; i < n || i < snap->revisions.count; i++) {
 		if (i < n && i < snap->revisions.count && !strcmp(revs[i], snap->revisions.items[i]))
 			continue;
-		dgm_error_set(err, DGM_E_RUN, "the restored database holds revision '%s' where "
-			      "snapshot '%s' recorded '%s'", i < n ? revs[i] : "(none)", snap->id,
+		dgm_error_set(err, DGM_E_RUN, "database '%s' holds revision '%s' where "
+			      "snapshot '%s' recorded '%s'", db, i < n ? revs[i] : "(none)", snap->id,
 			      i < snap->revisions.count ? snap->revisions.items[i] : "(none)");
 		goto out;
 	}
@@ -137,14 +138,27 @@ int dgm_db_restore_stage(dgm_db_restore *r, const dgm_plan *plan, const dgm_snap
 	r->aside = dgm_xasprintf("%.30s_dgm_old_%.22s", r->target, snap->id);
 	if (maint(&conn, plan, err))
 		goto out;
-	if (exec_ident(conn, "DROP DATABASE IF EXISTS %s WITH (FORCE)", r->staging, NULL, err) ||
-	    create_like(conn, r->staging, r->target, err))
+	if (exec_ident(conn, "DROP DATABASE IF EXISTS %s WITH (FORCE)", r->staging, NULL, err))
 		goto out;
-	r->staged = true;
-	dgm_info("restoring snapshot '%s' into database '%s' (pg_restore, %d jobs)", snap->id,
-		 r->staging, plan->snapshot.jobs);
-	if (run_pg_restore(plan, snap, r->staging, err) ||
-	    check_revisions(plan, snap, r->staging, err))
+	if (snap->db_copy) {
+		/* the copy stays as it is: the snapshot can be restored again */
+		dgm_info("restoring snapshot '%s' into database '%s' (a copy of '%s')", snap->id,
+			 r->staging, snap->db_copy);
+		if (exec_ident(conn, PQserverVersion(conn) >= 150000 ?
+			       "CREATE DATABASE %s TEMPLATE %s STRATEGY FILE_COPY" :
+			       "CREATE DATABASE %s TEMPLATE %s", r->staging, snap->db_copy, err))
+			goto out;
+		r->staged = true;
+	} else {
+		if (create_like(conn, r->staging, r->target, err))
+			goto out;
+		r->staged = true;
+		dgm_info("restoring snapshot '%s' into database '%s' (pg_restore, %d jobs)",
+			 snap->id, r->staging, plan->snapshot.jobs);
+		if (run_pg_restore(plan, snap, r->staging, err))
+			goto out;
+	}
+	if (dgm_snapshot_check_db_revisions(plan, snap, r->staging, err))
 		goto out;
 	r->restore_ms = dgm_now_ms() - start;
 	ret = 0;

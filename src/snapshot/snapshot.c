@@ -1,5 +1,6 @@
 /* snapshot.c - take a snapshot: pg_dump and the model-store archive at
  * the same time, both verified, then catalogued and renamed into place. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,9 @@ static int record_db_state(dgm_snapshot *s, const dgm_plan *plan, dgm_error *err
 
 	if (dgm_pg_connect(&conn, plan->database.url, "dgmigrate snapshot", err))
 		return -1;
+	s->database = dgm_xstrdup(PQdb(conn));
+	s->server_version = dgm_xmalloc(32);
+	dgm_pg_server_version(conn, s->server_version, 32);
 	if (dgm_pg_read_revisions(&revs, &n, conn, plan->alembic.version_table,
 				  plan->alembic.version_schema, err))
 		goto out;
@@ -114,6 +118,8 @@ static int dump_db(dgm_snapshot *s, const dgm_plan *plan, const char *partial,
 	int ret = dgm_dump_create(&info, &o, err);
 
 	if (ret == 0) {
+		free(s->server_version);
+		free(s->database);
 		s->server_version = dgm_xstrdup(info.server_version);
 		s->pg_dump_version = dgm_xstrdup(info.pg_dump_version);
 		s->database = dgm_xstrdup(info.database);
@@ -136,25 +142,71 @@ static void fill_store(dgm_snapshot *s, const archive_job *j)
 	s->archive_ms = j->ms;
 }
 
+/* Where the store still matches an earlier snapshot's archive file by
+ * file, that archive (written once, verified, never changed) is
+ * hard-linked instead of written again. false: archive it. */
+static bool link_store(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot *like,
+		       const char *partial)
+{
+	char *from = dgm_xasprintf("%s/models.tar.zst", like->dir);
+	char *to = dgm_xasprintf("%s/models.tar.zst", partial);
+	char *mfrom = dgm_archive_manifest_path(from), *mto = dgm_archive_manifest_path(to);
+	dgm_error e = DGM_ERROR_INIT;
+	long start = dgm_now_ms();
+	bool same = false, ok = false;
+
+	if (plan->model_store.extra_paths.count || !like->has_store ||
+	    strcmp(like->store, plan->model_store.path) ||
+	    dgm_archive_store_matches(&same, from, plan->model_store.path, &e) || !same)
+		goto out;
+	if (link(mfrom, mto) != 0 || link(from, to) != 0) {
+		dgm_info("cannot link the archive of snapshot '%s' (%s): archiving the model store",
+			 like->id, strerror(errno));
+		unlink(mto);
+		goto out;
+	}
+	s->has_store = true;
+	s->store = dgm_xstrdup(like->store);
+	s->store_from = dgm_xstrdup(like->id);
+	memcpy(s->archive_sha256, like->archive_sha256, sizeof(s->archive_sha256));
+	s->archive_bytes = like->archive_bytes;
+	s->content_bytes = like->content_bytes;
+	s->entries = like->entries;
+	s->archive_ms = dgm_now_ms() - start;
+	dgm_info("the model store matches snapshot '%s' file by file: its archive is linked, "
+		 "not written again", like->id);
+	ok = true;
+out:
+	dgm_error_clear(&e);
+	free(from);
+	free(to);
+	free(mfrom);
+	free(mto);
+	return ok;
+}
+
 /* Both halves at once; if one fails the other is stopped (pg_dump) or
  * waited for (the archive), and the first cause is reported. */
-static int take_both(dgm_snapshot *s, const dgm_plan *plan, const char *partial,
-		     dgm_error *err)
+static int take_both(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_opts *opts,
+		     const char *partial, dgm_error *err)
 {
 	static volatile sig_atomic_t failed;
 	archive_job job = { .plan = plan, .failed = &failed, .err = DGM_ERROR_INIT,
 			    .progress = DGM_PROGRESS_INIT("model store", "MiB") };
 	bool threaded = plan->model_store.path != NULL;
 	pthread_t tid;
-	int rc;
+	int rc = 0;
 
 	failed = 0;
+	if (threaded && opts && opts->store_like && link_store(s, plan, opts->store_like, partial))
+		threaded = false;
 	job.dest = dgm_xasprintf("%s/models.tar.zst", partial);
 	if (threaded && pthread_create(&tid, NULL, archive_thread, &job) != 0) {
 		free(job.dest);
 		return dgm_error_set(err, DGM_E_RUN, "cannot start the archive thread");
 	}
-	rc = dump_db(s, plan, partial, &failed, err);
+	if (!(opts && opts->db_copy && dgm_snapshot_copy_db(s, plan)))
+		rc = dump_db(s, plan, partial, &failed, err);
 	if (threaded) {
 		pthread_join(tid, NULL);
 		if (job.rc == 0)
@@ -177,7 +229,7 @@ static int finish(dgm_snapshot *s, const char *partial, long start, long verify_
 	char *final = NULL;
 	int ret = -1;
 
-	if (dgm_snapshot_write_checksums(s->db_sha256, partial, s->format, err))
+	if (!s->db_copy && dgm_snapshot_write_checksums(s->db_sha256, partial, s->format, err))
 		return -1;
 	s->verify_ms = dgm_now_ms() - verify_start;
 	s->total_ms = dgm_now_ms() - start;
@@ -237,7 +289,7 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 	dgm_info("snapshot '%s': pg_dump (%s, %d jobs) and model store archive, in parallel",
 		 s->id, s->format == DGM_DUMP_DIRECTORY ? "directory" : "custom",
 		 plan->snapshot.jobs);
-	if (take_both(s, plan, partial, err))
+	if (take_both(s, plan, opts, partial, err))
 		goto out;
 	if (finish(s, partial, start, start + s->dump_ms, err))
 		goto out;
@@ -247,6 +299,10 @@ out:
 		dgm_error cleanup = DGM_ERROR_INIT;
 
 		dgm_fs_remove_tree(partial, &cleanup);
+		dgm_error_clear(&cleanup);
+		if (s->db_copy && dgm_snapshot_drop_copy(plan, s->db_copy, &cleanup))
+			dgm_warn("%s", cleanup.msg);
+		dgm_error_clear(&cleanup);
 	}
 	umask(old_umask);
 	free(partial);
@@ -257,29 +313,45 @@ out:
 	return ret;
 }
 
-int dgm_snapshot_verify(const dgm_snapshot *snap, dgm_error *err)
+static int verify_dump(const dgm_snapshot *snap, dgm_error *err)
 {
-	char *archive = dgm_xasprintf("%s/models.tar.zst", snap->dir);
 	char *dump = dgm_xasprintf("%s/%s", snap->dir,
 				   snap->format == DGM_DUMP_DIRECTORY ? "db" : "db.dump");
 	int entries = 0, ret = -1;
 
-	if (dgm_snapshot_check_checksums(snap, err))
-		goto out;
-	if (dgm_dump_list(&entries, dump, snap->format, err))
+	if (dgm_snapshot_check_checksums(snap, err) ||
+	    dgm_dump_list(&entries, dump, snap->format, err))
 		goto out;
 	if (entries != snap->toc_entries) {
 		dgm_error_set(err, DGM_E_RUN, "snapshot '%s': the dump lists %d entries, its "
 			      "manifest %d", snap->id, entries, snap->toc_entries);
 		goto out;
 	}
-	if (snap->has_store && dgm_archive_verify(archive, NULL, err))
-		goto out;
 	ret = 0;
 out:
+	free(dump);
+	return ret;
+}
+
+int dgm_snapshot_verify_db(const dgm_snapshot *snap, const dgm_plan *plan, dgm_error *err)
+{
+	int ret = snap->db_copy ? dgm_snapshot_check_copy(snap, plan, err) :
+		  verify_dump(snap, err);
+
 	if (ret)
 		dgm_error_prefix(err, "verification failed");
+	return ret;
+}
+
+int dgm_snapshot_verify(const dgm_snapshot *snap, const dgm_plan *plan, dgm_error *err)
+{
+	char *archive = dgm_xasprintf("%s/models.tar.zst", snap->dir);
+	int ret = dgm_snapshot_verify_db(snap, plan, err);
+
+	if (ret == 0 && snap->has_store && dgm_archive_verify(archive, NULL, err)) {
+		dgm_error_prefix(err, "verification failed");
+		ret = -1;
+	}
 	free(archive);
-	free(dump);
 	return ret;
 }

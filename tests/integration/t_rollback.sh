@@ -16,6 +16,11 @@ at_v16() {
 	expect_rc 0
 }
 
+# the newest safety snapshot, and the database copy its manifest names
+safety_id() { ls -t backups | grep -v state | sed -n 1p; }
+copy_of() { sed -n 's/.*"copy": "\([^"]*\)".*/\1/p' "backups/$1/manifest.json"; }
+db_exists() { [[ $(psql_db postgres -c "SELECT count(*) FROM pg_database WHERE datname = '$1'") == 1 ]]; }
+
 revisions() { psql_db "$TEST_DB" -c "SELECT string_agg(version_num, ',' ORDER BY 1) FROM alembic_version"; }
 ml_tables() { psql_db "$TEST_DB" -c "SELECT count(*) FROM pg_tables WHERE tablename IN ('predictive_models', 'anomaly_detection_models', 'anomaly_detection_results', 'external_data_sources', 'prediction_history')"; }
 
@@ -33,6 +38,49 @@ test_rollback_by_downgrade_keeps_new_rows() {
 	diff <(tree_fingerprint models.v15) <(tree_fingerprint models) || fail "model store differs"
 	[[ $(psql_db "$TEST_DB" -c "SELECT reason FROM dgmigrate.runs WHERE command = 'rollback'") == "bad release" ]] ||
 		fail "no history row with the reason"
+	# the safety snapshot: a server-side copy of the database as it was
+	# before the rollback, and the release's archive linked (the store
+	# had not changed), not written again
+	safety=$(safety_id) copy=$(copy_of "$(safety_id)")
+	grep -q '"kind": "pre-rollback"' "backups/$safety/manifest.json" || fail "no safety snapshot"
+	[[ -n $copy ]] && db_exists "$copy" || fail "no database copy in the safety snapshot"
+	[[ ! -e backups/$safety/db ]] || fail "a dump beside the copy"
+	[[ $(psql_db "$copy" -c "SELECT count(*) FROM predictive_models") == 0 &&
+		$(psql_db "$copy" -c "SELECT count(*) FROM organizations WHERE slug = 'after-release'") == 1 ]] ||
+		fail "the copy does not hold the state before the rollback"
+	grep -q '"linked_from"' "backups/$safety/manifest.json" || fail "the unchanged store was archived again"
+	expect_err "its archive is linked"
+	run_dgm backups verify "$safety" plan.yaml
+	expect_rc 0
+	expect_err "database copy '$copy' holds the recorded revisions"
+	# pruning it drops the copy too
+	sleep 1
+	run_dgm backups create plan.yaml
+	expect_rc 0
+	run_dgm backups prune plan.yaml --keep 1
+	expect_rc 0
+	[[ ! -d backups/$safety ]] || fail "the safety snapshot was not pruned"
+	! db_exists "$copy" || fail "the pruned snapshot's database copy is still there"
+}
+
+test_safety_is_a_dump_while_others_are_connected() {
+	at_v16
+	# a session of the application stays connected: no TEMPLATE copy
+	PGADMIN_DB=$TEST_DB pg_admin -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
+	local sleeper=$!
+	for _ in $(seq 50); do
+		[[ $(psql_db postgres -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$TEST_DB'") == 0 ]] || break
+		sleep 0.1
+	done
+	run_dgm rollback --to v1.5 plan.yaml
+	psql_db postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '$TEST_DB'" >/dev/null
+	wait "$sleeper" 2>/dev/null || true
+	expect_rc 0
+	expect_err "1 other session is connected to '$TEST_DB'"
+	expect_err "taking a pg_dump instead"
+	safety=$(safety_id)
+	[[ -z $(copy_of "$safety") && -d backups/$safety/db ]] || fail "the safety snapshot is not a dump"
+	[[ $(revisions) == 5e9f3b7a1c62 ]] || fail "alembic_version: $(revisions)"
 }
 
 test_rollback_restore_needs_consent_and_keeps_a_safety_snapshot() {
@@ -48,6 +96,7 @@ test_rollback_restore_needs_consent_and_keeps_a_safety_snapshot() {
 	# the safety snapshot holds what was written after the release
 	safety=$(ls -t backups | grep -v state | sed -n 1p)
 	grep -q '"kind": "pre-rollback"' "backups/$safety/manifest.json" || fail "no safety snapshot"
+	[[ -n $(copy_of "$safety") ]] || fail "the safety snapshot is not a database copy"
 	run_dgm backups restore "$safety" plan.yaml --terminate-connections
 	expect_rc 0
 	[[ $(psql_db "$TEST_DB" -c "SELECT count(*) FROM organizations WHERE slug = 'after-release'") == 1 ]] ||

@@ -1,0 +1,131 @@
+/* copy_db.c - a snapshot's database as a server-side copy: CREATE
+ * DATABASE <target>_dgm_safe_<id> TEMPLATE <target> STRATEGY FILE_COPY.
+ * PostgreSQL copies the files (after a checkpoint) and flushes them:
+ * seconds where pg_dump takes minutes, which is what a rollback's safety
+ * snapshot needs. It cannot run while another session is connected to
+ * the target; the caller then takes a dump instead. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dgm/buf.h"
+#include "dgm/clock.h"
+#include "dgm/log.h"
+#include "dgm/pg.h"
+#include "internal.h"
+
+#define MAINTENANCE_DB "postgres"
+
+static int exec_fmt(PGconn *conn, dgm_error *err, const char *fmt, const char *a,
+		    const char *b)
+{
+	char *qa = dgm_pg_quote_ident(conn, a), *qb = b ? dgm_pg_quote_ident(conn, b) : NULL;
+	char *sql = dgm_xasprintf(fmt, qa, qb ? qb : "");
+	int ret = dgm_pg_exec(conn, sql, err);
+
+	free(sql);
+	free(qa);
+	free(qb);
+	return ret;
+}
+
+int dgm_snapshot_drop_copy(const dgm_plan *plan, const char *name, dgm_error *err)
+{
+	PGconn *conn = NULL;
+	int ret;
+
+	if (dgm_pg_connect_db(&conn, plan->database.url, MAINTENANCE_DB, "dgmigrate snapshot", err))
+		return -1;
+	ret = exec_fmt(conn, err, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name, NULL);
+	dgm_pg_close(conn);
+	if (ret)
+		dgm_error_prefix(err, "cannot drop the database copy '%s'", name);
+	return ret;
+}
+
+int dgm_snapshot_check_copy(const dgm_snapshot *s, const dgm_plan *plan, dgm_error *err)
+{
+	if (dgm_snapshot_check_db_revisions(plan, s, s->db_copy, err)) {
+		dgm_error_prefix(err, "snapshot '%s' (a copy of database '%s')", s->id, s->database);
+		return -1;
+	}
+	return 0;
+}
+
+/* Who else is connected to db (a TEMPLATE copy needs nobody). */
+static int other_sessions(dgm_buf *who, PGconn *conn, const char *db, dgm_error *err)
+{
+	const char *params[] = { db };
+	PGresult *res = NULL;
+	int n;
+
+	if (dgm_pg_query(&res, conn, "SELECT pid, coalesce(nullif(application_name, ''), '-'),"
+			 " coalesce(usename, '') FROM pg_stat_activity WHERE datname = $1"
+			 " AND pid <> pg_backend_pid()", 1, params, err))
+		return -1;
+	n = PQntuples(res);
+	for (int i = 0; i < n && i < 3; i++)
+		dgm_buf_printf(who, "%spid %s '%s' (user '%s')", i ? ", " : "", PQgetvalue(res, i, 0),
+			       PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+	if (n > 3)
+		dgm_buf_printf(who, " and %d more", n - 3);
+	PQclear(res);
+	return n;
+}
+
+static int make_copy(PGconn *conn, const char *copy, const char *target, int server_major,
+		     dgm_error *err)
+{
+	/* FILE_COPY: WAL_LOG, 15's default, writes the whole database to
+	 * the WAL; before 15 a file copy is the only way */
+	return exec_fmt(conn, err, server_major >= 15 ?
+			"CREATE DATABASE %s TEMPLATE %s STRATEGY FILE_COPY" :
+			"CREATE DATABASE %s TEMPLATE %s", copy, target);
+}
+
+bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan)
+{
+	PGconn *conn = NULL;
+	dgm_buf who = DGM_BUF_INIT;
+	dgm_error why = DGM_ERROR_INIT;
+	char *copy = dgm_xasprintf("%.30s_dgm_safe_%.22s", s->database, s->id);
+	long start = dgm_now_ms();
+	bool ok = false;
+	int n;
+
+	if (dgm_pg_connect_db(&conn, plan->database.url, MAINTENANCE_DB, "dgmigrate snapshot",
+			      &why))
+		goto out;
+	n = other_sessions(&who, conn, s->database, &why);
+	if (n != 0) {
+		if (n > 0)
+			dgm_error_set(&why, DGM_E_RUN, "%d other session%s connected to '%s': %s", n,
+				      n == 1 ? " is" : "s are", s->database, who.ptr);
+		goto out;
+	}
+	dgm_info("copying database '%s' on the server (CREATE DATABASE %s TEMPLATE ...)",
+		 s->database, copy);
+	if (make_copy(conn, copy, s->database, atoi(s->server_version), &why))
+		goto out;
+	s->db_copy = copy;
+	copy = NULL;
+	if (dgm_snapshot_check_copy(s, plan, &why)) {
+		dgm_error ignore = DGM_ERROR_INIT;
+
+		exec_fmt(conn, &ignore, "DROP DATABASE IF EXISTS %s WITH (FORCE)", s->db_copy, NULL);
+		free(s->db_copy);
+		s->db_copy = NULL;
+		goto out;
+	}
+	s->dump_ms = dgm_now_ms() - start;
+	ok = true;
+out:
+	if (!ok)
+		dgm_info("no server-side copy of '%s' (%s): taking a pg_dump instead", s->database,
+			 why.msg);
+	dgm_error_clear(&why);
+	dgm_buf_free(&who);
+	dgm_pg_close(conn);
+	free(copy);
+	return ok;
+}
