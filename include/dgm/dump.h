@@ -23,6 +23,7 @@ typedef struct dgm_dump_info {
 
 typedef struct dgm_dump_opts {
 	const char *url;
+	const char *dbname;        /* dump this database of url's server instead */
 	const char *dest;          /* final path: a folder (-Fd) or a file (-Fc) */
 	dgm_dump_format format;
 	int jobs;

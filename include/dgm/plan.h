@@ -102,6 +102,8 @@ typedef struct dgm_plan {
 		int keep;             /* retention: snapshots kept, default 5 */
 		long long min_free_bytes; /* refuse to snapshot below this, default 1 GiB */
 		dgm_rollback_safety rollback_safety; /* default DGM_SAFETY_COPY */
+		int keep_copies;      /* newest snapshots that keep a server-side
+				       * copy beside their dump, default 1 */
 	} snapshot;
 
 	struct {

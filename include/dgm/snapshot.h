@@ -9,11 +9,15 @@
  *   <id>/db.sha256           SHA-256 of every dump file (sha256sum format)
  *   <id>/models.tar.zst      the model store and extra paths
  *   <id>/models.tar.zst.manifest.json
- * A rollback's safety snapshot may hold its database as a server-side
- * copy instead of a dump: the database <target>_dgm_safe_<id> on the
- * same server (db_copy), no db/ folder. Where the model store was
+ * Server-side copies (CREATE DATABASE ... TEMPLATE, seconds where a
+ * dump or a restore takes minutes): a rollback's safety snapshot may
+ * hold its database only as such a copy, <target>_dgm_safe_<id>, no
+ * db/ folder; apply's snapshot (and a manual one) may keep a copy
+ * <target>_dgm_snap_<id> beside its dump - the dump is then taken from
+ * the copy, so both hold the same - for a restore in seconds (the
+ * newest snapshot.keep_copies keep theirs). Where the model store was
  * unchanged since an earlier snapshot, that one's archive is hard-linked
- * (store_from) instead of written again. Pruning drops the copy too.
+ * (store_from) instead of written again. Pruning drops copies too.
  * A folder without ".partial" and with a manifest.json is complete and
  * was verified when it was made.
  */
@@ -41,7 +45,8 @@ typedef struct dgm_snapshot {
 				   * from pg_stat_user_tables when taken: a later
 				   * restore compares them to see what it would lose */
 	dgm_dump_format format;
-	char *db_copy;            /* a server-side copy instead of a dump, or NULL */
+	bool has_dump;            /* db/ or db.dump is there */
+	char *db_copy;            /* a server-side copy of the database, or NULL */
 	char *store_from;         /* snapshot whose archive was linked, or NULL */
 	int toc_entries;
 	long long db_bytes;
@@ -62,12 +67,19 @@ typedef struct dgm_snapshot {
 	" n_tup_ins + n_tup_upd + n_tup_del), '{}')::text FROM pg_stat_user_tables" \
 	" WHERE schemaname <> 'dgmigrate'"
 
+/* How the database is kept. A server-side copy needs no other session
+ * on the database; where it cannot be made the database is dumped. */
+typedef enum dgm_snapshot_db {
+	DGM_SNAPSHOT_DUMP = 0,    /* pg_dump */
+	DGM_SNAPSHOT_COPY,        /* a server-side copy only */
+	DGM_SNAPSHOT_COPY_DUMP    /* a server-side copy, and pg_dump of the copy */
+} dgm_snapshot_db;
+
 /* What the caller knows that the snapshot records. */
 typedef struct dgm_snapshot_opts {
 	const char *kind;
 	const char *commit;       /* may be NULL */
-	bool db_copy;             /* copy the database on the server (falls back
-				   * to pg_dump when it cannot) */
+	dgm_snapshot_db db;
 	const struct dgm_snapshot *store_like; /* link its archive if the store
 				   * still matches it file by file; may be NULL */
 } dgm_snapshot_opts;
@@ -82,7 +94,8 @@ int dgm_snapshot_create(dgm_snapshot *snap, const dgm_plan *plan,
  * against db.sha256 (none missing, none extra), pg_restore --list; or a
  * database copy: it exists and holds the recorded revisions. */
 int dgm_snapshot_verify(const dgm_snapshot *snap, const dgm_plan *plan, dgm_error *err);
-/* Only the database part of that (what a database restore reads). */
+/* The database part of that; with both a copy and a dump, the copy
+ * (what a restore reads first; a missing copy falls back to the dump). */
 int dgm_snapshot_verify_db(const dgm_snapshot *snap, const dgm_plan *plan, dgm_error *err);
 
 /* Read <dir>/manifest.json. */
@@ -99,6 +112,14 @@ int dgm_snapshot_find(dgm_snapshot *snap, const char *backup_dir, const char *id
 int dgm_snapshot_prune(int *removed, const dgm_plan *plan, int keep,
 		       bool (*in_use)(const char *id, void *payload), void *payload,
 		       dgm_error *err);
+
+/* Drop the server-side copies of all but the newest `keep` snapshots
+ * that also have a dump (their manifests then name no copy); a copy that
+ * is the only database of its snapshot stays. */
+int dgm_snapshot_trim_copies(const dgm_plan *plan, int keep, dgm_error *err);
+
+/* What to do for a snapshot the plan asks for (apply, backups create). */
+dgm_snapshot_db dgm_snapshot_db_mode(const dgm_plan *plan);
 
 void dgm_snapshot_free(dgm_snapshot *snap);
 void dgm_snapshot_list_free(dgm_snapshot *list, size_t n);

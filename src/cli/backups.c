@@ -32,7 +32,7 @@ static void print_one(const dgm_snapshot *s)
 					 s->revisions.items[i]);
 	printf("%-24s %-12s %-20s %-12s %-26s ", s->id, s->kind, when, s->tag,
 	       s->revisions.count ? revs : "(base)");
-	if (s->db_copy)
+	if (!s->has_dump)
 		printf("%8s", "copy");
 	else
 		printf("%8.1f", (double)s->db_bytes / 1048576.0);
@@ -62,7 +62,8 @@ static int list(const dgm_plan *plan, bool json, dgm_error *err)
 		printf("(no snapshots in '%s')\n", plan->snapshot.directory);
 	for (size_t i = 0; !json && i < n; i++)
 		if (all[i].db_copy)
-			printf("%s: the database is the copy '%s' on the same server\n", all[i].id,
+			printf("%s: %s '%s' on the same server\n", all[i].id, all[i].has_dump ?
+			       "also kept as the database copy" : "the database is the copy",
 			       all[i].db_copy);
 	dgm_snapshot_list_free(all, n);
 	return 0;
@@ -103,12 +104,13 @@ static int verify(const dgm_plan *plan, const char *id, dgm_error *err)
 	if (dgm_snapshot_find(&s, plan->snapshot.directory, id, err))
 		return -1;
 	ret = dgm_snapshot_verify(&s, plan, err);
-	if (ret == 0 && s.db_copy)
+	if (ret == 0 && !s.has_dump)
 		dgm_info("snapshot '%s' is intact: database copy '%s' holds the recorded revisions, "
 			 "%lld archive entries, checksums match", s.id, s.db_copy, s.entries);
 	else if (ret == 0)
-		dgm_info("snapshot '%s' is intact: %d dump entries, %lld archive entries, "
-			 "checksums match", s.id, s.toc_entries, s.entries);
+		dgm_info("snapshot '%s' is intact: %d dump entries%s%s%s, %lld archive entries, "
+			 "checksums match", s.id, s.toc_entries, s.db_copy ? " (and database copy '" :
+			 "", s.db_copy ? s.db_copy : "", s.db_copy ? "')" : "", s.entries);
 	dgm_snapshot_free(&s);
 	return ret;
 }
@@ -120,7 +122,8 @@ static int restore(const dgm_plan *plan, const char *id, const dgm_args *args, d
 	dgm_restore_opts ro = { .database = true, .store = !dgm_args_flag(args, "no-store"),
 				.terminate = dgm_args_flag(args, "terminate-connections") };
 	dgm_snapshot_opts so = { .kind = "pre-restore",
-				 .db_copy = plan->snapshot.rollback_safety == DGM_SAFETY_COPY };
+				 .db = plan->snapshot.rollback_safety == DGM_SAFETY_COPY ?
+				       DGM_SNAPSHOT_COPY : DGM_SNAPSHOT_DUMP };
 	dgm_snapshot snap = { 0 }, safety = { 0 };
 	dgm_lock lock = { 0 };
 	int ret = -1;

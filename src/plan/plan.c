@@ -22,6 +22,7 @@ static void set_defaults(dgm_plan *p)
 	p->snapshot.jobs = 2;
 	p->snapshot.compression = 1;
 	p->snapshot.keep = 5;
+	p->snapshot.keep_copies = 1;
 	p->snapshot.min_free_bytes = 1LL << 30;
 	p->model_store.level = 3;
 	p->model_store.threads = 0;

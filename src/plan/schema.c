@@ -849,6 +849,8 @@ static const field snapshot_fields[] = {
 	{ .key = "min_free", .kind = F_SIZE, .off = OFF(snapshot.min_free_bytes) },
 	{ .key = "rollback_safety", .kind = F_ENUM, .off = OFF(snapshot.rollback_safety),
 	  .choices = safeties },
+	{ .key = "keep_copies", .kind = F_INT, .off = OFF(snapshot.keep_copies), .min = 0,
+	  .max = NO_MAX },
 	{ NULL }
 };
 

@@ -35,6 +35,11 @@ static void print_steps(const dgm_plan *plan, const dgm_facts *f)
 	       plan->snapshot.directory, plan->snapshot.format == DGM_DUMP_DIRECTORY ?
 	       "directory format" : "custom format", plan->snapshot.jobs, plan->snapshot.compression,
 	       f->db_bytes >> 20, plan->model_store.level, f->store_bytes >> 20);
+	if (plan->snapshot.keep_copies > 0)
+		printf("             first a server-side copy of the database, kept for a fast "
+		       "restore (another %lld MiB on the database server; snapshot.keep_copies: %d), "
+		       "which the dump then reads; without other sessions connected, else the dump "
+		       "reads the database\n", f->db_bytes >> 20, plan->snapshot.keep_copies);
 	printf("checkout     '%s': HEAD %.12s -> '%s' (%.12s), detached\n",
 	       plan->release.repository, f->head, plan->release.tag, f->tag_commit);
 	printf("upgrade      alembic upgrade %s: %s -> ", plan->alembic.target,

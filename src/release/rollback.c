@@ -405,7 +405,8 @@ static int safety_snapshot(rb *b, dgm_error *err)
 {
 	const dgm_plan *plan = b->r->plan;
 	dgm_snapshot_opts so = { .kind = "pre-rollback", .commit = b->r->facts.head,
-				 .db_copy = plan->snapshot.rollback_safety == DGM_SAFETY_COPY,
+				 .db = plan->snapshot.rollback_safety == DGM_SAFETY_COPY ?
+				       DGM_SNAPSHOT_COPY : DGM_SNAPSHOT_DUMP,
 				 .store_like = b->have_release ? &b->release : NULL };
 	long t = dgm_now_ms();
 

@@ -38,7 +38,7 @@ static json_t *to_json(const dgm_snapshot *s)
 	json_object_set_new(o, "database", json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:s}",
 		"name", s->database, "server_version", s->server_version,
 		"pg_dump_version", s->pg_dump_version ? s->pg_dump_version : "", "wal_lsn", s->wal_lsn ? s->wal_lsn : "",
-		"format", s->db_copy ? "copy" : s->format == DGM_DUMP_DIRECTORY ? "directory" :
+		"format", !s->has_dump ? "copy" : s->format == DGM_DUMP_DIRECTORY ? "directory" :
 		"custom",
 		"toc_entries", s->toc_entries, "bytes", (json_int_t)s->db_bytes,
 		"files_sha256", s->db_sha256));
@@ -128,6 +128,7 @@ static void from_json(dgm_snapshot *s, json_t *o, const char *dir)
 	s->wal_lsn = jstr(db, "wal_lsn");
 	s->format = fmt && !strcmp(fmt, "custom") ? DGM_DUMP_CUSTOM : DGM_DUMP_DIRECTORY;
 	s->db_copy = jstr_opt(db, "copy");
+	s->has_dump = !fmt || strcmp(fmt, "copy") != 0;
 	s->toc_entries = (int)json_integer_value(json_object_get(db, "toc_entries"));
 	s->db_bytes = json_integer_value(json_object_get(db, "bytes"));
 	snprintf(s->db_sha256, sizeof(s->db_sha256), "%s",
@@ -276,6 +277,37 @@ int dgm_snapshot_prune(int *removed, const dgm_plan *plan, int keep,
 	}
 	dgm_snapshot_list_free(all, n);
 	return ret;
+}
+
+int dgm_snapshot_trim_copies(const dgm_plan *plan, int keep, dgm_error *err)
+{
+	dgm_snapshot *all = NULL;
+	size_t n = 0;
+	int kept = 0, ret = 0;
+
+	if (dgm_snapshot_list(&all, &n, plan->snapshot.directory, err))
+		return -1;
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		dgm_snapshot *s = &all[i];
+
+		if (!s->db_copy || !s->has_dump || kept++ < keep)
+			continue;
+		ret = dgm_snapshot_drop_copy(plan, s->db_copy, err);
+		if (ret == 0) {
+			dgm_info("dropped the server-side copy '%s' of snapshot '%s' (its dump stays; "
+				 "snapshot.keep_copies is %d)", s->db_copy, s->id, keep);
+			free(s->db_copy);
+			s->db_copy = NULL;
+			ret = dgm_snapshot_write_manifest(s, s->dir, err);
+		}
+	}
+	dgm_snapshot_list_free(all, n);
+	return ret;
+}
+
+dgm_snapshot_db dgm_snapshot_db_mode(const dgm_plan *plan)
+{
+	return plan->snapshot.keep_copies > 0 ? DGM_SNAPSHOT_COPY_DUMP : DGM_SNAPSHOT_DUMP;
 }
 
 void dgm_snapshot_free(dgm_snapshot *s)

@@ -83,12 +83,13 @@ static int make_copy(PGconn *conn, const char *copy, const char *target, int ser
 			"CREATE DATABASE %s TEMPLATE %s", copy, target);
 }
 
-bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan)
+bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan, const char *infix,
+			  bool then_dump)
 {
 	PGconn *conn = NULL;
 	dgm_buf who = DGM_BUF_INIT;
 	dgm_error why = DGM_ERROR_INIT;
-	char *copy = dgm_xasprintf("%.30s_dgm_safe_%.22s", s->database, s->id);
+	char *copy = dgm_xasprintf("%.30s_dgm_%s_%.22s", s->database, infix, s->id);
 	long start = dgm_now_ms();
 	bool ok = false;
 	int n;
@@ -121,8 +122,8 @@ bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan)
 	ok = true;
 out:
 	if (!ok)
-		dgm_info("no server-side copy of '%s' (%s): taking a pg_dump instead", s->database,
-			 why.msg);
+		dgm_info("no server-side copy of '%s' (%s): %s", s->database, why.msg, then_dump ?
+			 "the dump is taken from the database itself" : "taking a pg_dump instead");
 	dgm_error_clear(&why);
 	dgm_buf_free(&who);
 	dgm_pg_close(conn);

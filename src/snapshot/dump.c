@@ -131,6 +131,16 @@ static int run_pg_dump(const dgm_dump_opts *o, const char *partial, int tables, 
 	argv[n] = NULL;
 	if (dgm_pg_env(&env, o->url, err))
 		return -1;
+	if (o->dbname) {
+		size_t n_env = 0;
+
+		while (env[n_env])
+			n_env++;
+		/* set last: it wins over the URL's PGDATABASE */
+		env = dgm_xrealloc(env, (n_env + 2) * sizeof(*env));
+		env[n_env] = dgm_xasprintf("PGDATABASE=%s", o->dbname);
+		env[n_env + 1] = NULL;
+	}
 	{
 		dgm_child c = { .argv = argv, .env_set = (const char *const *)env,
 				.timeout_ms = o->timeout_ms, .cancel = o->cancel,

@@ -15,7 +15,8 @@ int dgm_snapshot_check_checksums(const dgm_snapshot *snap, dgm_error *err);
  * true; false where it cannot be now (sessions connected, no right to
  * copy, ...): the reason is logged and the caller dumps instead. Needs
  * s->id, s->database, s->server_version and s->revisions. */
-bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan);
+bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan, const char *infix,
+			  bool then_dump);
 /* Database db holds exactly the snapshot's Alembic revisions. */
 int dgm_snapshot_check_db_revisions(const dgm_plan *plan, const dgm_snapshot *snap,
 				    const char *db, dgm_error *err);

@@ -122,6 +122,22 @@ out:
 	return ret;
 }
 
+/* A server-side copy that holds what the snapshot recorded is restored
+ * by a TEMPLATE copy of it (seconds); otherwise the dump is read. */
+static bool use_copy(const dgm_plan *plan, const dgm_snapshot *snap)
+{
+	dgm_error e = DGM_ERROR_INIT;
+	bool ok;
+
+	if (!snap->db_copy)
+		return false;
+	ok = !snap->has_dump || dgm_snapshot_check_copy(snap, plan, &e) == 0;
+	if (!ok)
+		dgm_warn("%s: restoring from the dump instead", e.msg);
+	dgm_error_clear(&e);
+	return ok;
+}
+
 int dgm_db_restore_stage(dgm_db_restore *r, const dgm_plan *plan, const dgm_snapshot *snap,
 			 dgm_error *err)
 {
@@ -140,7 +156,7 @@ int dgm_db_restore_stage(dgm_db_restore *r, const dgm_plan *plan, const dgm_snap
 		goto out;
 	if (exec_ident(conn, "DROP DATABASE IF EXISTS %s WITH (FORCE)", r->staging, NULL, err))
 		goto out;
-	if (snap->db_copy) {
+	if (use_copy(plan, snap)) {
 		/* the copy stays as it is: the snapshot can be restored again */
 		dgm_info("restoring snapshot '%s' into database '%s' (a copy of '%s')", snap->id,
 			 r->staging, snap->db_copy);

@@ -110,7 +110,8 @@ static int dump_db(dgm_snapshot *s, const dgm_plan *plan, const char *partial,
 	char *dest = dgm_xasprintf("%s/%s", partial,
 				   plan->snapshot.format == DGM_DUMP_DIRECTORY ? "db" : "db.dump");
 	dgm_dump_opts o = {
-		.url = plan->database.url, .dest = dest, .format = plan->snapshot.format,
+		.url = plan->database.url, .dbname = s->db_copy, .dest = dest,
+		.format = plan->snapshot.format,
 		.jobs = plan->snapshot.jobs, .compression = plan->snapshot.compression,
 		.timeout_ms = plan->timeouts.snapshot_ms, .cancel = cancel,
 	};
@@ -125,7 +126,8 @@ static int dump_db(dgm_snapshot *s, const dgm_plan *plan, const char *partial,
 		s->database = dgm_xstrdup(info.database);
 		s->toc_entries = info.toc_entries;
 		s->db_bytes = info.bytes;
-		s->dump_ms = info.ms;
+		s->dump_ms += info.ms;
+		s->has_dump = true;
 	}
 	free(dest);
 	return ret;
@@ -140,6 +142,20 @@ static void fill_store(dgm_snapshot *s, const archive_job *j)
 	s->content_bytes = j->manifest.content_bytes;
 	s->entries = (long long)j->manifest.n_entries;
 	s->archive_ms = j->ms;
+}
+
+/* The database: a server-side copy (the dump, if one is asked for too,
+ * is taken from the copy: both hold the same), else a dump. */
+static int db_part(dgm_snapshot *s, const dgm_plan *plan, dgm_snapshot_db mode,
+		   const char *partial, volatile sig_atomic_t *failed, dgm_error *err)
+{
+	bool copied = mode != DGM_SNAPSHOT_DUMP &&
+		      dgm_snapshot_copy_db(s, plan, mode == DGM_SNAPSHOT_COPY ? "safe" : "snap",
+					   mode == DGM_SNAPSHOT_COPY_DUMP);
+
+	if (copied && mode == DGM_SNAPSHOT_COPY)
+		return 0;
+	return dump_db(s, plan, partial, failed, err);
 }
 
 /* Where the store still matches an earlier snapshot's archive file by
@@ -205,8 +221,7 @@ static int take_both(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_o
 		free(job.dest);
 		return dgm_error_set(err, DGM_E_RUN, "cannot start the archive thread");
 	}
-	if (!(opts && opts->db_copy && dgm_snapshot_copy_db(s, plan)))
-		rc = dump_db(s, plan, partial, &failed, err);
+	rc = db_part(s, plan, opts ? opts->db : DGM_SNAPSHOT_DUMP, partial, &failed, err);
 	if (threaded) {
 		pthread_join(tid, NULL);
 		if (job.rc == 0)
@@ -229,7 +244,7 @@ static int finish(dgm_snapshot *s, const char *partial, long start, long verify_
 	char *final = NULL;
 	int ret = -1;
 
-	if (!s->db_copy && dgm_snapshot_write_checksums(s->db_sha256, partial, s->format, err))
+	if (s->has_dump && dgm_snapshot_write_checksums(s->db_sha256, partial, s->format, err))
 		return -1;
 	s->verify_ms = dgm_now_ms() - verify_start;
 	s->total_ms = dgm_now_ms() - start;
@@ -294,6 +309,13 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 	if (finish(s, partial, start, start + s->dump_ms, err))
 		goto out;
 	ret = 0;
+	if (opts && opts->db == DGM_SNAPSHOT_COPY_DUMP) {
+		dgm_error e = DGM_ERROR_INIT;
+
+		if (dgm_snapshot_trim_copies(plan, plan->snapshot.keep_copies, &e))
+			dgm_warn("cannot drop older server-side copies: %s", e.msg);
+		dgm_error_clear(&e);
+	}
 out:
 	if (ret && partial) {
 		dgm_error cleanup = DGM_ERROR_INIT;
@@ -335,9 +357,14 @@ out:
 
 int dgm_snapshot_verify_db(const dgm_snapshot *snap, const dgm_plan *plan, dgm_error *err)
 {
-	int ret = snap->db_copy ? dgm_snapshot_check_copy(snap, plan, err) :
-		  verify_dump(snap, err);
+	int ret = snap->db_copy ? dgm_snapshot_check_copy(snap, plan, err) : -1;
 
+	if (ret && snap->db_copy && snap->has_dump)
+		dgm_warn("%s: the dump is checked instead", err->msg);
+	if (ret && snap->has_dump) {
+		dgm_error_clear(err);
+		ret = verify_dump(snap, err);
+	}
 	if (ret)
 		dgm_error_prefix(err, "verification failed");
 	return ret;
@@ -346,7 +373,19 @@ int dgm_snapshot_verify_db(const dgm_snapshot *snap, const dgm_plan *plan, dgm_e
 int dgm_snapshot_verify(const dgm_snapshot *snap, const dgm_plan *plan, dgm_error *err)
 {
 	char *archive = dgm_xasprintf("%s/models.tar.zst", snap->dir);
-	int ret = dgm_snapshot_verify_db(snap, plan, err);
+	int ret = snap->has_dump ? verify_dump(snap, err) : 0;
+
+	if (ret)
+		dgm_error_prefix(err, "verification failed");
+	else if (snap->db_copy && dgm_snapshot_check_copy(snap, plan, err)) {
+		if (snap->has_dump) {
+			dgm_warn("%s: a restore will read the dump instead", err->msg);
+			dgm_error_clear(err);
+		} else {
+			dgm_error_prefix(err, "verification failed");
+			ret = -1;
+		}
+	}
 
 	if (ret == 0 && snap->has_store && dgm_archive_verify(archive, NULL, err)) {
 		dgm_error_prefix(err, "verification failed");

@@ -92,6 +92,8 @@ test_rollback_restore_needs_consent_and_keeps_a_safety_snapshot() {
 	[[ $(revisions) == b6e14d8a0f97 ]] || fail "something changed: $(revisions)"
 	run_dgm rollback --to v1.5 plan.yaml --restore --accept-data-loss
 	expect_rc 0
+	# apply kept a server-side copy beside its dump: the restore reads it
+	expect_err "(a copy of '${TEST_DB:0:30}_dgm_snap_"
 	[[ "$(db_fingerprint "$TEST_DB")" == "$rows_v15" ]] || fail "database differs from the snapshot"
 	# the safety snapshot holds what was written after the release
 	safety=$(ls -t backups | grep -v state | sed -n 1p)
@@ -101,6 +103,42 @@ test_rollback_restore_needs_consent_and_keeps_a_safety_snapshot() {
 	expect_rc 0
 	[[ $(psql_db "$TEST_DB" -c "SELECT count(*) FROM organizations WHERE slug = 'after-release'") == 1 ]] ||
 		fail "the safety snapshot does not give the row back"
+}
+
+# apply's snapshot: a server-side copy, and the dump taken from that copy
+pre_apply_id() { grep -l '"kind": "pre-apply"' backups/*/manifest.json | sed -n 1p | cut -d/ -f2; }
+
+test_apply_keeps_a_copy_and_restore_reads_the_dump_without_it() {
+	at_v16
+	snap=$(pre_apply_id) copy=$(copy_of "$(pre_apply_id)")
+	[[ -n $copy ]] && db_exists "$copy" || fail "apply kept no server-side copy"
+	[[ $(psql_db "$copy" -c "SELECT version_num FROM alembic_version") == 5e9f3b7a1c62 ]] ||
+		fail "the copy is not the database before the release"
+	"$PGBIN/pg_restore" --list "backups/$snap/db" | grep -q "dbname: $copy" || fail "the dump was not taken from the copy"
+	# the copy gone: the restore reads the dump
+	psql_db postgres -c "DROP DATABASE \"$copy\"" >/dev/null
+	run_dgm rollback --to v1.5 plan.yaml --restore
+	expect_rc 0
+	expect_err "restoring from the dump instead"
+	expect_err "(pg_restore, "
+	[[ "$(db_fingerprint "$TEST_DB")" == "$rows_v15" ]] || fail "database differs from the snapshot"
+}
+
+test_only_the_newest_apply_snapshot_keeps_its_copy() {
+	at_v16
+	first=$(pre_apply_id) copy1=$(copy_of "$(pre_apply_id)")
+	run_dgm rollback --to v1.5 plan.yaml
+	expect_rc 0
+	sleep 1
+	run_dgm apply plan.yaml
+	expect_rc 0
+	expect_err "dropped the server-side copy '$copy1' of snapshot '$first'"
+	! db_exists "$copy1" || fail "the older copy is still there"
+	[[ -z $(copy_of "$first") && -d backups/$first/db ]] || fail "the older snapshot's manifest still names its copy"
+	newest=$(grep -l '"kind": "pre-apply"' backups/*/manifest.json | cut -d/ -f2 | sort | tail -n 1)
+	db_exists "$(copy_of "$newest")" || fail "the newest apply snapshot has no copy"
+	run_dgm backups verify "$first" plan.yaml
+	expect_rc 0
 }
 
 test_failed_downgrade_falls_back_to_restore() {

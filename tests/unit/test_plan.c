@@ -62,7 +62,7 @@ static const struct broken broken[] = {
 	{ "unknown_key_lists_valid_keys_when_nothing_is_close",
 	  BASE "  colour: red\n",
 	  NAME ":10:3: unknown key 'colour' in 'snapshot'; valid keys are 'directory', 'format', "
-	  "'jobs', 'compression', 'keep', 'min_free', 'rollback_safety'",
+	  "'jobs', 'compression', 'keep', 'min_free', 'rollback_safety', 'keep_copies'",
 	  "remove 'colour' or rename it to one of the valid keys" },
 	{ "unknown_top_level_key_lists_valid_keys",
 	  BASE "owner: ops\n",
@@ -359,6 +359,7 @@ static const char full_plan[] =
 	"  keep: 3\n"
 	"  min_free: 512MiB\n"
 	"  rollback_safety: dump\n"
+	"  keep_copies: 0\n"
 	"model_store:\n"
 	"  path: ${DGM_T_MODELS}\n"
 	"  compression_level: 19\n"
@@ -426,6 +427,7 @@ static void full_plan_maps_every_field(void **state)
 	assert_int_equal(p.snapshot.keep, 3);
 	assert_true(p.snapshot.min_free_bytes == 512LL << 20);
 	assert_int_equal(p.snapshot.rollback_safety, DGM_SAFETY_DUMP);
+	assert_int_equal(p.snapshot.keep_copies, 0);
 	assert_string_equal(p.model_store.path, "/srv/models");
 	assert_int_equal(p.model_store.level, 19);
 	assert_int_equal(p.model_store.threads, 8);
@@ -481,6 +483,7 @@ static void minimal_plan_gets_the_defaults(void **state)
 	assert_string_equal(p.snapshot.directory, "/srv/release/plans/backups");
 	assert_int_equal(p.snapshot.format, DGM_DUMP_DIRECTORY);
 	assert_int_equal(p.snapshot.rollback_safety, DGM_SAFETY_COPY);
+	assert_int_equal(p.snapshot.keep_copies, 1);
 	assert_int_equal(p.snapshot.jobs, 2);
 	assert_int_equal(p.snapshot.compression, 1);
 	assert_int_equal(p.snapshot.keep, 5);
@@ -561,7 +564,7 @@ static void marks_point_at_each_value(void **state)
 	assert_int_equal(m->column, 15);
 	m = dgm_plan_where(&p, "postconditions.tables[1]");
 	assert_non_null(m);
-	assert_int_equal(m->line, 31);
+	assert_int_equal(m->line, 32);
 	assert_int_equal(m->column, 31);
 	assert_null(dgm_plan_where(&p, "nothing.here"));
 
