@@ -4,9 +4,11 @@
  * seconds where pg_dump takes minutes, which is what a rollback's safety
  * snapshot needs. It cannot run while another session is connected to
  * the target; the caller then takes a dump instead. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dgm/buf.h"
 #include "dgm/clock.h"
@@ -50,6 +52,42 @@ int dgm_snapshot_check_copy(const dgm_snapshot *s, const dgm_plan *plan, dgm_err
 		return -1;
 	}
 	return 0;
+}
+
+/* A copy whose snapshot folder was never completed (a run killed while
+ * it was made) would hold the database's size on the server for good:
+ * every copy of this database named after an id with no snapshot
+ * folder is dropped. Runs under the database's lock, so no other
+ * dgmigrate is making one. */
+static void drop_orphans(PGconn *conn, const dgm_plan *plan, const char *db)
+{
+	char *prefix = dgm_xasprintf("%.30s_dgm_", db);
+	const char *params[] = { prefix };
+	PGresult *res = NULL;
+	dgm_error e = DGM_ERROR_INIT;
+	struct stat st;
+
+	if (dgm_pg_query(&res, conn, "SELECT datname FROM pg_database WHERE left(datname, "
+			 "length($1)) = $1 AND substr(datname, length($1) + 1, 5) IN "
+			 "('safe_', 'snap_')", 1, params, &e) == 0) {
+		for (int i = 0; i < PQntuples(res); i++) {
+			const char *name = PQgetvalue(res, i, 0);
+			char *dir = dgm_xasprintf("%s/%s", plan->snapshot.directory,
+						  name + strlen(prefix) + 5);
+
+			if (stat(dir, &st) != 0 && errno == ENOENT) {
+				dgm_info("dropping '%s', the copy of an unfinished snapshot", name);
+				if (exec_fmt(conn, &e, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name,
+					     NULL))
+					dgm_warn("%s", e.msg);
+				dgm_error_clear(&e);
+			}
+			free(dir);
+		}
+	}
+	dgm_error_clear(&e);
+	PQclear(res);
+	free(prefix);
 }
 
 /* Who else is connected to db (a TEMPLATE copy needs nobody). */
@@ -97,6 +135,7 @@ bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan, const char *inf
 	if (dgm_pg_connect_db(&conn, plan->database.url, MAINTENANCE_DB, "dgmigrate snapshot",
 			      &why))
 		goto out;
+	drop_orphans(conn, plan, s->database);
 	n = other_sessions(&who, conn, s->database, &why);
 	if (n != 0) {
 		if (n > 0)

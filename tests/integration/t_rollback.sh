@@ -63,6 +63,19 @@ test_rollback_by_downgrade_keeps_new_rows() {
 	! db_exists "$copy" || fail "the pruned snapshot's database copy is still there"
 }
 
+test_copy_of_an_unfinished_snapshot_is_dropped() {
+	at_v16
+	# what a run killed while copying leaves: a copy, no snapshot folder
+	orphan="${TEST_DB:0:30}_dgm_safe_20990101T000000Z-dead"
+	psql_db postgres -c "CREATE DATABASE \"$orphan\" TEMPLATE \"$TEST_DB\"" >/dev/null
+	run_dgm rollback --to v1.5 plan.yaml
+	expect_rc 0
+	expect_err "dropping '$orphan', the copy of an unfinished snapshot"
+	! db_exists "$orphan" || fail "the orphaned copy is still there"
+	db_exists "$(copy_of "$(safety_id)")" || fail "the new safety copy was dropped too"
+	db_exists "$(copy_of "$(pre_apply_id)")" || fail "apply's copy was dropped too"
+}
+
 test_safety_is_a_dump_while_others_are_connected() {
 	at_v16
 	# a session of the application stays connected: no TEMPLATE copy
