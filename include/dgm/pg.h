@@ -25,6 +25,18 @@ void dgm_pg_close(PGconn *conn);
 /* Run a command that returns no rows. */
 int dgm_pg_exec(PGconn *conn, const char *sql, dgm_error *err);
 
+/* Run a command with one or two identifiers spliced into fmt (two %s),
+ * each quoted: "ALTER DATABASE %s RENAME TO %s". b may be NULL. */
+int dgm_pg_exec_ident(PGconn *conn, const char *fmt, const char *a, const char *b,
+		      dgm_error *err);
+/* DROP DATABASE IF EXISTS name [WITH (FORCE): its sessions ended]. */
+int dgm_pg_drop_database(PGconn *conn, const char *name, bool force, dgm_error *err);
+/* CREATE DATABASE name TEMPLATE from, as a file copy (STRATEGY FILE_COPY
+ * from PostgreSQL 15 on: WAL_LOG would write it all to the WAL). from
+ * must have no session connected. */
+int dgm_pg_copy_database(PGconn *conn, const char *name, const char *from, dgm_error *err);
+/* ALTER DATABASE from RENAME TO to. */
+int dgm_pg_rename_database(PGconn *conn, const char *from, const char *to, dgm_error *err);
 /* Run a query with text parameters; *out must be PQclear'ed. */
 int dgm_pg_query(PGresult **out, PGconn *conn, const char *sql, int nparams,
 		 const char *const *params, dgm_error *err);

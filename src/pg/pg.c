@@ -136,6 +136,37 @@ int dgm_pg_exec(PGconn *conn, const char *sql, dgm_error *err)
 	return ret;
 }
 
+int dgm_pg_exec_ident(PGconn *conn, const char *fmt, const char *a, const char *b,
+		      dgm_error *err)
+{
+	char *qa = dgm_pg_quote_ident(conn, a), *qb = b ? dgm_pg_quote_ident(conn, b) : NULL;
+	char *sql = dgm_xasprintf(fmt, qa, qb ? qb : "");
+	int ret = dgm_pg_exec(conn, sql, err);
+
+	free(sql);
+	free(qa);
+	free(qb);
+	return ret;
+}
+
+int dgm_pg_drop_database(PGconn *conn, const char *name, bool force, dgm_error *err)
+{
+	return dgm_pg_exec_ident(conn, force ? "DROP DATABASE IF EXISTS %s WITH (FORCE)" :
+				 "DROP DATABASE IF EXISTS %s", name, NULL, err);
+}
+
+int dgm_pg_copy_database(PGconn *conn, const char *name, const char *from, dgm_error *err)
+{
+	return dgm_pg_exec_ident(conn, PQserverVersion(conn) >= 150000 ?
+				 "CREATE DATABASE %s TEMPLATE %s STRATEGY FILE_COPY" :
+				 "CREATE DATABASE %s TEMPLATE %s", name, from, err);
+}
+
+int dgm_pg_rename_database(PGconn *conn, const char *from, const char *to, dgm_error *err)
+{
+	return dgm_pg_exec_ident(conn, "ALTER DATABASE %s RENAME TO %s", from, to, err);
+}
+
 int dgm_pg_query(PGresult **out, PGconn *conn, const char *sql, int nparams,
 		 const char *const *params, dgm_error *err)
 {

@@ -114,19 +114,6 @@ static int maintenance(PGconn **conn, const dgm_plan *plan, const char *source, 
 	return -1;
 }
 
-static int exec_ident(PGconn *conn, const char *fmt, const char *a, const char *b,
-		      dgm_error *err)
-{
-	char *qa = dgm_pg_quote_ident(conn, a), *qb = b ? dgm_pg_quote_ident(conn, b) : NULL;
-	char *sql = dgm_xasprintf(fmt, qa, qb ? qb : "");
-	int ret = dgm_pg_exec(conn, sql, err);
-
-	free(sql);
-	free(qa);
-	free(qb);
-	return ret;
-}
-
 /* ---- leftovers --------------------------------------------------------- */
 
 /* The regular expression that matches scratch names of source. */
@@ -166,8 +153,7 @@ static int drop_leftovers(PGconn *conn, const char *source, int *dropped, dgm_er
 	for (int i = 0; i < PQntuples(res); i++) {
 		dgm_info("dropping '%s', left behind by a rehearsal that did not finish",
 			 PQgetvalue(res, i, 0));
-		if (exec_ident(conn, "DROP DATABASE IF EXISTS %s WITH (FORCE)", PQgetvalue(res, i, 0),
-			       NULL, err))
+		if (dgm_pg_drop_database(conn, PQgetvalue(res, i, 0), true, err))
 			goto out;
 		(*dropped)++;
 	}
@@ -285,7 +271,7 @@ static int restore_snapshot(dgm_rehearse_scratch *s, PGconn *conn, const dgm_pla
 		 "cloning", s->source, who, snap.id);
 	if (dgm_db_restore_stage(&dr, plan, &snap, err))
 		goto out;
-	if (exec_ident(conn, "ALTER DATABASE %s RENAME TO %s", dr.staging, s->name, err)) {
+	if (dgm_pg_rename_database(conn, dr.staging, s->name, err)) {
 		dgm_error ignore = DGM_ERROR_INIT;
 
 		dgm_db_restore_abort(&dr, plan, &ignore);
@@ -387,7 +373,7 @@ void dgm_rehearse_scratch_drop(dgm_rehearse_scratch *s, const dgm_plan *plan)
 	if (!s->exists)
 		return;
 	if (maintenance(&conn, plan, s->source, &e) == 0 &&
-	    exec_ident(conn, "DROP DATABASE IF EXISTS %s WITH (FORCE)", s->name, NULL, &e) == 0) {
+	    dgm_pg_drop_database(conn, s->name, true, &e) == 0) {
 		s->exists = false;
 		dgm_debug("scratch database '%s' dropped", s->name);
 	} else

@@ -18,19 +18,6 @@
 
 #define MAINTENANCE_DB "postgres"
 
-static int exec_fmt(PGconn *conn, dgm_error *err, const char *fmt, const char *a,
-		    const char *b)
-{
-	char *qa = dgm_pg_quote_ident(conn, a), *qb = b ? dgm_pg_quote_ident(conn, b) : NULL;
-	char *sql = dgm_xasprintf(fmt, qa, qb ? qb : "");
-	int ret = dgm_pg_exec(conn, sql, err);
-
-	free(sql);
-	free(qa);
-	free(qb);
-	return ret;
-}
-
 int dgm_snapshot_drop_copy(const dgm_plan *plan, const char *name, dgm_error *err)
 {
 	PGconn *conn = NULL;
@@ -38,7 +25,7 @@ int dgm_snapshot_drop_copy(const dgm_plan *plan, const char *name, dgm_error *er
 
 	if (dgm_pg_connect_db(&conn, plan->database.url, MAINTENANCE_DB, "dgmigrate snapshot", err))
 		return -1;
-	ret = exec_fmt(conn, err, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name, NULL);
+	ret = dgm_pg_drop_database(conn, name, true, err);
 	dgm_pg_close(conn);
 	if (ret)
 		dgm_error_prefix(err, "cannot drop the database copy '%s'", name);
@@ -77,8 +64,7 @@ static void drop_orphans(PGconn *conn, const dgm_plan *plan, const char *db)
 
 			if (stat(dir, &st) != 0 && errno == ENOENT) {
 				dgm_info("dropping '%s', the copy of an unfinished snapshot", name);
-				if (exec_fmt(conn, &e, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name,
-					     NULL))
+				if (dgm_pg_drop_database(conn, name, true, &e))
 					dgm_warn("%s", e.msg);
 				dgm_error_clear(&e);
 			}
@@ -111,16 +97,6 @@ static int other_sessions(dgm_buf *who, PGconn *conn, const char *db, dgm_error 
 	return n;
 }
 
-static int make_copy(PGconn *conn, const char *copy, const char *target, int server_major,
-		     dgm_error *err)
-{
-	/* FILE_COPY: WAL_LOG, 15's default, writes the whole database to
-	 * the WAL; before 15 a file copy is the only way */
-	return exec_fmt(conn, err, server_major >= 15 ?
-			"CREATE DATABASE %s TEMPLATE %s STRATEGY FILE_COPY" :
-			"CREATE DATABASE %s TEMPLATE %s", copy, target);
-}
-
 bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan, const char *infix,
 			  bool then_dump)
 {
@@ -145,14 +121,14 @@ bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan, const char *inf
 	}
 	dgm_info("copying database '%s' on the server (CREATE DATABASE %s TEMPLATE ...)",
 		 s->database, copy);
-	if (make_copy(conn, copy, s->database, atoi(s->server_version), &why))
+	if (dgm_pg_copy_database(conn, copy, s->database, &why))
 		goto out;
 	s->db_copy = copy;
 	copy = NULL;
 	if (dgm_snapshot_check_copy(s, plan, &why)) {
 		dgm_error ignore = DGM_ERROR_INIT;
 
-		exec_fmt(conn, &ignore, "DROP DATABASE IF EXISTS %s WITH (FORCE)", s->db_copy, NULL);
+		dgm_pg_drop_database(conn, s->db_copy, true, &ignore);
 		free(s->db_copy);
 		s->db_copy = NULL;
 		goto out;

@@ -20,20 +20,6 @@ static int maint(PGconn **conn, const dgm_plan *plan, dgm_error *err)
 	return dgm_pg_connect_db(conn, plan->database.url, MAINTENANCE_DB, "dgmigrate restore", err);
 }
 
-/* Run one statement with an identifier spliced in, quoted. */
-static int exec_ident(PGconn *conn, const char *fmt, const char *a, const char *b,
-		      dgm_error *err)
-{
-	char *qa = dgm_pg_quote_ident(conn, a), *qb = b ? dgm_pg_quote_ident(conn, b) : NULL;
-	char *sql = dgm_xasprintf(fmt, qa, qb ? qb : "");
-	int ret = dgm_pg_exec(conn, sql, err);
-
-	free(sql);
-	free(qa);
-	free(qb);
-	return ret;
-}
-
 static int run_pg_restore(const dgm_plan *plan, const dgm_snapshot *snap, const char *db,
 			  dgm_error *err)
 {
@@ -154,15 +140,13 @@ int dgm_db_restore_stage(dgm_db_restore *r, const dgm_plan *plan, const dgm_snap
 	r->aside = dgm_xasprintf("%.30s_dgm_old_%.22s", r->target, snap->id);
 	if (maint(&conn, plan, err))
 		goto out;
-	if (exec_ident(conn, "DROP DATABASE IF EXISTS %s WITH (FORCE)", r->staging, NULL, err))
+	if (dgm_pg_drop_database(conn, r->staging, true, err))
 		goto out;
 	if (use_copy(plan, snap)) {
 		/* the copy stays as it is: the snapshot can be restored again */
 		dgm_info("restoring snapshot '%s' into database '%s' (a copy of '%s')", snap->id,
 			 r->staging, snap->db_copy);
-		if (exec_ident(conn, PQserverVersion(conn) >= 150000 ?
-			       "CREATE DATABASE %s TEMPLATE %s STRATEGY FILE_COPY" :
-			       "CREATE DATABASE %s TEMPLATE %s", r->staging, snap->db_copy, err))
+		if (dgm_pg_copy_database(conn, r->staging, snap->db_copy, err))
 			goto out;
 		r->staged = true;
 	} else {
@@ -182,7 +166,7 @@ out:
 	if (ret && r->staged && conn) {
 		dgm_error ignore = DGM_ERROR_INIT;
 
-		exec_ident(conn, "DROP DATABASE IF EXISTS %s WITH (FORCE)", r->staging, NULL, &ignore);
+		dgm_pg_drop_database(conn, r->staging, true, &ignore);
 		r->staged = false;
 	}
 	dgm_pg_close(conn);
@@ -232,13 +216,13 @@ int dgm_db_restore_swap(dgm_db_restore *r, const dgm_plan *plan, bool terminate,
 	if (maint(&conn, plan, err))
 		return -1;
 	if (check_sessions(conn, r->target, terminate, err) ||
-	    exec_ident(conn, "DROP DATABASE IF EXISTS %s", r->aside, NULL, err) ||
-	    exec_ident(conn, "ALTER DATABASE %s RENAME TO %s", r->target, r->aside, err))
+	    dgm_pg_drop_database(conn, r->aside, false, err) ||
+	    dgm_pg_rename_database(conn, r->target, r->aside, err))
 		goto out;
-	if (exec_ident(conn, "ALTER DATABASE %s RENAME TO %s", r->staging, r->target, err)) {
+	if (dgm_pg_rename_database(conn, r->staging, r->target, err)) {
 		dgm_error ignore = DGM_ERROR_INIT;
 
-		exec_ident(conn, "ALTER DATABASE %s RENAME TO %s", r->aside, r->target, &ignore);
+		dgm_pg_rename_database(conn, r->aside, r->target, &ignore);
 		goto out;
 	}
 	r->swapped = true;
@@ -257,7 +241,7 @@ int dgm_db_restore_commit(dgm_db_restore *r, const dgm_plan *plan, dgm_error *er
 		return 0;
 	if (maint(&conn, plan, err))
 		return -1;
-	ret = exec_ident(conn, "DROP DATABASE IF EXISTS %s WITH (FORCE)", r->aside, NULL, err);
+	ret = dgm_pg_drop_database(conn, r->aside, true, err);
 	dgm_pg_close(conn);
 	return ret;
 }
@@ -272,10 +256,10 @@ int dgm_db_restore_abort(dgm_db_restore *r, const dgm_plan *plan, dgm_error *err
 	if (maint(&conn, plan, err))
 		return -1;
 	if (r->swapped)
-		ret = exec_ident(conn, "ALTER DATABASE %s RENAME TO %s", r->target, r->staging, err) ||
-		      exec_ident(conn, "ALTER DATABASE %s RENAME TO %s", r->aside, r->target, err);
+		ret = dgm_pg_rename_database(conn, r->target, r->staging, err) ||
+		      dgm_pg_rename_database(conn, r->aside, r->target, err);
 	if (ret == 0)
-		ret = exec_ident(conn, "DROP DATABASE IF EXISTS %s WITH (FORCE)", r->staging, NULL, err);
+		ret = dgm_pg_drop_database(conn, r->staging, true, err);
 	dgm_pg_close(conn);
 	return ret ? -1 : 0;
 }
