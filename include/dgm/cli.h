@@ -53,6 +53,8 @@ int dgm_args_parse(dgm_args *args, const dgm_cmd *cmd, int argc, char **argv,
 /* The value of option NAME: NULL unset, "" for a set flag. */
 const char *dgm_args_get(const dgm_args *args, const char *name);
 bool dgm_args_flag(const dgm_args *args, const char *name);
+/* --wait-lock DURATION in ms into *ms (left as is when unset). */
+int dgm_args_wait_lock(long *ms, const dgm_args *args, dgm_error *err);
 
 /* Print the command's --help text on stdout. */
 void dgm_cli_print_command_help(const dgm_cmd *cmd);

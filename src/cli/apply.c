@@ -7,16 +7,11 @@
 int dgm_cmd_apply(const dgm_args *args, dgm_error *err)
 {
 	dgm_apply_opts o = { .dry_run = dgm_args_flag(args, "dry-run"), .plan_path = args->pos[0] };
-	const char *wait = dgm_args_get(args, "wait-lock");
 	dgm_plan plan;
 	int ret;
 
-	if (wait && dgm_parse_duration(wait, &o.wait_lock_ms) != 0) {
-		dgm_error_set(err, DGM_E_USAGE, "--wait-lock takes a duration such as 30s or 5m, "
-			      "got '%s'", wait);
-		return -1;
-	}
-	if (dgm_plan_load(&plan, args->pos[0], err))
+	if (dgm_args_wait_lock(&o.wait_lock_ms, args, err) ||
+	    dgm_plan_load(&plan, args->pos[0], err))
 		return -1;
 	dgm_plan_register_secrets(&plan);
 	ret = o.dry_run ? dgm_release_dry_run(&plan, &o, err) : dgm_release_apply(&plan, &o, err);

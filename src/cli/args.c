@@ -4,6 +4,7 @@
 
 #include "dgm/cli.h"
 #include "dgm/log.h"
+#include "dgm/plan.h"
 
 /* Options every command accepts; they come after the command's own in
  * the index space of dgm_args.values. */
@@ -165,4 +166,16 @@ const char *dgm_args_get(const dgm_args *args, const char *name)
 bool dgm_args_flag(const dgm_args *args, const char *name)
 {
 	return dgm_args_get(args, name) != NULL;
+}
+
+int dgm_args_wait_lock(long *ms, const dgm_args *args, dgm_error *err)
+{
+	const char *wait = dgm_args_get(args, "wait-lock");
+
+	if (wait && dgm_parse_duration(wait, ms) != 0) {
+		dgm_error_set(err, DGM_E_USAGE, "--wait-lock takes a duration such as 30s or 5m, "
+			      "got '%s'", wait);
+		return -1;
+	}
+	return 0;
 }

@@ -32,6 +32,7 @@ static const dgm_opt rollback_opts[] = {
 static const dgm_opt rehearse_opts[] = {
 	{ "step", 0, NULL, "up one, down one, up one, revision by revision" },
 	{ "json", 0, NULL, "one JSON event a line on stdout" },
+	{ "wait-lock", 0, "DURATION", "wait up to DURATION for the database lock instead of exiting 3" },
 	DGM_OPT_END
 };
 
@@ -99,7 +100,7 @@ const dgm_cmd dgm_commands[] = {
 	  "$DGMIGRATE_PLAN. --dry-run prints the steps and the downgrade SQL.",
 	  rollback_opts, 0, 1, NULL },
 	{ "rehearse", dgm_cmd_rehearse, "upgrade, verify, downgrade and compare on a scratch copy",
-	  "PLAN [--step] [--json]",
+	  "PLAN [--step] [--json] [--wait-lock DURATION]",
 	  "Prove the release on a scratch copy of the database; the database itself, the\n"
 	  "work tree and the model store are not changed. In this order: lock (exit 3 if\n"
 	  "another run holds it); preflight; the tag's migrations exported from git; the\n"

@@ -31,12 +31,8 @@ int dgm_cmd_rollback(const dgm_args *args, dgm_error *err)
 		dgm_error_set(err, DGM_E_USAGE, "--restore and --no-restore contradict each other");
 		return -1;
 	}
-	if (dgm_args_get(args, "wait-lock") &&
-	    dgm_parse_duration(dgm_args_get(args, "wait-lock"), &o.wait_lock_ms) != 0) {
-		dgm_error_set(err, DGM_E_USAGE, "--wait-lock takes a duration such as 30s or 5m, "
-			      "got '%s'", dgm_args_get(args, "wait-lock"));
+	if (dgm_args_wait_lock(&o.wait_lock_ms, args, err))
 		return -1;
-	}
 	if (dgm_args_flag(args, "restore"))
 		o.restore = 1;
 	if (dgm_args_flag(args, "no-restore"))

@@ -224,9 +224,34 @@ test_held_lock_exits_3() {
 		sleep 0.1
 	done
 	run_dgm rehearse plan.yaml
+	expect_rc 3
+	expect_err "locked by another run: 'first-apply'"
+	# --wait-lock: waits, then still exit 3 when the holder keeps it
+	start=$(date +%s%N)
+	run_dgm rehearse plan.yaml --wait-lock 1s
+	waited=$((($(date +%s%N) - start) / 1000000))
 	psql_db postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'first-apply'" >/dev/null
 	wait "$holder" 2>/dev/null || true
 	expect_rc 3
-	expect_err "locked by another run: 'first-apply'"
+	((waited >= 1000)) || fail "--wait-lock 1s returned after $waited ms"
+	run_dgm rehearse plan.yaml --wait-lock soon
+	expect_rc 2
+	expect_err "--wait-lock takes a duration such as 30s or 5m, got 'soon'"
+	rh_expect_no_scratch
+}
+
+test_wait_lock_proceeds_once_the_holder_is_done() {
+	rh_at_v15
+	# the holder lets go by itself after 2 s
+	pg_admin -c "SET application_name = 'first-apply'" \
+		-c "SELECT pg_advisory_lock(1684500333, hashtext('$TEST_DB'))" -c "SELECT pg_sleep(2)" >/dev/null 2>&1 &
+	holder=$!
+	for _ in $(seq 50); do
+		[[ $(psql_db postgres -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'first-apply' AND wait_event = 'PgSleep'") -ge 1 ]] && break
+		sleep 0.1
+	done
+	run_dgm rehearse plan.yaml --wait-lock 60s
+	wait "$holder" 2>/dev/null || true
+	expect_rc 0
 	rh_expect_no_scratch
 }
