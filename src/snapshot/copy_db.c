@@ -41,38 +41,58 @@ int dgm_snapshot_check_copy(const dgm_snapshot *s, const dgm_plan *plan, dgm_err
 	return 0;
 }
 
+#define COPY_COMMENT "dgmigrate snapshot copy: "
+
+/* Each copy says, in its comment, the snapshot folder it belongs to:
+ * only a copy that names a folder of this plan's snapshot directory is
+ * ever taken for an orphan (another database may share the copy names'
+ * 30-byte prefix and keep its snapshots elsewhere). */
+static int label_copy(PGconn *conn, const char *copy, const char *snapdir, dgm_error *err)
+{
+	char *text = dgm_xasprintf(COPY_COMMENT "%s", snapdir);
+	char *lit = PQescapeLiteral(conn, text, strlen(text));
+	char *fmt = dgm_xasprintf("COMMENT ON DATABASE %%s IS %s", lit ? lit : "''");
+	int ret = dgm_pg_exec_ident(conn, fmt, copy, NULL, err);
+
+	PQfreemem(lit);
+	free(fmt);
+	free(text);
+	return ret;
+}
+
 /* A copy whose snapshot folder was never completed (a run killed while
  * it was made) would hold the database's size on the server for good:
- * every copy of this database named after an id with no snapshot
- * folder is dropped. Runs under the database's lock, so no other
- * dgmigrate is making one. */
+ * such copies are dropped. Runs under the database's lock, so no other
+ * dgmigrate is making one for this database. */
 static void drop_orphans(PGconn *conn, const dgm_plan *plan, const char *db)
 {
 	char *prefix = dgm_xasprintf("%.30s_dgm_", db);
-	const char *params[] = { prefix };
+	char *mine = dgm_xasprintf(COPY_COMMENT "%s/", plan->snapshot.directory);
+	const char *params[] = { prefix, mine };
 	PGresult *res = NULL;
 	dgm_error e = DGM_ERROR_INIT;
 	struct stat st;
 
-	if (dgm_pg_query(&res, conn, "SELECT datname FROM pg_database WHERE left(datname, "
-			 "length($1)) = $1 AND substr(datname, length($1) + 1, 5) IN "
-			 "('safe_', 'snap_')", 1, params, &e) == 0) {
+	if (dgm_pg_query(&res, conn, "SELECT datname, shobj_description(oid, 'pg_database')"
+			 " FROM pg_database WHERE left(datname, length($1)) = $1"
+			 " AND substr(datname, length($1) + 1, 5) IN ('safe_', 'snap_')"
+			 " AND left(shobj_description(oid, 'pg_database'), length($2)) = $2",
+			 2, params, &e) == 0) {
 		for (int i = 0; i < PQntuples(res); i++) {
 			const char *name = PQgetvalue(res, i, 0);
-			char *dir = dgm_xasprintf("%s/%s", plan->snapshot.directory,
-						  name + strlen(prefix) + 5);
+			const char *dir = PQgetvalue(res, i, 1) + strlen(COPY_COMMENT);
 
-			if (stat(dir, &st) != 0 && errno == ENOENT) {
-				dgm_info("dropping '%s', the copy of an unfinished snapshot", name);
-				if (dgm_pg_drop_database(conn, name, true, &e))
-					dgm_warn("%s", e.msg);
-				dgm_error_clear(&e);
-			}
-			free(dir);
+			if (stat(dir, &st) == 0 || errno != ENOENT)
+				continue;
+			dgm_info("dropping '%s', the copy of an unfinished snapshot", name);
+			if (dgm_pg_drop_database(conn, name, true, &e))
+				dgm_warn("%s", e.msg);
+			dgm_error_clear(&e);
 		}
 	}
 	dgm_error_clear(&e);
 	PQclear(res);
+	free(mine);
 	free(prefix);
 }
 
@@ -104,6 +124,7 @@ bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan, const char *inf
 	dgm_buf who = DGM_BUF_INIT;
 	dgm_error why = DGM_ERROR_INIT;
 	char *copy = dgm_xasprintf("%.30s_dgm_%s_%.22s", s->database, infix, s->id);
+	char *snapdir = dgm_xasprintf("%s/%s", plan->snapshot.directory, s->id);
 	long start = dgm_now_ms();
 	bool ok = false;
 	int n;
@@ -125,7 +146,7 @@ bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan, const char *inf
 		goto out;
 	s->db_copy = copy;
 	copy = NULL;
-	if (dgm_snapshot_check_copy(s, plan, &why)) {
+	if (label_copy(conn, s->db_copy, snapdir, &why) || dgm_snapshot_check_copy(s, plan, &why)) {
 		dgm_error ignore = DGM_ERROR_INIT;
 
 		dgm_pg_drop_database(conn, s->db_copy, true, &ignore);
@@ -142,6 +163,7 @@ out:
 	dgm_error_clear(&why);
 	dgm_buf_free(&who);
 	dgm_pg_close(conn);
+	free(snapdir);
 	free(copy);
 	return ok;
 }
