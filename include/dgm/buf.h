@@ -42,6 +42,9 @@ char *dgm_xstrdup(const char *s);
 char *dgm_xstrndup(const char *s, size_t n);
 char *dgm_xasprintf(const char *fmt, ...) DGM_PRINTF(1, 2);
 
+/* Sort n strings in strcmp (byte) order, in place. */
+void dgm_sort_strings(const char **items, size_t n);
+
 /* Read a whole file into b. */
 int dgm_buf_read_file(dgm_buf *b, const char *path, dgm_error *err);
 

@@ -208,11 +208,6 @@ static int normalize_depends(dgm_alembic_script *s, dgm_error *err)
 	return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* Alembic's CycleDetected message; ids sorted as it sorts them. */
 static int cycle_error(const dgm_alembic_script *s, const dgm_bits *missing, const char *kind,
 		       dgm_error *err)
@@ -225,7 +220,7 @@ static int cycle_error(const dgm_alembic_script *s, const dgm_bits *missing, con
 		if (!missing || dgm_bits_test(missing, i))
 			ids[n++] = s->revs[i]->id;
 	if (missing)
-		qsort(ids, n, sizeof(*ids), cmp_str);
+		dgm_sort_strings(ids, n);
 	for (size_t i = 0; i < n; i++)
 		dgm_buf_printf(&b, "%s%s", i ? ", " : "", ids[i]);
 	dgm_error_set(err, DGM_E_ALEMBIC, "%s is detected in revisions (%s)", kind,

@@ -201,3 +201,14 @@ out:
 	close(fd);
 	return ret;
 }
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void dgm_sort_strings(const char **items, size_t n)
+{
+	if (n > 1)
+		qsort(items, n, sizeof(*items), cmp_str);
+}

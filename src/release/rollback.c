@@ -306,11 +306,6 @@ static int do_checkout(rb *b, dgm_error *err)
 	return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Tables in the release snapshot's dump, from pg_restore --list. */
 static void snapshot_tables(dgm_buf *out, const dgm_snapshot *s)
 {
@@ -336,8 +331,7 @@ static void snapshot_tables(dgm_buf *out, const dgm_snapshot *s)
 			names[n++] = dgm_xasprintf("%s.%s", schema, name);
 		}
 	/* pg_restore lists in dump order; the database's list is sorted */
-	if (n)
-		qsort(names, n, sizeof(char *), cmp_str);
+	dgm_sort_strings((const char **)names, n);
 	for (size_t i = 0; i < n; i++) {
 		dgm_buf_printf(out, "%s\n", names[i]);
 		free(names[i]);

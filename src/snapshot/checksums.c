@@ -10,11 +10,6 @@
 #include "dgm/fs.h"
 #include "internal.h"
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The file names of a directory dump (flat: pg_dump -Fd writes no
  * sub-folders), sorted; or the one name of a custom dump. */
 static int dump_files(dgm_strlist *names, const char *snapdir, dgm_dump_format fmt,
@@ -49,7 +44,7 @@ static int dump_files(dgm_strlist *names, const char *snapdir, dgm_dump_format f
 	}
 	closedir(d);
 	free(dir);
-	qsort(names->items, names->count, sizeof(char *), cmp_str);
+	dgm_sort_strings((const char **)names->items, names->count);
 	return 0;
 }
 
