@@ -54,6 +54,9 @@ typedef struct dgm_progress_state {
 #define DGM_PROGRESS_INIT(label, unit) { label, unit, -1, -1, false }
 
 void dgm_progress(dgm_progress_state *st, long long done, long long total);
+/* dgm_progress for callbacks that take (done, total, payload), payload
+ * a dgm_progress_state (dgm_archive_progress_fn). */
+void dgm_progress_cb(long long done, long long total, void *state);
 
 /* Print an error (and its hint) the way every command reports failure:
  *   dgmigrate: error: MESSAGE

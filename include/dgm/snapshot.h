@@ -94,9 +94,6 @@ int dgm_snapshot_create(dgm_snapshot *snap, const dgm_plan *plan,
  * against db.sha256 (none missing, none extra), pg_restore --list; or a
  * database copy: it exists and holds the recorded revisions. */
 int dgm_snapshot_verify(const dgm_snapshot *snap, const dgm_plan *plan, dgm_error *err);
-/* The database part of that; with both a copy and a dump, the copy
- * (what a restore reads first; a missing copy falls back to the dump). */
-int dgm_snapshot_verify_db(const dgm_snapshot *snap, const dgm_plan *plan, dgm_error *err);
 
 /* Read <dir>/manifest.json. */
 int dgm_snapshot_read(dgm_snapshot *snap, const char *dir, dgm_error *err);
@@ -117,9 +114,6 @@ int dgm_snapshot_prune(int *removed, const dgm_plan *plan, int keep,
  * that also have a dump (their manifests then name no copy); a copy that
  * is the only database of its snapshot stays. */
 int dgm_snapshot_trim_copies(const dgm_plan *plan, int keep, dgm_error *err);
-
-/* What to do for a snapshot the plan asks for (apply, backups create). */
-dgm_snapshot_db dgm_snapshot_db_mode(const dgm_plan *plan);
 
 void dgm_snapshot_free(dgm_snapshot *snap);
 void dgm_snapshot_list_free(dgm_snapshot *list, size_t n);

@@ -192,3 +192,8 @@ void dgm_event(const char *name, const char *fields_json)
 	emit(stdout, "", dgm_buf_cstr(&b));
 	dgm_buf_free(&b);
 }
+
+void dgm_progress_cb(long long done, long long total, void *state)
+{
+	dgm_progress(state, done, total);
+}

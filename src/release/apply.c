@@ -37,7 +37,8 @@ static int step_hooks(dgm_job *r, const dgm_plan_hooks *h, const char *which, dg
 static int step_snapshot(dgm_job *r, dgm_error *err)
 {
 	dgm_snapshot_opts o = { .kind = "pre-apply", .commit = r->facts.head,
-				.db = dgm_snapshot_db_mode(r->plan) };
+				.db = r->plan->snapshot.keep_copies > 0 ?
+				      DGM_SNAPSHOT_COPY_DUMP : DGM_SNAPSHOT_DUMP };
 	long t = dgm_now_ms();
 
 	dgm_job_step_start(r, "snapshot");

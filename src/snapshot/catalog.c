@@ -37,7 +37,8 @@ static json_t *to_json(const dgm_snapshot *s)
 			    json_object());
 	json_object_set_new(o, "database", json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:s}",
 		"name", s->database, "server_version", s->server_version,
-		"pg_dump_version", s->pg_dump_version ? s->pg_dump_version : "", "wal_lsn", s->wal_lsn ? s->wal_lsn : "",
+		"pg_dump_version", s->pg_dump_version ? s->pg_dump_version : "",
+		"wal_lsn", s->wal_lsn ? s->wal_lsn : "",
 		"format", !s->has_dump ? "copy" : s->format == DGM_DUMP_DIRECTORY ? "directory" :
 		"custom",
 		"toc_entries", s->toc_entries, "bytes", (json_int_t)s->db_bytes,
@@ -303,11 +304,6 @@ int dgm_snapshot_trim_copies(const dgm_plan *plan, int keep, dgm_error *err)
 	}
 	dgm_snapshot_list_free(all, n);
 	return ret;
-}
-
-dgm_snapshot_db dgm_snapshot_db_mode(const dgm_plan *plan)
-{
-	return plan->snapshot.keep_copies > 0 ? DGM_SNAPSHOT_COPY_DUMP : DGM_SNAPSHOT_DUMP;
 }
 
 void dgm_snapshot_free(dgm_snapshot *s)

@@ -41,15 +41,18 @@ int dgm_snapshot_check_copy(const dgm_snapshot *s, const dgm_plan *plan, dgm_err
 	return 0;
 }
 
-#define COPY_COMMENT "dgmigrate snapshot copy: "
+/* A copy's comment: "dgmigrate snapshot copy of <db>: <snapshot folder>". */
+#define LABEL_HEAD "dgmigrate snapshot copy of %s: "
 
-/* Each copy says, in its comment, the snapshot folder it belongs to:
- * only a copy that names a folder of this plan's snapshot directory is
- * ever taken for an orphan (another database may share the copy names'
- * 30-byte prefix and keep its snapshots elsewhere). */
-static int label_copy(PGconn *conn, const char *copy, const char *snapdir, dgm_error *err)
+/* Each copy says, in its comment, the database it copies and the
+ * snapshot folder it belongs to: only a copy of this database for a
+ * folder of this plan's snapshot directory is ever taken for an orphan
+ * (another database may share the copy names' 30-byte prefix, and the
+ * sweep runs under this database's lock only). */
+static int label_copy(PGconn *conn, const char *copy, const char *db, const char *snapdir,
+		      dgm_error *err)
 {
-	char *text = dgm_xasprintf(COPY_COMMENT "%s", snapdir);
+	char *text = dgm_xasprintf(LABEL_HEAD "%s", db, snapdir);
 	char *lit = PQescapeLiteral(conn, text, strlen(text));
 	char *fmt = dgm_xasprintf("COMMENT ON DATABASE %%s IS %s", lit ? lit : "''");
 	int ret = dgm_pg_exec_ident(conn, fmt, copy, NULL, err);
@@ -67,7 +70,8 @@ static int label_copy(PGconn *conn, const char *copy, const char *snapdir, dgm_e
 static void drop_orphans(PGconn *conn, const dgm_plan *plan, const char *db)
 {
 	char *prefix = dgm_xasprintf("%.30s_dgm_", db);
-	char *mine = dgm_xasprintf(COPY_COMMENT "%s/", plan->snapshot.directory);
+	char *head = dgm_xasprintf(LABEL_HEAD, db);
+	char *mine = dgm_xasprintf("%s%s/", head, plan->snapshot.directory);
 	const char *params[] = { prefix, mine };
 	PGresult *res = NULL;
 	dgm_error e = DGM_ERROR_INIT;
@@ -80,7 +84,7 @@ static void drop_orphans(PGconn *conn, const dgm_plan *plan, const char *db)
 			 2, params, &e) == 0) {
 		for (int i = 0; i < PQntuples(res); i++) {
 			const char *name = PQgetvalue(res, i, 0);
-			const char *dir = PQgetvalue(res, i, 1) + strlen(COPY_COMMENT);
+			const char *dir = PQgetvalue(res, i, 1) + strlen(head);
 
 			if (stat(dir, &st) == 0 || errno != ENOENT)
 				continue;
@@ -93,6 +97,7 @@ static void drop_orphans(PGconn *conn, const dgm_plan *plan, const char *db)
 	dgm_error_clear(&e);
 	PQclear(res);
 	free(mine);
+	free(head);
 	free(prefix);
 }
 
@@ -146,7 +151,7 @@ bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan, const char *inf
 		goto out;
 	s->db_copy = copy;
 	copy = NULL;
-	if (label_copy(conn, s->db_copy, snapdir, &why) || dgm_snapshot_check_copy(s, plan, &why)) {
+	if (label_copy(conn, s->db_copy, s->database, snapdir, &why) || dgm_snapshot_check_copy(s, plan, &why)) {
 		dgm_error ignore = DGM_ERROR_INIT;
 
 		dgm_pg_drop_database(conn, s->db_copy, true, &ignore);

@@ -11,6 +11,9 @@ int dgm_snapshot_write_checksums(char sha[65], const char *snapdir, dgm_dump_for
 /* Compare the dump's files with db.sha256 (and db.sha256 with the manifest). */
 int dgm_snapshot_check_checksums(const dgm_snapshot *snap, dgm_error *err);
 
+/* The dump's files against db.sha256, and pg_restore --list against the
+ * manifest's entry count. */
+int dgm_snapshot_verify_dump(const dgm_snapshot *snap, dgm_error *err);
 /* The database as a server-side copy (copy_db.c), made and checked:
  * true; false where it cannot be now (sessions connected, no right to
  * copy, ...): the reason is logged and the caller dumps instead. Needs

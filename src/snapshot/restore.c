@@ -18,17 +18,12 @@ typedef struct restore_run {
 	bool store_staged;
 } restore_run;
 
-static void progress(long long done, long long total, void *payload)
-{
-	dgm_progress(payload, done, total);
-}
-
 static int stage_store(restore_run *r, dgm_error *err)
 {
 	char *archive = dgm_xasprintf("%s/models.tar.zst", r->snap->dir);
 	dgm_progress_state ps = DGM_PROGRESS_INIT("model store", "MiB");
 	dgm_archive_restore_opts ao = { .archive = archive, .target = r->plan->model_store.path,
-					.progress = progress, .payload = &ps };
+					.progress = dgm_progress_cb, .payload = &ps };
 	int ret;
 
 	memset(&r->store, 0, sizeof(r->store));
@@ -68,10 +63,8 @@ int dgm_snapshot_restore(const dgm_plan *plan, const dgm_snapshot *snap,
 	restore_run r = { .plan = plan, .snap = snap, .o = o };
 	int ret = -1;
 
-	/* the database part is checked here; the store is checked where it
-	 * is read: every staged entry against the manifest, before the swap */
-	if (o->database && dgm_snapshot_verify_db(snap, plan, err))
-		return -1;
+	/* each part is checked where it is read, before the swap: the
+	 * database's source when staged, the store entry by entry */
 	if (o->database && dgm_db_restore_stage(&r.db, plan, snap, err))
 		goto out;
 	if (want_store(&r) && stage_store(&r, err))

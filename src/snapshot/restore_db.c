@@ -108,20 +108,25 @@ out:
 	return ret;
 }
 
-/* A server-side copy that holds what the snapshot recorded is restored
- * by a TEMPLATE copy of it (seconds); otherwise the dump is read. */
-static bool use_copy(const dgm_plan *plan, const dgm_snapshot *snap)
+/* What the restore reads, checked before anything is made: a server-side
+ * copy that holds what the snapshot recorded (*copy, cloned by TEMPLATE
+ * in seconds), else the dump (files against db.sha256, pg_restore
+ * --list). A copy-only snapshot whose copy fails its check fails here. */
+static int pick_source(bool *copy, const dgm_plan *plan, const dgm_snapshot *snap,
+		       dgm_error *err)
 {
-	dgm_error e = DGM_ERROR_INIT;
-	bool ok;
-
-	if (!snap->db_copy)
-		return false;
-	ok = !snap->has_dump || dgm_snapshot_check_copy(snap, plan, &e) == 0;
-	if (!ok)
-		dgm_warn("%s: restoring from the dump instead", e.msg);
-	dgm_error_clear(&e);
-	return ok;
+	*copy = false;
+	if (snap->db_copy) {
+		if (dgm_snapshot_check_copy(snap, plan, err) == 0) {
+			*copy = true;
+			return 0;
+		}
+		if (!snap->has_dump)
+			return -1;
+		dgm_warn("%s: restoring from the dump instead", err->msg);
+		dgm_error_clear(err);
+	}
+	return dgm_snapshot_verify_dump(snap, err);
 }
 
 int dgm_db_restore_stage(dgm_db_restore *r, const dgm_plan *plan, const dgm_snapshot *snap,
@@ -129,6 +134,7 @@ int dgm_db_restore_stage(dgm_db_restore *r, const dgm_plan *plan, const dgm_snap
 {
 	PGconn *conn = NULL, *target = NULL;
 	long start = dgm_now_ms();
+	bool copy;
 	int ret = -1;
 
 	memset(r, 0, sizeof(*r));
@@ -138,11 +144,11 @@ int dgm_db_restore_stage(dgm_db_restore *r, const dgm_plan *plan, const dgm_snap
 	dgm_pg_close(target);
 	r->staging = dgm_xasprintf("%.30s_dgm_new_%.22s", r->target, snap->id);
 	r->aside = dgm_xasprintf("%.30s_dgm_old_%.22s", r->target, snap->id);
-	if (maint(&conn, plan, err))
+	if (pick_source(&copy, plan, snap, err) || maint(&conn, plan, err))
 		goto out;
 	if (dgm_pg_drop_database(conn, r->staging, true, err))
 		goto out;
-	if (use_copy(plan, snap)) {
+	if (copy) {
 		/* the copy stays as it is: the snapshot can be restored again */
 		dgm_info("restoring snapshot '%s' into database '%s' (a copy of '%s')", snap->id,
 			 r->staging, snap->db_copy);

@@ -43,11 +43,6 @@ typedef struct archive_job {
 	dgm_progress_state progress;
 } archive_job;
 
-static void archive_progress(long long done, long long total, void *payload)
-{
-	dgm_progress(payload, done, total);
-}
-
 static void *archive_thread(void *arg)
 {
 	archive_job *j = arg;
@@ -57,7 +52,7 @@ static void *archive_thread(void *arg)
 		.extras = (const char *const *)p->model_store.extra_paths.items,
 		.n_extras = p->model_store.extra_paths.count,
 		.level = p->model_store.level, .threads = p->model_store.threads,
-		.progress = archive_progress, .payload = &j->progress,
+		.progress = dgm_progress_cb, .payload = &j->progress,
 	};
 	long start = dgm_now_ms();
 
@@ -119,11 +114,9 @@ static int dump_db(dgm_snapshot *s, const dgm_plan *plan, const char *partial,
 	int ret = dgm_dump_create(&info, &o, err);
 
 	if (ret == 0) {
-		free(s->server_version);
-		free(s->database);
-		s->server_version = dgm_xstrdup(info.server_version);
+		/* database and server_version: record_db_state's (the dump may
+		 * have read the copy) */
 		s->pg_dump_version = dgm_xstrdup(info.pg_dump_version);
-		s->database = dgm_xstrdup(info.database);
 		s->toc_entries = info.toc_entries;
 		s->db_bytes = info.bytes;
 		s->dump_ms += info.ms;
@@ -301,9 +294,11 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 	s->dir = dgm_xstrdup(partial);
 	if (dgm_fs_mkdir_p(partial, 0700, err) || record_db_state(s, plan, err))
 		goto out;
-	dgm_info("snapshot '%s': pg_dump (%s, %d jobs) and model store archive, in parallel",
-		 s->id, s->format == DGM_DUMP_DIRECTORY ? "directory" : "custom",
-		 plan->snapshot.jobs);
+	dgm_info("snapshot '%s': %s (%s, %d jobs) and model store archive, in parallel", s->id,
+		 !opts || opts->db == DGM_SNAPSHOT_DUMP ? "pg_dump" : opts->db == DGM_SNAPSHOT_COPY ?
+		 "server-side copy of the database, else pg_dump" :
+		 "server-side copy of the database, then pg_dump of it",
+		 s->format == DGM_DUMP_DIRECTORY ? "directory" : "custom", plan->snapshot.jobs);
 	if (take_both(s, plan, opts, partial, err))
 		goto out;
 	if (finish(s, partial, start, start + s->dump_ms, err))
@@ -335,7 +330,7 @@ out:
 	return ret;
 }
 
-static int verify_dump(const dgm_snapshot *snap, dgm_error *err)
+int dgm_snapshot_verify_dump(const dgm_snapshot *snap, dgm_error *err)
 {
 	char *dump = dgm_xasprintf("%s/%s", snap->dir,
 				   snap->format == DGM_DUMP_DIRECTORY ? "db" : "db.dump");
@@ -355,42 +350,24 @@ out:
 	return ret;
 }
 
-int dgm_snapshot_verify_db(const dgm_snapshot *snap, const dgm_plan *plan, dgm_error *err)
-{
-	int ret = snap->db_copy ? dgm_snapshot_check_copy(snap, plan, err) : -1;
-
-	if (ret && snap->db_copy && snap->has_dump)
-		dgm_warn("%s: the dump is checked instead", err->msg);
-	if (ret && snap->has_dump) {
-		dgm_error_clear(err);
-		ret = verify_dump(snap, err);
-	}
-	if (ret)
-		dgm_error_prefix(err, "verification failed");
-	return ret;
-}
-
 int dgm_snapshot_verify(const dgm_snapshot *snap, const dgm_plan *plan, dgm_error *err)
 {
 	char *archive = dgm_xasprintf("%s/models.tar.zst", snap->dir);
-	int ret = snap->has_dump ? verify_dump(snap, err) : 0;
+	int ret = snap->has_dump ? dgm_snapshot_verify_dump(snap, err) : 0;
 
+	/* a copy beside a dump is a shortcut: missing, it is only a warning */
+	if (ret == 0 && snap->db_copy && dgm_snapshot_check_copy(snap, plan, err)) {
+		if (snap->has_dump)
+			dgm_warn("%s: a restore will read the dump instead", err->msg);
+		else
+			ret = -1;
+		if (ret == 0)
+			dgm_error_clear(err);
+	}
+	if (ret == 0 && snap->has_store)
+		ret = dgm_archive_verify(archive, NULL, err);
 	if (ret)
 		dgm_error_prefix(err, "verification failed");
-	else if (snap->db_copy && dgm_snapshot_check_copy(snap, plan, err)) {
-		if (snap->has_dump) {
-			dgm_warn("%s: a restore will read the dump instead", err->msg);
-			dgm_error_clear(err);
-		} else {
-			dgm_error_prefix(err, "verification failed");
-			ret = -1;
-		}
-	}
-
-	if (ret == 0 && snap->has_store && dgm_archive_verify(archive, NULL, err)) {
-		dgm_error_prefix(err, "verification failed");
-		ret = -1;
-	}
 	free(archive);
 	return ret;
 }

@@ -69,17 +69,22 @@ test_copy_of_an_unfinished_snapshot_is_dropped() {
 	# snapshot folder it was for, and no such folder
 	orphan="${TEST_DB:0:30}_dgm_safe_20990101T000000Z-dead"
 	psql_db postgres -c "CREATE DATABASE \"$orphan\" TEMPLATE \"$TEST_DB\"" \
-		-c "COMMENT ON DATABASE \"$orphan\" IS 'dgmigrate snapshot copy: $PWD/backups/20990101T000000Z-dead'" >/dev/null
-	# one of another plan (its snapshots elsewhere) with the same name prefix
+		-c "COMMENT ON DATABASE \"$orphan\" IS 'dgmigrate snapshot copy of $TEST_DB: $PWD/backups/20990101T000000Z-dead'" >/dev/null
+	# look-alikes with the same name prefix: of another plan (snapshots
+	# elsewhere), and of another database sharing this snapshot folder
 	other="${TEST_DB:0:30}_dgm_snap_20990101T000000Z-beef"
 	psql_db postgres -c "CREATE DATABASE \"$other\" TEMPLATE \"$TEST_DB\"" \
-		-c "COMMENT ON DATABASE \"$other\" IS 'dgmigrate snapshot copy: /elsewhere/20990101T000000Z-beef'" >/dev/null
+		-c "COMMENT ON DATABASE \"$other\" IS 'dgmigrate snapshot copy of $TEST_DB: /elsewhere/20990101T000000Z-beef'" >/dev/null
+	other2="${TEST_DB:0:30}_dgm_snap_20990101T000000Z-cafe"
+	psql_db postgres -c "CREATE DATABASE \"$other2\" TEMPLATE \"$TEST_DB\"" \
+		-c "COMMENT ON DATABASE \"$other2\" IS 'dgmigrate snapshot copy of ${TEST_DB}_eu: $PWD/backups/20990101T000000Z-cafe'" >/dev/null
 	run_dgm rollback --to v1.5 plan.yaml
 	expect_rc 0
 	expect_err "dropping '$orphan', the copy of an unfinished snapshot"
 	! db_exists "$orphan" || fail "the orphaned copy is still there"
 	db_exists "$other" || fail "another plan's copy was dropped"
-	psql_db postgres -c "DROP DATABASE \"$other\"" >/dev/null
+	db_exists "$other2" || fail "another database's copy was dropped"
+	psql_db postgres -c "DROP DATABASE \"$other\"" -c "DROP DATABASE \"$other2\"" >/dev/null
 	db_exists "$(copy_of "$(safety_id)")" || fail "the new safety copy was dropped too"
 	db_exists "$(copy_of "$(pre_apply_id)")" || fail "apply's copy was dropped too"
 }
