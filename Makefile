@@ -5,6 +5,8 @@
 #                 and integration tests (real PostgreSQL, real alembic)
 #   make demo     throwaway PostgreSQL + fixture app, run dgmigrate on plans/demo.yaml
 #   make bench    benchmarks (see bench/)
+#   make install  ./dgmigrate, dgmigrate(1) and the bash completion under
+#                 $(DESTDIR)$(PREFIX) (PREFIX=/usr/local); make uninstall
 
 PKGS     := libpq libgit2 libarchive yaml-0.1 libcrypto jansson libcurl
 CC       ?= cc
@@ -30,7 +32,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HDRS     := $(wildcard include/dgm/*.h src/*/*.h)
 
-.PHONY: all deps check test test-unit test-integration demo bench clean
+.PHONY: all deps check test test-unit test-integration demo bench clean doc install uninstall
 
 all: dgmigrate
 
@@ -63,6 +65,39 @@ $(BUILD)/tools/%: tests/tools/%.c $(LIB) $(HDRS)
 
 TOOLS    := $(BUILD)/tools/alembic_dump $(BUILD)/tools/verify_probe
 
+# The man page and the bash completion come from the option tables that
+# drive --help (src/cli/docs.c), so the three cannot drift apart.
+GENDOC   := $(BUILD)/gendoc
+DOCS     := $(BUILD)/doc/dgmigrate.1 $(BUILD)/doc/dgmigrate.bash
+
+$(GENDOC): tools/gendoc.c $(LIB) $(HDRS)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+
+$(BUILD)/doc/dgmigrate.1: $(GENDOC)
+	@mkdir -p $(dir $@)
+	$(GENDOC) man > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/doc/dgmigrate.bash: $(GENDOC)
+	@mkdir -p $(dir $@)
+	$(GENDOC) bash > $@.tmp && mv $@.tmp $@
+
+doc: $(DOCS)
+
+PREFIX   ?= /usr/local
+BINDIR   := $(PREFIX)/bin
+MANDIR   := $(PREFIX)/share/man/man1
+COMPDIR  := $(PREFIX)/share/bash-completion/completions
+
+install: $(BIN) $(DOCS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(COMPDIR)
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/dgmigrate
+	install -m 0644 $(BUILD)/doc/dgmigrate.1 $(DESTDIR)$(MANDIR)/dgmigrate.1
+	install -m 0644 $(BUILD)/doc/dgmigrate.bash $(DESTDIR)$(COMPDIR)/dgmigrate
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/dgmigrate $(DESTDIR)$(MANDIR)/dgmigrate.1 \
+		$(DESTDIR)$(COMPDIR)/dgmigrate
+
 deps:
 	@bash .ci/install-deps
 
@@ -70,13 +105,13 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test
 
-test: $(BIN) $(UNIT_BIN) $(TOOLS)
+test: $(BIN) $(UNIT_BIN) $(TOOLS) $(DOCS)
 	@BUILD=$(BUILD) DGMIGRATE=$(abspath $(BIN)) bash tests/run-all.sh
 
 test-unit: $(UNIT_BIN)
 	@BUILD=$(BUILD) bash tests/run-all.sh unit
 
-test-integration: $(BIN) $(TOOLS)
+test-integration: $(BIN) $(TOOLS) $(DOCS)
 	@BUILD=$(BUILD) DGMIGRATE=$(abspath $(BIN)) bash tests/run-all.sh integration
 
 demo: deps

@@ -6,6 +6,7 @@
 #define DGM_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "dgm/alembic.h"
 #include "dgm/buf.h"
@@ -59,6 +60,12 @@ int dgm_args_wait_lock(long *ms, const dgm_args *args, dgm_error *err);
 /* Print the command's --help text on stdout. */
 void dgm_cli_print_command_help(const dgm_cmd *cmd);
 void dgm_cli_print_help(void);
+/* The options every command takes (--help, --verbose, --quiet). */
+const dgm_opt *dgm_cli_global_opts(void);
+/* The man page dgmigrate(1) and the bash completion, from the same
+ * tables as --help (src/cli/docs.c). */
+void dgm_cli_write_man(FILE *f, const char *version);
+void dgm_cli_write_bash_completion(FILE *f);
 
 /* Load the Alembic graph of repo (ini_rel: alembic.ini's path inside
  * it) from the work tree, or as it stood at `at` when not NULL. */

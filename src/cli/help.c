@@ -4,8 +4,6 @@
 
 #include "dgm/cli.h"
 
-const dgm_opt *dgm_cli_global_opts(void);
-
 static void print_opts(const dgm_opt *o)
 {
 	for (; o && o->name; o++) {
