@@ -44,9 +44,6 @@ int dgm_pg_query(PGresult **out, PGconn *conn, const char *sql, int nparams,
 /* "15.18" style version of the connected server, into buf. */
 void dgm_pg_server_version(PGconn *conn, char *buf, size_t len);
 
-/* A short description for messages: "database 'app' on '/tmp/x:5432'". */
-void dgm_pg_describe(const char *url, char *buf, size_t len);
-
 /* Environment entries ("PGHOST=...", ...) that let a libpq client child
  * (pg_dump, pg_restore, psql) reach the database of url. The array and
  * its strings are malloc'd; free with dgm_pg_env_free. */

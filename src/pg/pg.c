@@ -21,33 +21,59 @@ static void trim_msg(char *buf, size_t len, const char *msg)
 			*p = ' ';
 }
 
-static void describe(const char *url, const char *dbname, char *buf, size_t len)
+/* Where a connection field the URL left empty came from: one of libpq's
+ * variables, a service file, or libpq's built-in default. */
+static void add_source(dgm_buf *src, const PQconninfoOption *opts, const char *key,
+		       const char *envvar)
 {
-	PQconninfoOption *opts = PQconninfoParse(url, NULL);
-	const char *db = NULL, *host = NULL, *port = NULL, *user = NULL;
+	const char *given = NULL, *service = NULL;
 
-	for (PQconninfoOption *o = opts; o && o->keyword; o++) {
-		if (!o->val)
-			continue;
-		if (!strcmp(o->keyword, "dbname"))
-			db = o->val;
-		else if (!strcmp(o->keyword, "host"))
-			host = o->val;
-		else if (!strcmp(o->keyword, "port"))
-			port = o->val;
-		else if (!strcmp(o->keyword, "user"))
-			user = o->val;
+	for (const PQconninfoOption *o = opts; o && o->keyword; o++) {
+		if (!strcmp(o->keyword, key) && o->val && *o->val)
+			given = o->val;
+		if (!strcmp(o->keyword, "service") && o->val && *o->val)
+			service = o->val;
 	}
-	if (dbname)
-		db = dbname;
-	snprintf(buf, len, "database '%s' on '%s:%s' as '%s'", db ? db : "(default)",
-		 host ? host : "(default host)", port ? port : "5432", user ? user : "(default)");
-	PQconninfoFree(opts);
+	if (given)
+		return;
+	if (!service)
+		service = getenv("PGSERVICE");
+	if (getenv(envvar) && *getenv(envvar))
+		dgm_buf_printf(src, "%s%s from %s", src->len ? ", " : "", key, envvar);
+	else if (service && *service)
+		dgm_buf_printf(src, "%s%s from service '%s'", src->len ? ", " : "", key, service);
+	else
+		dgm_buf_printf(src, "%s%s: libpq's default", src->len ? ", " : "", key);
 }
 
-void dgm_pg_describe(const char *url, char *buf, size_t len)
+/* A failed connection, described with what libpq actually used (it
+ * fills in PG* variables, service files and defaults) and where each
+ * field the plan did not give came from. */
+static void connect_failed(PGconn *conn, const char *url, dgm_error *err)
 {
-	describe(url, NULL, buf, len);
+	PQconninfoOption *opts = PQconninfoParse(url, NULL);
+	const char *host = PQhost(conn), *port = PQport(conn);
+	dgm_buf src = DGM_BUF_INIT;
+	char msg[1024];
+
+	trim_msg(msg, sizeof(msg), PQerrorMessage(conn));
+	add_source(&src, opts, "host", "PGHOST");
+	add_source(&src, opts, "port", "PGPORT");
+	add_source(&src, opts, "user", "PGUSER");
+	add_source(&src, opts, "dbname", "PGDATABASE");
+	dgm_error_set(err, DGM_E_PG, "cannot connect to database '%s' on '%s:%s' as '%s'%s%s%s: %s",
+		      PQdb(conn) ? PQdb(conn) : "?", host && *host ? host : "?",
+		      port && *port ? port : "5432", PQuser(conn) ? PQuser(conn) : "?",
+		      src.len ? " (" : "", dgm_buf_cstr(&src), src.len ? ")" : "", msg);
+	if (!*url)
+		dgm_error_hint(err, "the plan gives no database.url, so libpq's defaults apply: "
+			       "PGHOST, PGPORT, PGUSER, PGDATABASE, PGSERVICE and ~/.pgpass, as for "
+			       "psql; check them, or set database.url");
+	else
+		dgm_error_hint(err, "check that the server runs and that the plan's database.url "
+			       "is right%s", src.len ? ", and the PG* variables it leaves to libpq" : "");
+	dgm_buf_free(&src);
+	PQconninfoFree(opts);
 }
 
 /* Server notices ("NOTICE: ... does not exist, skipping") are detail,
@@ -77,7 +103,7 @@ int dgm_pg_connect_db(PGconn **out, const char *url, const char *dbname,
 	char *perr = NULL;
 	PQconninfoOption *opts;
 	PGconn *conn;
-	char what[512], msg[1024];
+	char msg[1024];
 
 	*out = NULL;
 	opts = PQconninfoParse(url, &perr);
@@ -94,12 +120,8 @@ int dgm_pg_connect_db(PGconn **out, const char *url, const char *dbname,
 	if (!conn)
 		return dgm_error_set(err, DGM_E_NOMEM, "out of memory connecting to the database");
 	if (PQstatus(conn) != CONNECTION_OK) {
-		describe(url, dbname, what, sizeof(what));
-		trim_msg(msg, sizeof(msg), PQerrorMessage(conn));
+		connect_failed(conn, url, err);
 		PQfinish(conn);
-		dgm_error_set(err, DGM_E_PG, "cannot connect to %s: %s", what, msg);
-		dgm_error_hint(err, "check that the server runs and that the URL in the plan "
-			       "(usually ${DATABASE_URL}) is right");
 		return -1;
 	}
 	PQsetNoticeProcessor(conn, notice, NULL);

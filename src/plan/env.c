@@ -96,6 +96,9 @@ void dgm_plan_register_secrets(const dgm_plan *plan)
 {
 	if (plan->database.url)
 		add_url_password(plan->database.url);
+	/* libpq's own variable: a password from the environment is one too */
+	if (getenv("PGPASSWORD") && *getenv("PGPASSWORD"))
+		dgm_log_add_secret(getenv("PGPASSWORD"));
 	for (size_t i = 0; i < plan->required_env.count; i++) {
 		const char *value = getenv(plan->required_env.items[i]);
 

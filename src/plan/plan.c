@@ -57,6 +57,8 @@ static void finish(dgm_plan *p)
 	}
 	if (!p->alembic.target)
 		p->alembic.target = dgm_xstrdup("heads");
+	if (!p->database.url)
+		p->database.url = dgm_xstrdup("");
 	if (!p->alembic.version_table)
 		p->alembic.version_table = dgm_xstrdup("alembic_version");
 	if (!p->state_dir)

@@ -52,7 +52,8 @@ typedef enum ikind {
 
 enum {
 	REQUIRED = 1,
-	NONEMPTY = 2   /* a list that must have an item when given */
+	NONEMPTY = 2,  /* a list that must have an item when given */
+	MAY_BE_EMPTY = 4 /* a string where "" means something (libpq's defaults) */
 };
 
 struct field;
@@ -265,7 +266,9 @@ static int string_value(pctx *c, const field *f, const dgm_ynode *v, const char 
 		return null_value(c, f, v, key);
 	if (expand(c, v, key, out))
 		return -1;
-	if (!**out) {
+	/* "" written as such may mean something; a variable that expands to
+	 * "" is a mistake (an unset DATABASE_URL must not fall back to PG*) */
+	if (!**out && !(f && (f->flags & MAY_BE_EMPTY) && !strstr(v->text, "${"))) {
 		free(*out);
 		*out = NULL;
 		fail(c, v, "'%s' must not be empty", key);
@@ -819,7 +822,9 @@ static const field release_fields[] = {
 };
 
 static const field database_fields[] = {
-	{ .key = "url", .kind = F_STR, .flags = REQUIRED, .off = OFF(database.url),
+	/* Absent or "": libpq's defaults (PGHOST, PGPORT, PGUSER, PGDATABASE,
+	 * PGSERVICE, ~/.pgpass), as psql does. */
+	{ .key = "url", .kind = F_STR, .flags = MAY_BE_EMPTY, .off = OFF(database.url),
 	  .example = "${DATABASE_URL}" },
 	{ NULL }
 };
@@ -915,7 +920,7 @@ static const field top_fields[] = {
 	{ .key = "version", .kind = F_CUSTOM, .flags = REQUIRED, .off = OFF(version),
 	  .fn = version_value, .what = "1", .example = "1" },
 	{ .key = "release", .kind = F_SECTION, .flags = REQUIRED, .sub = release_fields },
-	{ .key = "database", .kind = F_SECTION, .flags = REQUIRED, .sub = database_fields },
+	{ .key = "database", .kind = F_SECTION, .sub = database_fields },
 	{ .key = "alembic", .kind = F_SECTION, .sub = alembic_fields },
 	{ .key = "snapshot", .kind = F_SECTION, .flags = REQUIRED, .sub = snapshot_fields },
 	{ .key = "model_store", .kind = F_SECTION, .sub = model_store_fields },

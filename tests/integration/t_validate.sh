@@ -92,3 +92,46 @@ YAML
 	expect_err "'hooks.before[0].run' would put the value of required variable 'SECRET_KEY'"
 	expect_no "$SECRET_KEY"
 }
+
+# No database.url (or url: ""): libpq's defaults, as psql uses them.
+plan_without_url() {
+	setup_release "$TEST_DB"
+	sed -i -e "s|^  url: .*|  url: \"$1\"|" -e 's/required: \[DATABASE_URL, /required: [/' plan.yaml
+	[[ -z $1 ]] || return 0
+	sed -i -e '/^  url: ""$/d' -e '/^database:$/d' plan.yaml
+	unset DATABASE_URL
+	export PGHOST=$DGM_PGHOST PGPORT=$DGM_PGPORT PGUSER=dgm PGDATABASE=$TEST_DB
+	export PGPASSFILE=$PWD/pgpass
+	printf '*:*:*:dgm:%s\n' "$DGM_PGPASS" > pgpass
+	chmod 600 pgpass
+}
+
+test_no_url_uses_libpq_variables_and_pgpass() {
+	plan_without_url ""
+	grep -q 'url' plan.yaml && fail "the plan still names a url"
+	run_dgm validate plan.yaml
+	expect_rc 0
+	run_dgm status plan.yaml
+	expect_rc 0
+}
+
+test_empty_url_uses_libpq_variables() {
+	plan_without_url "x"
+	sed -i 's|^  url: "x"|  url: ""|' plan.yaml
+	unset DATABASE_URL
+	export PGHOST=$DGM_PGHOST PGPORT=$DGM_PGPORT PGUSER=dgm PGDATABASE=$TEST_DB PGPASSWORD=$DGM_PGPASS
+	run_dgm validate plan.yaml
+	expect_rc 0
+}
+
+test_connection_error_names_what_libpq_used_and_why() {
+	plan_without_url ""
+	export PGPORT=1
+	run_dgm validate plan.yaml
+	expect_rc 1
+	expect_err "cannot connect to database '$TEST_DB' on '$DGM_PGHOST:1' as 'dgm'"
+	expect_err "port from PGPORT"
+	expect_err "dbname from PGDATABASE"
+	expect_err "libpq's defaults apply"
+	expect_no 'DATABASE_URL'
+}
