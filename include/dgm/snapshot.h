@@ -105,8 +105,10 @@ int dgm_snapshot_find(dgm_snapshot *snap, const char *backup_dir, const char *id
 		      dgm_error *err);
 
 /* Remove all but the `keep` newest; never the newest one, never one for
- * which in_use(id) says true. removed counts what went. */
-int dgm_snapshot_prune(int *removed, const dgm_plan *plan, int keep,
+ * which in_use(id) says true, and without force never the newest
+ * pre-apply snapshot (the way back to the previous release). removed
+ * counts what went. */
+int dgm_snapshot_prune(int *removed, const dgm_plan *plan, int keep, bool force,
 		       bool (*in_use)(const char *id, void *payload), void *payload,
 		       dgm_error *err);
 

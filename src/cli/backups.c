@@ -4,7 +4,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "dgm/cli.h"
+#include "dgm/git.h"
 #include "dgm/lock.h"
 #include "dgm/log.h"
 #include "dgm/plan.h"
@@ -21,7 +24,28 @@ static void fmt_time(char *buf, size_t len, long long t)
 	strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
 }
 
-static void print_one(const dgm_snapshot *s)
+/* The release whose state a snapshot holds: the tags at the commit that
+ * was checked out when it was taken (a pre-apply snapshot holds the
+ * release before the one its run deployed), else that commit. */
+static void holds(char *buf, size_t len, git_repository *repo, const dgm_snapshot *s)
+{
+	dgm_buf tags = DGM_BUF_INIT;
+	git_oid oid;
+
+	if (!s->commit || !*s->commit || git_oid_fromstr(&oid, s->commit) != 0) {
+		snprintf(buf, len, "?");
+		return;
+	}
+	if (repo)
+		dgm_git_tags_at(&tags, repo, &oid);
+	if (tags.len)
+		snprintf(buf, len, "%s", tags.ptr);
+	else
+		snprintf(buf, len, "%.12s", s->commit);
+	dgm_buf_free(&tags);
+}
+
+static void print_one(const dgm_snapshot *s, const char *held)
 {
 	char when[32], revs[128] = "";
 	size_t used = 0;
@@ -30,7 +54,7 @@ static void print_one(const dgm_snapshot *s)
 	for (size_t i = 0; i < s->revisions.count && used < sizeof(revs) - 16; i++)
 		used += (size_t)snprintf(revs + used, sizeof(revs) - used, "%s%.12s", i ? "," : "",
 					 s->revisions.items[i]);
-	printf("%-24s %-12s %-20s %-12s %-26s ", s->id, s->kind, when, s->tag,
+	printf("%-24s %-12s %-20s %-14s %-26s ", s->id, s->kind, when, held,
 	       s->revisions.count ? revs : "(base)");
 	if (!s->has_dump)
 		printf("%8s", "copy");
@@ -39,32 +63,63 @@ static void print_one(const dgm_snapshot *s)
 	printf(" %8.1f%s\n", (double)s->archive_bytes / 1048576.0, s->store_from ? " (linked)" : "");
 }
 
+/* One JSON document (an array), as every listing prints with --json. */
+static void print_json(const dgm_snapshot *all, size_t n, git_repository *repo)
+{
+	json_t *arr = json_array();
+	char held[256], *text;
+
+	for (size_t i = 0; i < n; i++) {
+		char *one = dgm_snapshot_json(&all[i]);
+		json_t *o = json_loads(one, 0, NULL);
+
+		holds(held, sizeof(held), repo, &all[i]);
+		json_object_set_new(o, "holds", json_string(held));
+		json_array_append_new(arr, o);
+		free(one);
+	}
+	text = json_dumps(arr, JSON_COMPACT);
+	printf("%s\n", text);
+	free(text);
+	json_decref(arr);
+}
+
 static int list(const dgm_plan *plan, bool json, dgm_error *err)
 {
 	dgm_snapshot *all = NULL;
+	git_repository *repo = NULL;
+	dgm_error ignore = DGM_ERROR_INIT;
 	size_t n = 0;
 
 	if (dgm_snapshot_list(&all, &n, plan->snapshot.directory, err))
 		return -1;
-	if (!json)
-		printf("%-24s %-12s %-20s %-12s %-26s %8s %8s\n", "ID", "KIND", "CREATED", "TAG",
-		       "ALEMBIC REVISIONS", "DB MiB", "STORE MiB");
-	for (size_t i = 0; i < n; i++) {
-		if (json) {
-			char *j = dgm_snapshot_json(&all[i]);
-
-			printf("%s\n", j);
-			free(j);
-		} else
-			print_one(&all[i]);
+	/* labels only: a missing repository leaves them as commits */
+	if (dgm_git_open(&repo, plan->release.repository, &ignore))
+		repo = NULL;
+	if (json) {
+		print_json(all, n, repo);
+		goto out;
 	}
-	if (!json && !n)
+	printf("%-24s %-12s %-20s %-14s %-26s %8s %8s\n", "ID", "KIND", "CREATED", "HOLDS",
+	       "ALEMBIC REVISIONS", "DB MiB", "STORE MiB");
+	for (size_t i = 0; i < n; i++) {
+		char held[256];
+
+		holds(held, sizeof(held), repo, &all[i]);
+		print_one(&all[i], held);
+	}
+	if (!n)
 		printf("(no snapshots in '%s')\n", plan->snapshot.directory);
-	for (size_t i = 0; !json && i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		if (all[i].db_copy)
 			printf("%s: %s '%s' on the same server\n", all[i].id, all[i].has_dump ?
 			       "also kept as the database copy" : "the database is the copy",
 			       all[i].db_copy);
+		if (all[i].kind && !strcmp(all[i].kind, "pre-apply") && all[i].tag)
+			printf("%s: taken before applying '%s'\n", all[i].id, all[i].tag);
+	}
+out:
+	dgm_git_close(repo);
 	dgm_snapshot_list_free(all, n);
 	return 0;
 }
@@ -72,9 +127,14 @@ static int list(const dgm_plan *plan, bool json, dgm_error *err)
 static int create(const dgm_plan *plan, bool json, dgm_error *err)
 {
 	dgm_snapshot_opts o = { .kind = "manual" };
+	dgm_git_state head;
+	dgm_error ignore = DGM_ERROR_INIT;
 	dgm_snapshot s;
 	dgm_lock lock;
 
+	/* the commit checked out says which release the snapshot holds */
+	if (dgm_git_state_read(&head, plan->release.repository, &ignore) == 0)
+		o.commit = head.commit;
 	if (dgm_lock_acquire(&lock, plan->database.url, "backups create", 0, err))
 		return -1;
 	if (dgm_snapshot_create(&s, plan, &o, err)) {
@@ -151,7 +211,7 @@ out:
 	return ret;
 }
 
-static int prune(const dgm_plan *plan, const char *keep_arg, dgm_error *err)
+static int prune(const dgm_plan *plan, const char *keep_arg, bool force, dgm_error *err)
 {
 	int keep = plan->snapshot.keep, removed = 0;
 
@@ -164,11 +224,11 @@ static int prune(const dgm_plan *plan, const char *keep_arg, dgm_error *err)
 					     "least 1, got '%s'", keep_arg);
 		keep = (int)k;
 	}
-	if (dgm_snapshot_prune(&removed, plan, keep, dgm_release_snapshot_in_use,
+	if (dgm_snapshot_prune(&removed, plan, keep, force, dgm_release_snapshot_in_use,
 			       (void *)plan, err))
 		return -1;
-	dgm_info("pruned %d snapshot%s, kept the %d newest", removed, removed == 1 ? "" : "s",
-		 keep);
+	dgm_info("pruned %d snapshot%s; kept the %d newest and those named above", removed,
+		 removed == 1 ? "" : "s", keep);
 	return 0;
 }
 
@@ -202,7 +262,7 @@ int dgm_cmd_backups(const dgm_args *args, dgm_error *err)
 	else if (with_id)
 		ret = restore(&plan, args->pos[1], args, err);
 	else
-		ret = prune(&plan, dgm_args_get(args, "keep"), err);
+		ret = prune(&plan, dgm_args_get(args, "keep"), dgm_args_flag(args, "force"), err);
 	dgm_plan_free(&plan);
 	return ret;
 }

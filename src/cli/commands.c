@@ -52,6 +52,7 @@ static const dgm_opt graph_opts[] = {
 
 static const dgm_opt backups_opts[] = {
 	{ "keep", 0, "N", "with prune: how many snapshots to keep" },
+	{ "force", 0, NULL, "with prune: also remove the newest pre-apply snapshot (the way back)" },
 	{ "terminate-connections", 0, NULL, "with restore: end sessions on the database" },
 	{ "no-store", 0, NULL, "with restore: leave the model store as it is" },
 	{ "json", 0, NULL, "print the result as JSON on stdout" },
@@ -145,8 +146,10 @@ const dgm_cmd dgm_commands[] = {
 	  "depends_on. --dot prints Graphviz input: dgmigrate graph --dot | dot -Tsvg",
 	  graph_opts, 0, 0, NULL },
 	{ "backups", dgm_cmd_backups, "list, take, verify, restore or prune snapshots",
-	  "list PLAN | create PLAN | verify ID PLAN | restore ID PLAN | prune PLAN [--keep N]",
-	  "list    the snapshots in the plan's snapshot.directory, newest first\n"
+	  "list PLAN | create PLAN | verify ID PLAN | restore ID PLAN | prune PLAN [--keep N] [--force]",
+	  "list    the snapshots in the plan's snapshot.directory, newest first, each\n"
+	  "        with the release whose state it holds (the tags at the commit that\n"
+	  "        was checked out when it was taken); --json prints one JSON array\n"
 	  "create  take a snapshot now (database dump + model store archive, verified)\n"
 	  "verify  re-read a snapshot: every dump file against its SHA-256, pg_restore\n"
 	  "        --list, the archive against its manifest (a database copy: it exists\n"
@@ -157,7 +160,9 @@ const dgm_cmd dgm_commands[] = {
 	  "        swap names; the model store staged beside it and swapped by rename;\n"
 	  "        what they replace is dropped only once both are in place\n"
 	  "prune   remove all but the N newest (default snapshot.keep), database copies\n"
-	  "        dropped with them; the newest is never removed",
+	  "        dropped with them; the newest is never removed, nor (without --force)\n"
+	  "        the newest pre-apply snapshot: a rollback to the previous release\n"
+	  "        restores it",
 	  backups_opts, 2, 3, NULL },
 	{ "resume", dgm_cmd_resume, "finish or undo an interrupted run from the journal", "PLAN",
 	  "Find the newest run in the plan's state folder whose journal has no end\n"

@@ -250,11 +250,22 @@ static int remove_one(const dgm_snapshot *s, const dgm_plan *plan, dgm_error *er
 	return dgm_fs_remove_tree(s->dir, err);
 }
 
-int dgm_snapshot_prune(int *removed, const dgm_plan *plan, int keep,
+/* The way back from the newest apply: the newest pre-apply snapshot
+ * holds the previous release's state, which a rollback restores. */
+static const dgm_snapshot *way_back(const dgm_snapshot *all, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (all[i].kind && !strcmp(all[i].kind, "pre-apply"))
+			return &all[i];
+	return NULL;
+}
+
+int dgm_snapshot_prune(int *removed, const dgm_plan *plan, int keep, bool force,
 		       bool (*in_use)(const char *id, void *payload), void *payload,
 		       dgm_error *err)
 {
 	const char *backup_dir = plan->snapshot.directory;
+	const dgm_snapshot *back;
 	dgm_snapshot *all = NULL;
 	size_t n = 0;
 	int ret = 0;
@@ -265,9 +276,16 @@ int dgm_snapshot_prune(int *removed, const dgm_plan *plan, int keep,
 				     "snapshot is never pruned)");
 	if (dgm_snapshot_list(&all, &n, backup_dir, err))
 		return -1;
+	back = way_back(all, n);
 	for (size_t i = (size_t)keep; i < n && ret == 0; i++) {
 		if (in_use && in_use(all[i].id, payload)) {
 			dgm_info("keeping snapshot '%s': an unfinished run still needs it", all[i].id);
+			continue;
+		}
+		if (&all[i] == back && !force) {
+			dgm_info("keeping snapshot '%s': it holds the state before the newest apply "
+				 "(of '%s'), the one a rollback to the previous release restores "
+				 "(--force prunes it too)", all[i].id, all[i].tag);
 			continue;
 		}
 		ret = remove_one(&all[i], plan, err);
