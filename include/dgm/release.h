@@ -18,6 +18,7 @@ typedef struct dgm_facts {
 	size_t nrevs;
 	char server_version[32];
 	long long db_bytes;           /* pg_database_size */
+	long long table_bytes;        /* tables with TOAST, no indexes: what a dump holds */
 	long long store_bytes;        /* model store, files only */
 	char head[41];                /* work tree HEAD commit */
 	char tag_commit[41];          /* the plan's tag, peeled */

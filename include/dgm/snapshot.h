@@ -117,6 +117,11 @@ int dgm_snapshot_prune(int *removed, const dgm_plan *plan, int keep, bool force,
  * is the only database of its snapshot stays. */
 int dgm_snapshot_trim_copies(const dgm_plan *plan, int keep, dgm_error *err);
 
+/* The space the listed snapshots' server-side copies take on the
+ * database server (pg_database_size), and how many exist. */
+int dgm_snapshot_copies_size(long long *bytes, int *count, const dgm_plan *plan,
+			     const dgm_snapshot *all, size_t n, dgm_error *err);
+
 void dgm_snapshot_free(dgm_snapshot *snap);
 void dgm_snapshot_list_free(dgm_snapshot *list, size_t n);
 

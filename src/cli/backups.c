@@ -84,6 +84,21 @@ static void print_json(const dgm_snapshot *all, size_t n, git_repository *repo)
 	json_decref(arr);
 }
 
+/* Kept copies cost the database's size on the server, not in the
+ * snapshot folder: say how much, when the server answers. */
+static void print_copies_size(const dgm_plan *plan, const dgm_snapshot *all, size_t n)
+{
+	dgm_error e = DGM_ERROR_INIT;
+	long long bytes;
+	int count;
+
+	if (dgm_snapshot_copies_size(&bytes, &count, plan, all, n, &e))
+		dgm_warn("cannot size the server-side copies: %s", e.msg);
+	else if (count)
+		printf("server-side copies: %d, %.1f MiB on the database server\n", count,
+		       (double)bytes / 1048576.0);
+}
+
 static int list(const dgm_plan *plan, bool json, dgm_error *err)
 {
 	dgm_snapshot *all = NULL;
@@ -118,6 +133,7 @@ static int list(const dgm_plan *plan, bool json, dgm_error *err)
 		if (all[i].kind && !strcmp(all[i].kind, "pre-apply") && all[i].tag)
 			printf("%s: taken before applying '%s'\n", all[i].id, all[i].tag);
 	}
+	print_copies_size(plan, all, n);
 out:
 	dgm_git_close(repo);
 	dgm_snapshot_list_free(all, n);

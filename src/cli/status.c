@@ -29,6 +29,8 @@ typedef struct status {
 	dgm_error steps_err;
 	dgm_snapshot *snaps;
 	size_t nsnaps;
+	long long copies_bytes;      /* server-side copies of those snapshots */
+	int ncopies;
 	char last_run[256];          /* newest row of dgmigrate.runs, "" none */
 } status;
 
@@ -137,6 +139,10 @@ static void print_text(const status *st)
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%SZ", gmtime(&t));
 		printf("snapshots   %zu, newest '%s' (%s, %s)\n", st->nsnaps, st->snaps[0].id,
 		       st->snaps[0].kind, when);
+		if (st->ncopies)
+			printf("            %d server-side cop%s: %.1f MiB on the database server\n",
+			       st->ncopies, st->ncopies == 1 ? "y" : "ies",
+			       (double)st->copies_bytes / 1048576.0);
 	} else
 		printf("snapshots   none in '%s'\n", st->plan->snapshot.directory);
 	printf("last run    %s\n", st->last_run[0] ? st->last_run : "(none recorded)");
@@ -177,7 +183,8 @@ static void print_json(const status *st)
 		dgm_buf_puts(&b, i ? "," : "");
 		dgm_buf_json_str(&b, st->steps.revs[i]->id);
 	}
-	dgm_buf_printf(&b, "],\"snapshots\":%zu,\"last_run\":", st->nsnaps);
+	dgm_buf_printf(&b, "],\"snapshots\":%zu,\"server_copies\":%d,\"server_copies_bytes\":%lld,"
+		       "\"last_run\":", st->nsnaps, st->ncopies, st->copies_bytes);
 	dgm_buf_json_str(&b, st->last_run);
 	if (st->nsnaps) {
 		dgm_buf_puts(&b, ",\"newest_snapshot\":");
@@ -199,7 +206,9 @@ int dgm_cmd_status(const dgm_args *args, dgm_error *err)
 	dgm_plan_register_secrets(&plan);
 	st.ini_rel = dgm_cli_ini_rel(plan.alembic.config, plan.release.repository);
 	if (read_db(&st, err) || read_code(&st, err) || read_graphs(&st, err) ||
-	    dgm_snapshot_list(&st.snaps, &st.nsnaps, plan.snapshot.directory, err))
+	    dgm_snapshot_list(&st.snaps, &st.nsnaps, plan.snapshot.directory, err) ||
+	    dgm_snapshot_copies_size(&st.copies_bytes, &st.ncopies, &plan, st.snaps, st.nsnaps,
+				     err))
 		goto out;
 	if (dgm_args_flag(args, "json"))
 		print_json(&st);

@@ -136,10 +136,14 @@ static void check_database(pf *p)
 	dgm_pg_server_version(conn, p->f->server_version, sizeof(p->f->server_version));
 	if (dgm_pg_read_revisions(&p->f->revs, &p->f->nrevs, conn, plan->alembic.version_table,
 				  plan->alembic.version_schema, &e) ||
-	    dgm_pg_query(&res, conn, "SELECT pg_database_size(current_database())", 0, NULL, &e)) {
+	    dgm_pg_query(&res, conn, "SELECT pg_database_size(current_database()), (SELECT "
+			 "coalesce(sum(pg_table_size(oid)), 0) FROM pg_class WHERE relkind IN "
+			 "('r', 'm') AND relnamespace NOT IN ('pg_catalog'::regnamespace, "
+			 "'information_schema'::regnamespace))", 0, NULL, &e)) {
 		dgm_check_fail(&p->cl, "database", &e);
 	} else {
 		p->f->db_bytes = atoll(PQgetvalue(res, 0, 0));
+		p->f->table_bytes = atoll(PQgetvalue(res, 0, 1));
 		p->db_ok = true;
 		dgm_check_ok(&p->cl, "database", "'%s' answers: PostgreSQL %s, %lld MiB", PQdb(conn),
 			     p->f->server_version, p->f->db_bytes >> 20);
@@ -202,25 +206,36 @@ static void check_store(pf *p)
 	dgm_check_ok(&p->cl, "model store", "readable, %lld MiB", p->f->store_bytes >> 20);
 }
 
-/* Room for the snapshot: a compressed dump is estimated at half the
- * database's size (text and indexes compress; indexes are not dumped),
- * the archive at the store's size, plus snapshot.min_free to spare. */
+/* Room for the snapshot in its folder: the dump holds table data, not
+ * indexes, compressed (estimated at half), and the archive about the
+ * store's size (model weights hardly compress), plus snapshot.min_free
+ * to spare. A server-side copy goes to the database server instead, and
+ * is estimated there, separately. */
 static void check_disk(pf *p)
 {
-	long long need = p->f->db_bytes / 2 + p->f->store_bytes + p->plan->snapshot.min_free_bytes;
+	long long dump = p->f->table_bytes / 2, need = dump + p->f->store_bytes;
 	long long have = dgm_fs_free_bytes(p->plan->snapshot.directory);
+	long long spare = p->plan->snapshot.min_free_bytes;
 	dgm_error e = DGM_ERROR_INIT;
 
-	if (have >= 0 && have < need) {
+	if (have >= 0 && have < need + spare) {
 		dgm_error_set(&e, DGM_E_RUN, "%lld MiB free in '%s', the snapshot needs about %lld "
-			      "MiB (with snapshot.min_free)", have >> 20, p->plan->snapshot.directory,
-			      need >> 20);
+			      "MiB there (dump %lld, model store %lld) and snapshot.min_free %lld MiB "
+			      "more", have >> 20, p->plan->snapshot.directory, need >> 20, dump >> 20,
+			      p->f->store_bytes >> 20, spare >> 20);
 		dgm_error_hint(&e, "free space or prune snapshots: dgmigrate backups prune PLAN "
 			       "--keep N");
 		dgm_check_fail(&p->cl, "disk", &e);
 	} else
-		dgm_check_ok(&p->cl, "disk", "%lld MiB free in '%s', snapshot needs about %lld MiB",
-			     have >> 20, p->plan->snapshot.directory, need >> 20);
+		dgm_check_ok(&p->cl, "disk", "%lld MiB free in '%s', the snapshot needs about %lld "
+			     "MiB there (dump %lld, model store %lld) and snapshot.min_free %lld MiB "
+			     "more", have >> 20, p->plan->snapshot.directory, need >> 20, dump >> 20,
+			     p->f->store_bytes >> 20, spare >> 20);
+	if (p->plan->snapshot.keep_copies > 0)
+		dgm_check_ok(&p->cl, "server disk", "the server-side copy takes about %lld MiB on "
+			     "the database server (the database's size; libpq cannot see the "
+			     "server's free space: keep_copies: 0 takes a dump only)",
+			     p->f->db_bytes >> 20);
 }
 
 int dgm_preflight(dgm_facts *facts, const dgm_plan *plan, dgm_preflight_mode mode,

@@ -9,6 +9,7 @@
 #include "dgm/buf.h"
 #include "dgm/fs.h"
 #include "dgm/log.h"
+#include "dgm/pg.h"
 #include "dgm/snapshot.h"
 #include "internal.h"
 
@@ -321,6 +322,34 @@ int dgm_snapshot_trim_copies(const dgm_plan *plan, int keep, dgm_error *err)
 		}
 	}
 	dgm_snapshot_list_free(all, n);
+	return ret;
+}
+
+int dgm_snapshot_copies_size(long long *bytes, int *count, const dgm_plan *plan,
+			      const dgm_snapshot *all, size_t n, dgm_error *err)
+{
+	PGconn *conn = NULL;
+	int ret = 0;
+
+	*bytes = 0;
+	*count = 0;
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		const char *name = all[i].db_copy;
+		PGresult *res = NULL;
+
+		if (!name)
+			continue;
+		if (!conn && dgm_pg_connect(&conn, plan->database.url, "dgmigrate backups", err))
+			return -1;
+		ret = dgm_pg_query(&res, conn, "SELECT pg_database_size(oid) FROM pg_database "
+				   "WHERE datname = $1", 1, &name, err);
+		if (ret == 0 && PQntuples(res) == 1) {
+			*bytes += atoll(PQgetvalue(res, 0, 0));
+			(*count)++;
+		}
+		PQclear(res);
+	}
+	dgm_pg_close(conn);
 	return ret;
 }
 

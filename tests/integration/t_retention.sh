@@ -53,3 +53,28 @@ assert all(s["holds"] == "v1.6" for s in manual), [s["holds"] for s in manual]
 ' <<<"$out" || fail "backups list --json is not one document with the releases held:
 $out"
 }
+
+# Space is told on both sides: the snapshot folder gets the dump and the
+# archive, the database server the copy; kept copies are sized.
+test_space_is_estimated_per_side_and_copies_are_sized() {
+	setup_release "$TEST_DB"
+	migrate_app app head
+	run_dgm apply plan.yaml --dry-run
+	expect_rc 0
+	# a database of a few MiB of catalog and no rows: the dump is ~0 MiB,
+	# the copy the database's whole size, and only the latter on the server
+	expect_err "the snapshot needs about 0 MiB there (dump 0, model store 0)"
+	db_mib=$(( $(psql_db "$TEST_DB" -c "SELECT pg_database_size(current_database())") >> 20 ))
+	expect_err "the server-side copy takes about $db_mib MiB on the database server"
+	run_dgm apply plan.yaml
+	expect_rc 0
+	run_dgm backups list plan.yaml
+	expect_rc 0
+	expect_out "server-side copies: 1, "
+	run_dgm status plan.yaml
+	expect_rc 0
+	expect_out "1 server-side copy: "
+	run_dgm status plan.yaml --json
+	python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["server_copies"] == 1 and d["server_copies_bytes"] > 0, d' <<<"$out" ||
+		fail "status --json lacks the copies' size: $out"
+}
