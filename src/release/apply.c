@@ -40,6 +40,7 @@ static int step_snapshot(dgm_job *r, dgm_error *err)
 				.db = r->plan->snapshot.keep_copies > 0 ?
 				      DGM_SNAPSHOT_COPY_DUMP : DGM_SNAPSHOT_DUMP };
 	long t = dgm_now_ms();
+	char store[160] = "";
 
 	dgm_job_step_start(r, "snapshot");
 	if (dgm_snapshot_create(&r->snap, r->plan, &o, err)) {
@@ -47,13 +48,15 @@ static int step_snapshot(dgm_job *r, dgm_error *err)
 		return -1;
 	}
 	r->have_snap = true;
+	if (r->snap.has_store)
+		snprintf(store, sizeof(store), ", model store %lld entries (archive sha256 %.16s...)",
+			 r->snap.entries, r->snap.archive_sha256);
 	dgm_job_step_done(r, "snapshot", dgm_now_ms() - t,
 			  json_pack("{s:s, s:s, s:s}", "snapshot", r->snap.id, "archive_sha256",
 				    r->snap.archive_sha256, "db_sha256", r->snap.db_sha256),
-			  "snapshot '%s': database %.1f MiB (%d entries, files sha256 %.16s...), "
-			  "model store %lld entries (archive sha256 %.16s...), verified",
-			  r->snap.id, (double)r->snap.db_bytes / 1048576.0, r->snap.toc_entries,
-			  r->snap.db_sha256, r->snap.entries, r->snap.archive_sha256);
+			  "snapshot '%s': database %.1f MiB (%d entries, files sha256 %.16s...)%s, "
+			  "verified", r->snap.id, (double)r->snap.db_bytes / 1048576.0,
+			  r->snap.toc_entries, r->snap.db_sha256, store);
 	return 0;
 }
 

@@ -13,36 +13,62 @@
 #include "dgm/pg.h"
 #include "internal.h"
 
-/* Which items of the seed checklist's "Deployment Phase" a step covers. */
-static const struct {
-	const char *step;
-	const char *items;
-} checklist[] = {
-	{ "hooks.before", "Set application to maintenance mode" },
-	{ "snapshot", "Take final database backup; Export current ML models (if any); "
-		      "Document current system state" },
-	{ "checkout", "Pull latest code from repository (the release tag)" },
-	{ "migrate", "Run Alembic migrations; Check migration logs for errors" },
-	{ "postconditions", "Verify all tables created successfully; Validate data integrity "
-			    "post-migration (foreign keys validated); Update database statistics" },
-	{ "hooks.after", "Remove maintenance mode" },
-	{ "health", "Verify API health endpoint" },
-	{ "undo.database", "Rollback database migrations / Restore database backup if needed" },
-	{ "undo.code", "Restore previous code version" },
-	{ "undo.store", "Restore the ML model store" },
-};
+/* The checklist item a step covers, in this release's terms: only what
+ * the plan has (no model-store words without a model store), and worded
+ * for the command (a rollback checks out an older release). */
+static void hook_names(dgm_buf *b, const dgm_plan_hooks *h)
+{
+	for (size_t i = 0; i < h->count; i++)
+		dgm_buf_printf(b, "%s%s", i ? ", " : ": ", h->items[i].name);
+}
+
+static void checklist_item(dgm_buf *b, const dgm_job *r, const char *step)
+{
+	const dgm_plan *p = r->plan;
+	bool store = p->model_store.path != NULL, rollback = !strncmp(r->command, "rollback", 8);
+	const char *tag = r->tag ? r->tag : p->release.tag;
+
+	if (!strcmp(step, "hooks.before") || !strcmp(step, "hooks.after")) {
+		dgm_buf_printf(b, "Run %s", step);
+		hook_names(b, step[6] == 'b' ? &p->hooks.before : &p->hooks.after);
+	} else if (!strcmp(step, "snapshot"))
+		dgm_buf_printf(b, "%s of the database%s, verified; record revisions and commit",
+			       rollback ? "Safety snapshot of the current state" : "Back up",
+			       store ? " and archive of the model store" : "");
+	else if (!strcmp(step, "checkout"))
+		dgm_buf_printf(b, "Check out %s '%s'", rollback ? "the older release" :
+			       "the release", tag);
+	else if (!strcmp(step, "migrate"))
+		dgm_buf_printf(b, "Run Alembic migrations (upgrade to %s)", p->alembic.target);
+	else if (!strcmp(step, "downgrade"))
+		dgm_buf_printf(b, "Downgrade the database to the Alembic heads of '%s'", tag);
+	else if (!strcmp(step, "postconditions"))
+		dgm_buf_printf(b, "Verify alembic_version%s%s%s", p->postconditions.tables.count ?
+			       " and the plan's tables" : "", p->postconditions.foreign_keys_validated ?
+			       "; foreign keys validated" : "", p->postconditions.analyze ?
+			       "; update statistics (ANALYZE)" : "");
+	else if (!strcmp(step, "health"))
+		dgm_buf_puts(b, "Health check of the application");
+	else if (!strcmp(step, "restore"))
+		dgm_buf_printf(b, "Restore the database%s from the snapshot of '%s'",
+			       store ? " and the model store" : "", tag);
+	else if (!strcmp(step, "restore.store"))
+		dgm_buf_printf(b, "Restore the model store from the snapshot of '%s'", tag);
+	else if (!strcmp(step, "verify"))
+		dgm_buf_printf(b, "Verify revisions, checked-out code and tables of '%s'", tag);
+	else if (!strcmp(step, "undo.database"))
+		dgm_buf_puts(b, "Undo: downgrade the database, or restore its snapshot");
+	else if (!strcmp(step, "undo.code"))
+		dgm_buf_puts(b, "Undo: check out the previous code again");
+	else if (!strcmp(step, "undo.store"))
+		dgm_buf_puts(b, "Undo: put the model store back");
+	else
+		dgm_buf_puts(b, step);
+}
 
 static const char *not_covered =
-	"Install/update Python dependencies; Collect static files; Start application server; "
-	"Frontend deployment; User communication";
-
-static const char *items_for(const char *step)
-{
-	for (size_t i = 0; i < sizeof(checklist) / sizeof(checklist[0]); i++)
-		if (!strcmp(checklist[i].step, step))
-			return checklist[i].items;
-	return step;
-}
+	"Application dependencies, static files, restarting the application, other "
+	"deployments and user communication (hooks can run them)";
 
 static json_t *report_json(const dgm_job *r, const char *outcome, const dgm_error *e)
 {
@@ -97,18 +123,20 @@ static char *report_md(const dgm_job *r, json_t *j)
 	md_row(&b, "Snapshot", r->have_snap ? r->snap.id : "");
 	if (r->have_snap) {
 		md_row(&b, "Dump files SHA-256 (db.sha256)", r->snap.db_sha256);
-		md_row(&b, "Model store archive SHA-256", r->snap.archive_sha256);
+		if (r->snap.has_store)
+			md_row(&b, "Model store archive SHA-256", r->snap.archive_sha256);
 	}
 	dgm_buf_printf(&b, "| Duration | %.1f s |\n\n", (double)json_integer_value(
 		json_object_get(j, "duration_ms")) / 1000.0);
-	dgm_buf_puts(&b, "| Checklist item (Deployment Phase) | Result | Time | Evidence |\n"
-			 "|---|---|---|---|\n");
-	json_array_foreach(r->steps, i, s)
-		dgm_buf_printf(&b, "| %s | %s | %.1f s | %s |\n",
-			       items_for(json_string_value(json_object_get(s, "step"))),
+	dgm_buf_puts(&b, "| Checklist item | Result | Time | Evidence |\n|---|---|---|---|\n");
+	json_array_foreach(r->steps, i, s) {
+		dgm_buf_puts(&b, "| ");
+		checklist_item(&b, r, json_string_value(json_object_get(s, "step")));
+		dgm_buf_printf(&b, " | %s | %.1f s | %s |\n",
 			       json_string_value(json_object_get(s, "status")),
 			       (double)json_integer_value(json_object_get(s, "ms")) / 1000.0,
 			       json_string_value(json_object_get(s, "evidence")));
+	}
 	dgm_buf_printf(&b, "| %s | not covered by dgmigrate | | |\n", not_covered);
 	free(before);
 	free(after);
