@@ -143,7 +143,8 @@ static char *report_md(const dgm_job *r, json_t *j)
 	return dgm_buf_detach(&b);
 }
 
-static void write_report(const dgm_job *r, json_t *j)
+/* The report's Markdown path, or NULL when it could not be written. */
+static char *write_report(const dgm_job *r, json_t *j)
 {
 	dgm_error e = DGM_ERROR_INIT;
 	char *dir = dgm_xasprintf("%s/reports", r->plan->state_dir);
@@ -157,16 +158,39 @@ static void write_report(const dgm_job *r, json_t *j)
 		dgm_redact(md, &red);
 		dgm_fs_write_atomic(mp, red.ptr, red.len, 0600, &e);
 	}
-	if (e.code)
+	if (e.code) {
 		dgm_warn("cannot write the report: %s", e.msg);
-	else
+		free(mp);
+		mp = NULL;
+	} else
 		dgm_info("report: %s", mp);
 	dgm_buf_free(&red);
 	free(jtext);
 	free(md);
 	free(jp);
-	free(mp);
 	free(dir);
+	return mp;
+}
+
+/* One result line on stdout, the last thing a run prints there (with
+ * --json the "end" event is that line). */
+static void result_line(const dgm_job *r, const char *outcome, const char *report)
+{
+	dgm_buf line = DGM_BUF_INIT, red = DGM_BUF_INIT;
+
+	if (dgm_log_json())
+		return;
+	dgm_buf_printf(&line, "%s '%s': %s (run %s, database at %s%s, HEAD %.12s%s%s)\n",
+		       r->command, r->tag ? r->tag : r->plan->release.tag, outcome, r->id,
+		       r->nrevs_after ? r->revs_after[0] : (r->facts.nrevs ? r->facts.revs[0] :
+		       "base"), r->nrevs_after > 1 ? " and more" : "", r->checked_out &&
+		       !strcmp(outcome, "success") ? r->facts.tag_commit : r->facts.head,
+		       report ? ", report " : "", report ? report : "");
+	dgm_redact(dgm_buf_cstr(&line), &red);
+	fputs(dgm_buf_cstr(&red), stdout);
+	fflush(stdout);
+	dgm_buf_free(&line);
+	dgm_buf_free(&red);
 }
 
 static const char *history_ddl =
@@ -224,8 +248,8 @@ static void write_history(const dgm_job *r, json_t *j, const char *reason)
 void dgm_job_finish(dgm_job *r, const char *outcome, const dgm_error *e)
 {
 	json_t *j = report_json(r, outcome, e);
+	char *report = write_report(r, j);
 
-	write_report(r, j);
 	if (r->facts.server_version[0])
 		write_history(r, j, r->reason);
 	dgm_job_journal_end(r, outcome, e);
@@ -239,5 +263,7 @@ void dgm_job_finish(dgm_job *r, const char *outcome, const dgm_error *e)
 		dgm_event("end", f.ptr);
 		dgm_buf_free(&f);
 	}
+	result_line(r, outcome, report);
+	free(report);
 	json_decref(j);
 }

@@ -26,6 +26,8 @@ test_rollback_report_speaks_of_the_older_release() {
 	sleep 1   # report names order by the second of the run id
 	run_dgm rollback --to v1.5 plan.yaml
 	expect_rc 0
+	grep -qE "^rollback 'v1\.5': success \(run .*, database at 5e9f3b7a1c62, HEAD 5fdd279852c1, report " <<<"$out" ||
+		fail "rollback's result line: $out"
 	report=$(newest_report)
 	grep -q "^# dgmigrate rollback" "$report" || fail "not the rollback's report: $report"
 	grep -q "| Check out the older release 'v1.5' |" "$report" || fail "checkout wording: $(cat "$report")"
@@ -33,4 +35,21 @@ test_rollback_report_speaks_of_the_older_release() {
 		fail "snapshot wording: $(cat "$report")"
 	grep -q "| Downgrade the database to the Alembic heads of 'v1.5' |" "$report" ||
 		fail "downgrade wording: $(cat "$report")"
+}
+
+# apply and rollback end with one result line on stdout; --json keeps
+# stdout to JSON lines.
+test_apply_and_rollback_end_with_one_result_line() {
+	setup_release "$TEST_DB"
+	migrate_app app head
+	run_dgm apply plan.yaml
+	expect_rc 0
+	[[ $(wc -l <<<"$out") == 1 ]] || fail "apply printed more than one line on stdout: $out"
+	grep -qE "^apply 'v1\.6': success \(run [0-9A-Za-z-]+, database at b6e14d8a0f97, HEAD 24ead41de01b, report .*\.md\)$" <<<"$out" ||
+		fail "apply's result line: $out"
+	sleep 1
+	run_dgm rollback --to v1.5 plan.yaml --json
+	expect_rc 0
+	python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin if l.strip()]' <<<"$out" ||
+		fail "rollback --json printed something else than JSON lines: $out"
 }
