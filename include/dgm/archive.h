@@ -13,9 +13,10 @@
  * folders and symlinks are archived (anything else is an error); hard
  * links become separate files; mtimes are kept to the second.
  * Modes: the manifest records permission bits only (0777): setuid,
- * setgid and sticky bits are stripped when archiving, and an archive or
- * manifest that has them is refused (a forgery: we never write them);
- * files and folders writable by everyone are refused at both ends.
+ * setgid and sticky bits, and write permission for everyone (except on
+ * symlinks, whose mode means nothing), are stripped when archiving;
+ * a restore and verify refuse an archive or manifest that has them (a
+ * forgery: we never write them).
  * Owners: never taken from an archive. A restore makes everything it
  * writes belong to the owner of what it replaces (the store folder, an
  * extra path; the process's user when there is none).
@@ -35,9 +36,10 @@
  * a fixed amount per zstd worker thread (see dgm_archive_opts.threads).
  *
  * Threads: create and verify may run beside other work (nothing here
- * changes the working folder or keeps global state). A restore also
- * uses dgm_fs_fsync_tree and dgm_fs_remove_tree, which keep their error
- * pointer in a static: do not run it beside other users of those two.
+ * changes the working folder or keeps global state; a restore extracts
+ * by file descriptors). A restore also uses dgm_fs_fsync_tree, which
+ * keeps its error pointer in a static: do not run it beside other users
+ * of it.
  */
 #ifndef DGM_ARCHIVE_H
 #define DGM_ARCHIVE_H
@@ -101,7 +103,9 @@ typedef struct dgm_archive_opts {
 	void *payload;
 } dgm_archive_opts;
 
-/* Write the archive to DEST.tmp (0600) while hashing every entry and the
+/* Settle an interrupted restore of the store first (dgm_archive_recover:
+ * a store killed between the renames of a swap is put back). Write the
+ * archive to DEST.tmp (0600) while hashing every entry and the
  * output, flush it, write DEST.manifest.json durably, then rename
  * DEST.tmp to DEST and flush the folder. On failure nothing is left but
  * what existed before. m (may be NULL) receives the manifest; free it

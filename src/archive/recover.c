@@ -287,23 +287,19 @@ static int sweep(const char *target, dgm_error *err)
 	int ret = 0;
 
 	while (d && !ret && (de = readdir(d))) {
-		size_t n = strlen(prefix);
+		size_t n = strlen(prefix), nb = strlen(base);
+		char *path;
 
-		if (strncmp(de->d_name, prefix, n) || strlen(de->d_name + n) != 6) {
-			if (!strcmp(de->d_name + strlen(base), INTENT_SUFFIX ".tmp") &&
-			    !strncmp(de->d_name, base, strlen(base))) {
-				char *tmp = dgm_xasprintf("%s/%s", parent, de->d_name);
-
-				unlink(tmp);
-				free(tmp);
-			}
+		if (strncmp(de->d_name, base, nb))
 			continue;
+		path = dgm_xasprintf("%s/%s", parent, de->d_name);
+		if (!strncmp(de->d_name, prefix, n) && strlen(de->d_name + n) == 6) {
+			dgm_info("removing '%s', left by an interrupted restore", path);
+			ret = ar_remove_tree(path, err);
+		} else if (!strcmp(de->d_name + nb, INTENT_SUFFIX ".tmp")) {
+			unlink(path);
 		}
-		char *dir = dgm_xasprintf("%s/%s", parent, de->d_name);
-
-		dgm_info("removing '%s', left by an interrupted restore", dir);
-		ret = ar_remove_tree(dir, err);
-		free(dir);
+		free(path);
 	}
 	if (d)
 		closedir(d);

@@ -97,15 +97,18 @@ static int open_writer(writer *w, const dgm_archive_opts *o, dgm_error *err)
 static void entry_basics(writer *w, const char *ap, const struct stat *st, dgm_archive_entry *me)
 {
 	archive_entry_clear(w->e);
-	/* permission bits only: set-id and sticky bits are not kept */
+	/* permission bits only: set-id and sticky bits are not kept, nor is
+	 * write permission for everyone (a restore refuses all of them) */
+	unsigned mode = st->st_mode & AR_MODE_BITS & (S_ISLNK(st->st_mode) ? 0777u : 0775u);
+
 	archive_entry_set_pathname(w->e, ap);
-	archive_entry_set_perm(w->e, st->st_mode & AR_MODE_BITS);
+	archive_entry_set_perm(w->e, mode);
 	archive_entry_set_mtime(w->e, st->st_mtime, 0);
 	archive_entry_set_uid(w->e, st->st_uid);
 	archive_entry_set_gid(w->e, st->st_gid);
 	memset(me, 0, sizeof(*me));
 	me->path = (char *)ap;
-	me->mode = st->st_mode & AR_MODE_BITS;
+	me->mode = mode;
 	me->mtime = st->st_mtime;
 }
 
@@ -227,12 +230,6 @@ static int put_one(const char *fs, const char *ap, const struct stat *st, void *
 	int ret;
 
 	entry_basics(w, ap, st, &me);
-	if (!S_ISLNK(st->st_mode) && (st->st_mode & 0002)) {
-		dgm_error_set(err, DGM_E_ARCHIVE, "cannot archive '%s': it is writable by everyone, "
-			      "and a restore refuses that", fs);
-		dgm_error_hint(err, "chmod o-w '%s'", fs);
-		return -1;
-	}
 	if (S_ISDIR(st->st_mode)) {
 		archive_entry_set_filetype(w->e, AE_IFDIR);
 		me.type = DGM_ARCHIVE_DIR;

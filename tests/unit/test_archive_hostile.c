@@ -369,6 +369,57 @@ static void owners_come_from_the_store_not_the_archive(void **state)
 	free(target);
 }
 
+/* Our own archives never hold what a restore refuses: set-id, sticky
+ * and world-write bits are stripped when archiving, so a store that has
+ * them is still archived, verified and restored (without them). */
+static void archiving_strips_what_a_restore_refuses(void **state)
+{
+	char *dir = new_case("strip"), *store = join(dir, "models"), *archive = join(dir, "s.tar.zst");
+	char *target = join(dir, "restored"), *sub = join(store, "shared");
+	dgm_archive_opts co = { .dest = archive, .store = store };
+	dgm_archive_restore_opts ro = { .archive = archive, .target = target };
+	dgm_archive_restore_state r;
+	dgm_archive_manifest m;
+	dgm_error err = DGM_ERROR_INIT;
+	static const char *const names[] = { "store/tool", "store/shared", "store/open.json" };
+	static const unsigned want[] = { 0755, 0775, 0664 };
+
+	assert_int_equal(mkdir(store, 0755), 0);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	put_str(store, "tool", "#!/bin/sh\n", 04755);
+	put_str(store, "open.json", "{}\n", 0666);
+	assert_int_equal(chmod(sub, 02777), 0);
+	if (dgm_archive_create(&m, &co, &err))
+		fail_msg("%s", err.msg);
+	for (size_t i = 0; i < 3; i++) {
+		const dgm_archive_entry *e = dgm_archive_manifest_find(&m, names[i]);
+
+		assert_non_null(e);
+		if (e->mode != want[i])
+			fail_msg("'%s' recorded as %04o, not %04o", names[i], e->mode, want[i]);
+	}
+	dgm_archive_manifest_free(&m);
+	if (dgm_archive_verify(archive, NULL, &err))
+		fail_msg("%s", err.msg);
+	if (dgm_archive_restore(&r, &ro, &err))
+		fail_msg("%s", err.msg);
+	assert_int_equal(dgm_archive_restore_commit(&r, &err), 0);
+	dgm_archive_restore_free(&r);
+	{
+		char *tool = join(target, "tool");
+		struct stat st;
+
+		assert_int_equal(lstat(tool, &st), 0);
+		assert_int_equal(st.st_mode & 07777, 0755);
+		free(tool);
+	}
+	free(dir);
+	free(store);
+	free(archive);
+	free(target);
+	free(sub);
+}
+
 /* --- 13.3: verify applies the checks of a restore ------------------------ */
 
 static void expect_verify_refuses(const char *dir, const char *name, const forged *f, size_t n,
@@ -576,6 +627,7 @@ int main(void)
 		cmocka_unit_test(deep_entries_cannot_touch_the_working_folder),
 		cmocka_unit_test(set_id_bits_and_loose_modes_are_refused),
 		cmocka_unit_test(owners_come_from_the_store_not_the_archive),
+		cmocka_unit_test(archiving_strips_what_a_restore_refuses),
 		cmocka_unit_test(verify_refuses_what_restore_refuses),
 		cmocka_unit_test(unrequested_extras_are_not_extracted_or_left),
 		cmocka_unit_test(a_truncated_archive_fails_even_over_an_identical_store),
