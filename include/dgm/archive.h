@@ -11,8 +11,18 @@
  * The store and each extra path are followed if they are symlinks; below
  * them nothing is followed: symlinks are archived as links. Only files,
  * folders and symlinks are archived (anything else is an error); hard
- * links become separate files; mtimes are kept to the second; owners
- * are kept in the tar headers and restored only when running as root.
+ * links become separate files; mtimes are kept to the second.
+ * Modes: the manifest records permission bits only (0777): setuid,
+ * setgid and sticky bits, and write permission for everyone (except on
+ * symlinks, whose mode means nothing), are stripped when archiving;
+ * a restore and verify refuse an archive or manifest that has them (a
+ * forgery: we never write them).
+ * Owners: never taken from an archive. A restore makes everything it
+ * writes belong to the owner of what it replaces (the store folder, an
+ * extra path; the process's user when there is none).
+ * Paths: a restore refuses, before writing anything, an entry whose
+ * path on disk (staged, final or aside) would come within 64 bytes of
+ * PATH_MAX, or with a name over 255 bytes.
  * The same files always give the same archive, byte for byte.
  *
  * Files written: DEST (the archive) and DEST.manifest.json, both 0600.
@@ -26,9 +36,10 @@
  * a fixed amount per zstd worker thread (see dgm_archive_opts.threads).
  *
  * Threads: create and verify may run beside other work (nothing here
- * changes the working folder or keeps global state). A restore also
- * uses dgm_fs_fsync_tree and dgm_fs_remove_tree, which keep their error
- * pointer in a static: do not run it beside other users of those two.
+ * changes the working folder or keeps global state; a restore extracts
+ * by file descriptors). A restore also uses dgm_fs_fsync_tree, which
+ * keeps its error pointer in a static: do not run it beside other users
+ * of it.
  */
 #ifndef DGM_ARCHIVE_H
 #define DGM_ARCHIVE_H
@@ -92,7 +103,9 @@ typedef struct dgm_archive_opts {
 	void *payload;
 } dgm_archive_opts;
 
-/* Write the archive to DEST.tmp (0600) while hashing every entry and the
+/* Settle an interrupted restore of the store first (dgm_archive_recover:
+ * a store killed between the renames of a swap is put back). Write the
+ * archive to DEST.tmp (0600) while hashing every entry and the
  * output, flush it, write DEST.manifest.json durably, then rename
  * DEST.tmp to DEST and flush the folder. On failure nothing is left but
  * what existed before. m (may be NULL) receives the manifest; free it
@@ -100,12 +113,15 @@ typedef struct dgm_archive_opts {
  * to prove the copy on disk reads back. */
 int dgm_archive_create(dgm_archive_manifest *m, const dgm_archive_opts *o, dgm_error *err);
 
-/* Re-read the archive and compare it with the manifest (NULL: the
- * archive's path + DGM_ARCHIVE_MANIFEST_SUFFIX): the archive file's
- * SHA-256 and size, and every entry's type, size, mode, mtime and
- * content or link-target hash; no entry missing, none extra. A mismatch
- * fails with DGM_E_ARCHIVE: "archive 'A' does not match its manifest:
- * 'store/x.bin' sha256 differs". */
+/* Check the manifest (NULL: the archive's path +
+ * DGM_ARCHIVE_MANIFEST_SUFFIX) with every check a restore makes (paths,
+ * order, types, modes, extras, lengths under the recorded store), then
+ * re-read the archive and compare it: the archive file's SHA-256 and
+ * size, and every entry's path, type, size, mode, mtime and content or
+ * link-target hash; no entry missing, none extra. A mismatch fails with
+ * DGM_E_ARCHIVE: "archive 'A' does not match its manifest: 'store/x.bin'
+ * sha256 differs"; what a restore would refuse: "archive 'A' would not
+ * be restored: refusing entry ...". */
 int dgm_archive_verify(const char *archive, const char *manifest, dgm_error *err);
 
 /* --- manifest ---------------------------------------------------------- */
@@ -116,7 +132,10 @@ char *dgm_archive_manifest_path(const char *archive);
 /* Would archiving store (with no extra paths) now give the same content
  * as the archive? *same: every entry of its manifest is there with the
  * same type, mode and content (files hashed), and nothing else is. An
- * archive with extra paths is never the same. Reads the whole store. */
+ * archive with extra paths is never the same. Reads the whole store,
+ * and first the whole archive (dgm_archive_verify): an archive that is
+ * not intact fails, so it is never linked into another snapshot.
+ * Settles an interrupted restore of store first (dgm_archive_recover). */
 int dgm_archive_store_matches(bool *same, const char *archive, const char *store,
 			      dgm_error *err);
 /* Read and check a manifest (strict: unknown keys, missing fields and
@@ -143,8 +162,8 @@ typedef struct dgm_archive_restore_opts {
 	const char *target;       /* the model store folder; need not exist */
 	/* Extra paths to put back at their original absolute place; each
 	 * must be one of the manifest's extras (the manifest alone never
-	 * decides where we write). Extras not listed are left in the
-	 * staging folder under extra/<i>/ for the operator. */
+	 * decides where we write). Extras not listed are not extracted at
+	 * all (read through and checked only). */
 	const char *const *restore_extras;
 	size_t n_restore_extras;
 	dgm_archive_progress_fn progress;
@@ -167,40 +186,59 @@ typedef struct dgm_archive_restore_state {
 	dgm_archive_swap store;   /* store.dir is TARGET.restore-XXXXXX */
 	dgm_archive_swap *extras; /* one per restore_extras item */
 	size_t n_extras;
-	char *extras_left;        /* STAGING/extra when extras were staged and not
-				   * all restored: kept after commit, else NULL */
+	char *intent;             /* private: TARGET.restore.intent, see _recover */
 	long long files_copied, bytes_copied;       /* unchanged, from the current store */
 	long long files_extracted, bytes_extracted; /* from the archive */
 } dgm_archive_restore_state;
 
 /* Everything up to the swap; nothing outside the staging folders
- * changes. First compares the current store with the manifest (reading
- * the files whose size, mode and mtime match); when it matches file by
- * file (folders by mode: their mtimes do not count) r->identical is set
- * and, unless extras are to be restored, nothing at all is created.
+ * changes. First settles an interrupted restore (dgm_archive_recover),
+ * checks the manifest as dgm_archive_verify does, with the lengths
+ * under this target, then compares the current store with the manifest
+ * (reading the files whose size, mode and mtime match); when it matches
+ * file by file (folders by mode: their mtimes do not count)
+ * r->identical is set and, unless extras are to be restored, nothing is
+ * created, but the archive is still read through and verified.
  * Otherwise it refuses a target that is a mount point or whose file
- * system lacks room for a full copy, then extracts into
- * TARGET.restore-XXXXXX (0700) with archive_write_disk (SECURE_SYMLINKS,
- * SECURE_NODOTDOT) - an entry with an absolute path, a '..' component, a path
- * through a symlink, an unexpected type or a difference from the
- * manifest fails the whole restore - copying the files that are
- * unchanged in the current store instead of extracting them (copies,
- * never hard links: the current store stays intact). Then it checks the
- * staged tree and the archive's SHA-256 against the manifest and flushes
- * it all. On failure every staging folder is removed. */
+ * system lacks room for a full copy, records the staging folder in the
+ * intent file, then extracts into TARGET.restore-XXXXXX (0700) by file
+ * descriptors (src/archive/extract.c) - an entry with an absolute path,
+ * a '..' component, a path through a symlink, an unexpected type or a
+ * difference from the manifest fails the whole restore - copying the
+ * files that are unchanged in the current store instead of extracting
+ * them (copies, never hard links: the current store stays intact).
+ * Then it checks the staged tree and the archive's SHA-256 against the
+ * manifest and flushes it all. On failure every staging folder is
+ * removed. DGMIGRATE_FAULT_KILL_AT=store.staged kills the process once
+ * everything is staged (crash tests). */
 int dgm_archive_restore_stage(dgm_archive_restore_state *r, const dgm_archive_restore_opts *o,
 			      dgm_error *err);
 /* Renames only: each PATH -> its aside, staged -> PATH, folder flushed.
- * If a rename fails, the swaps already done are undone. Journal r's
- * paths before calling: after a crash between the two renames of a
- * swap, PATH is missing and its aside holds the old content. */
+ * If a rename fails, the swaps already done are undone. Every name is
+ * recorded in the intent file (fsynced) before the first rename, so a
+ * crash anywhere in between is undone by dgm_archive_recover.
+ * DGMIGRATE_FAULT_KILL_AT=store.swap.between kills the process between
+ * the two renames of the store, store.swapped after all of them. */
 int dgm_archive_restore_swap(dgm_archive_restore_state *r, dgm_error *err);
-/* Keep the restore: remove the asides and the staging folders (except
- * the one holding unrestored extras, see extras_left). */
+/* Keep the restore: mark it committed in the intent file (a crash from
+ * here on completes it), remove the asides, the staging folders and the
+ * intent file. DGMIGRATE_FAULT_KILL_AT=store.commit: killed once marked. */
 int dgm_archive_restore_commit(dgm_archive_restore_state *r, dgm_error *err);
-/* Undo: put every aside back in place and remove the staging folders. */
+/* Undo: put every aside back in place and remove the staging folders
+ * and the intent file. */
 int dgm_archive_restore_abort(dgm_archive_restore_state *r, dgm_error *err);
 void dgm_archive_restore_free(dgm_archive_restore_state *r);
+/* Settle a restore of store that was cut short (killed, crashed) at any
+ * point, from the intent file beside it (TARGET.restore.intent, see
+ * src/archive/recover.c): before the swap or in the middle of it, the
+ * old content is put back and the staging folders removed; once
+ * committed, the old content and the staging folders are removed. With
+ * no intent file, staging folders TARGET.restore-XXXXXX are removed.
+ * NULL or a store with nothing to settle: does nothing. Called by
+ * _restore_stage, dgm_archive_create and _store_matches; callers must
+ * hold the run's lock (it must not race a live restore). */
+int dgm_archive_recover(const char *store, dgm_error *err);
+
 /* _stage then _swap; the caller still commits or aborts. */
 int dgm_archive_restore(dgm_archive_restore_state *r, const dgm_archive_restore_opts *o,
 			dgm_error *err);

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -20,6 +21,16 @@
 
 #define AR_STORE "store"
 #define AR_EXTRA "extra"
+/* What a manifest records of a mode: permission bits, no set-id or
+ * sticky bit (manifest.c). */
+#define AR_MODE_BITS 0777u
+/* PATH_MAX, and the margin kept below it for every path a restore
+ * builds (staged, final, aside): entries that would come closer are
+ * refused before anything is written. */
+#define AR_PATH_MAX 4096
+#define AR_PATH_MARGIN 64
+/* what a staging folder adds to the store's path: ".restore-XXXXXX/" */
+#define AR_STAGING_EXTRA 16
 
 /* --- SHA-256 (util.c) --- */
 EVP_MD_CTX *ar_sha_new(void);           /* aborts when OpenSSL cannot start one */
@@ -51,6 +62,8 @@ char *ar_dirname(const char *path);
 const char *ar_type_name(dgm_archive_type t);
 /* "<path>.old-20240131T120000Z", unused yet (caller frees). */
 char *ar_aside_name(const char *path);
+/* DGMIGRATE_FAULT_KILL_AT=<point>: SIGKILL here (crash tests). */
+void ar_fault(const char *point);
 /* rename that never replaces an existing dest. */
 int ar_rename_noreplace(const char *from, const char *to, dgm_error *err);
 
@@ -128,22 +141,56 @@ int ar_path_check(const char *path, const dgm_archive_manifest *m, const unsigne
  * before): type, mode, mtime, size, link target. *pos: its index. */
 int ar_header_check(long *pos, struct archive_entry *e, const dgm_archive_manifest *m,
 		    const unsigned char *seen, dgm_error *err);
+/* The path, header and order checks of one entry read from the
+ * archive (ar_path_check, ar_header_check), then marked seen: what
+ * verify and restore both do with every entry. */
+int ar_check_next(long *pos, struct archive_entry *e, const dgm_archive_manifest *m,
+		  unsigned char *seen, dgm_error *err);
+/* --- the checks of a whole manifest (check.c) --- */
+/* Before reading an archive by m: every path safe, in order (parents
+ * first), never longer on disk than AR_PATH_MAX - AR_PATH_MARGIN under
+ * a root of root_len bytes (the staging folder with its '/'), modes
+ * within AR_MODE_BITS and not writable by everyone, a store folder,
+ * extras absolute and entries under extra/ only theirs. */
+int ar_manifest_check(const dgm_archive_manifest *m, size_t root_len, dgm_error *err);
+/* Which extra path (index) an entry under extra/<i>/ belongs to, or
+ * -1; *tail: what follows "extra/<i>/<basename>" (NULL for extra/<i>). */
+long ar_extra_index(const dgm_archive_manifest *m, const char *path, const char **tail);
+/* Read the archive through, every entry checked against m (already
+ * checked with ar_manifest_check), and the file's size and hash. */
+int ar_verify_archive(const dgm_archive_manifest *m, const char *archive, dgm_error *err);
+
 /* Every entry of m seen? Else names the first missing one. */
 int ar_all_seen(const dgm_archive_manifest *m, const unsigned char *seen, dgm_error *err);
 /* Compare a computed content hash with the entry's. */
 int ar_content_check(const dgm_archive_entry *me, const char sha[65], long long len,
 		     dgm_error *err);
 
-/* --- copies and removal (copy.c) --- */
-/* Copy a regular file to a new dst while hashing it; mode and mtime
- * from me. Returns 1 (and removes dst) when the content's hash is not
- * me's: the source changed. */
-int ar_copy_file(const char *src, const char *dst, const dgm_archive_entry *me,
-		 unsigned char *buf, dgm_error *err);
-/* Copy a tree (files, folders, symlinks, with modes and mtimes) to a
- * new dst. */
-int ar_copy_tree(const char *src, const char *dst, dgm_error *err);
-/* rm -rf that also works through read-only folders. */
+/* --- owners, copies and removal (copy.c) --- */
+/* Who owns what a restore writes: never the archive's uid/gid, but the
+ * owner of what is being replaced (the store folder, an extra path),
+ * else the process. set: chown to uid:gid (only as root). */
+typedef struct ar_owner {
+	bool set;
+	uid_t uid;
+	gid_t gid;
+} ar_owner;
+
+void ar_owner_of(ar_owner *o, const char *path);
+/* Owner (first: chown clears set-id bits), mode, mtime of an open fd. */
+int ar_set_meta(int fd, const char *show, const ar_owner *o, unsigned mode, long long mtime,
+		dgm_error *err);
+/* Copy a regular file to a new name in folder dfd while hashing it;
+ * owner o, mode and mtime from me. Returns 1 (and removes it) when the
+ * content's hash is not me's: the source changed. */
+int ar_copy_file(const char *src, int dfd, const char *name, const dgm_archive_entry *me,
+		 const ar_owner *o, unsigned char *buf, dgm_error *err);
+/* Copy a tree (files, folders, symlinks, with modes and mtimes, owned
+ * by o) to a new dst. */
+int ar_copy_tree(const char *src, const char *dst, const ar_owner *o, dgm_error *err);
+/* rm -rf by file descriptors (openat/unlinkat, one open folder at a
+ * time): no length limit, never follows symlinks, gets through
+ * read-only folders. A missing path is not an error. */
 int ar_remove_tree(const char *path, dgm_error *err);
 
 /* --- restore pieces (extract.c, compare.c) --- */
@@ -154,16 +201,21 @@ typedef struct ar_stage {
 	const char *current;      /* the current store: source of copies */
 	const unsigned char *same; /* per entry: unchanged there, copy it (NULL: none) */
 	bool skip_store;          /* the store is identical: write none of it */
+	const bool *want_extra;   /* per extra path: extract it (NULL: none) */
+	ar_owner owner;           /* of everything written */
 	unsigned char *buf;       /* DGM_ARCHIVE_BLOCK, for copies */
 	ar_progress *progress;
 	long long files, bytes;   /* extracted */
 	long long files_copied, bytes_copied;
 } ar_stage;
 
-/* Each entry in archive order: a file unchanged in the current store is
- * copied from there (if it changed meanwhile, it is extracted after
- * all), anything else extracted; libarchive sets the folders' modes and
- * mtimes last. */
+/* Each entry in archive order, by file descriptors below the staging
+ * folder (never by path, so neither the working folder nor PATH_MAX
+ * matters): a file unchanged in the current store is copied from there
+ * (if it changed meanwhile, it is extracted after all), anything else
+ * extracted; folders get their modes and mtimes last, deepest first.
+ * Entries of the store (skip_store) and of extras not wanted are read
+ * through and hashed, not written. */
 int ar_extract(ar_stage *s, dgm_error *err);
 /* Which files of the current store match m (same[] per entry); whether
  * the whole store is identical to m's store entries. Never fails:
@@ -175,5 +227,12 @@ void ar_compare_store(bool *identical, unsigned char *same, const char *target,
  * was written. */
 int ar_check_staged(const char *dir, const char *prefix, const dgm_archive_manifest *m,
 		    dgm_error *err);
+
+/* --- the intent file of a restore (recover.c) --- */
+/* Record r's names and phase ("stage", "swap", "commit") durably in
+ * r->intent (TARGET.restore.intent). */
+int ar_intent_write(dgm_archive_restore_state *r, const char *phase, dgm_error *err);
+/* Remove it (the restore is settled). */
+int ar_intent_remove(dgm_archive_restore_state *r, dgm_error *err);
 
 #endif

@@ -39,6 +39,9 @@ static bool file_same(const char *fs, const dgm_archive_entry *me, unsigned char
 
 static bool link_same(const char *fs, const dgm_archive_entry *me)
 {
+	/* the manifest reader bounds it; never trust more than a path */
+	if (me->size < 0 || me->size >= AR_PATH_MAX)
+		return false;
 	char *target = dgm_xmalloc((size_t)me->size + 2);
 	ssize_t n = readlink(fs, target, (size_t)me->size + 2);
 	char hex[65];
@@ -113,7 +116,14 @@ int dgm_archive_store_matches(bool *same, const char *archive, const char *store
 	char *real = NULL;
 
 	*same = false;
-	if (dgm_archive_manifest_read(&m, mpath, err)) {
+	/* never call a damaged archive the same: it would be linked */
+	if (dgm_archive_recover(store, err) || dgm_archive_manifest_read(&m, mpath, err)) {
+		free(mpath);
+		return -1;
+	}
+	if (ar_manifest_check(&m, strlen(m.store) + AR_STAGING_EXTRA, err) ||
+	    ar_verify_archive(&m, archive, err)) {
+		dgm_archive_manifest_free(&m);
 		free(mpath);
 		return -1;
 	}

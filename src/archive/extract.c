@@ -1,26 +1,26 @@
 /* extract.c - the archive into a staging folder, refusing anything that
  * could land outside it.
  *
- * Three fences, each enough on its own: every path is checked here
- * before libarchive sees it (relative, normalized, under store/ or
- * extra/, every parent an already extracted folder of the manifest,
- * never a symlink); libarchive's archive_write_disk runs with
- * SECURE_SYMLINKS and SECURE_NODOTDOT; and what reaches the disk is a
- * fresh entry holding only the name, type, mode, mtime, owner, size and
- * link target the manifest agrees with - no hard links, devices,
- * xattrs, ACLs or file flags. A refused entry fails the whole restore.
- *
- * libarchive gets the checked relative path under the staging folder's
- * real path (no symlink in it, so SECURE_SYMLINKS, which checks every
- * component, has nothing to trip on above the staging folder). That
- * path is absolute by construction, so SECURE_NOABSOLUTEPATHS cannot be
- * set; the archive's own path was refused if absolute, above. The other
- * way - chdir into the staging folder - would change the working folder
- * of the whole process while other threads run (the snapshot archives
- * while pg_dump runs). */
+ * Fences, each enough on its own: the whole manifest was checked before
+ * (ar_manifest_check: safe, normalized, short enough paths); every
+ * entry's path is checked again as it is read (relative, under store/
+ * or extra/, every parent an already extracted folder of the manifest,
+ * never a symlink); and nothing is written by path: each entry is
+ * created relative to its folder's descriptor, opened one component at
+ * a time from the staging folder with O_NOFOLLOW, new names with O_EXCL
+ * (mkdirat, symlinkat). So a symlink, the working folder or PATH_MAX
+ * cannot move a write anywhere else. What reaches the disk is only the
+ * name, type, permission bits, mtime, content or link target the
+ * manifest agrees with; the owner is the store's (ar_stage.owner), never
+ * the archive's; no hard links, devices, xattrs, ACLs or file flags. A
+ * refused entry fails the whole restore. Nothing here changes the
+ * working folder, so other threads may run beside it. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "archive_int.h"
@@ -28,79 +28,123 @@
 
 typedef struct extractor {
 	ar_stage *s;
-	struct archive *disk;
-	struct archive_entry *out;
 	ar_reader r;
 	unsigned char *seen;
-	dgm_buf root;             /* the staging folder's real path + "/" */
-	size_t root_len;
+	int root;                 /* the staging folder */
+	long *dirs;               /* folders created, in archive order */
+	size_t n_dirs;
+	int out;                  /* the file being written */
+	const char *out_path;
 } extractor;
 
-/* Where an (already checked) archive path goes on disk. */
-static const char *disk_path(extractor *x, const char *path)
-{
-	x->root.len = x->root_len;
-	dgm_buf_puts(&x->root, path);
-	return x->root.ptr;
-}
-
-static int disk_fail(extractor *x, const char *path, dgm_error *err)
+static int io_fail(const char *what, const char *path, dgm_error *err)
 {
 	char show[AR_SHOW_MAX];
 
-	return dgm_error_set(err, DGM_E_ARCHIVE, "cannot extract '%s': %s",
-			     ar_show(show, sizeof(show), path), archive_error_string(x->disk) ?
-			     archive_error_string(x->disk) : "unknown error");
+	return dgm_error_errno(err, DGM_E_IO, "cannot %s '%s'", what,
+			       ar_show(show, sizeof(show), path));
 }
 
-static int to_disk(const void *data, size_t len, void *vx, dgm_error *err)
+/* The folder holding path (checked: normalized, relative), opened from
+ * the staging folder one component at a time, never through a
+ * symlink. *name: the last component. */
+static int open_parent(extractor *x, const char *path, const char **name, dgm_error *err)
+{
+	int fd = dup(x->root);
+	const char *s = path;
+
+	if (fd < 0)
+		return io_fail("open the folder of", path, err);
+	for (size_t n; s[n = strcspn(s, "/")] == '/'; s += n + 1) {
+		char *comp = dgm_xstrndup(s, n);
+		int next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		free(comp);
+		close(fd);
+		if (next < 0)
+			return io_fail("open the folder of", path, err);
+		fd = next;
+	}
+	*name = s;
+	return fd;
+}
+
+static int to_file(const void *data, size_t len, void *vx, dgm_error *err)
 {
 	extractor *x = vx;
+	const char *p = data;
 
-	if (archive_write_data(x->disk, data, len) != (la_ssize_t)len)
-		return disk_fail(x, archive_entry_pathname(x->out) + x->root_len, err);
-	ar_progress_add(x->s->progress, (long long)len);
+	while (len) {
+		ssize_t n = write(x->out, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return io_fail("write", x->out_path, err);
+		p += n;
+		len -= (size_t)n;
+		ar_progress_add(x->s->progress, n);
+	}
 	return 0;
 }
 
-static void fresh_entry(struct archive_entry *out, const char *path, struct archive_entry *in,
-			const dgm_archive_entry *me)
+static int put_file(extractor *x, int dfd, const char *name, const dgm_archive_entry *me,
+		    dgm_error *err)
 {
-	archive_entry_clear(out);
-	archive_entry_set_pathname(out, path);
-	archive_entry_set_perm(out, me->mode);
-	archive_entry_set_mtime(out, (time_t)me->mtime, 0);
-	archive_entry_set_uid(out, archive_entry_uid(in));
-	archive_entry_set_gid(out, archive_entry_gid(in));
-	switch (me->type) {
-	case DGM_ARCHIVE_FILE:
-		archive_entry_set_filetype(out, AE_IFREG);
-		archive_entry_set_size(out, me->size);
-		break;
-	case DGM_ARCHIVE_DIR:
-		archive_entry_set_filetype(out, AE_IFDIR);
-		break;
-	case DGM_ARCHIVE_SYMLINK:
-		archive_entry_set_filetype(out, AE_IFLNK);
-		archive_entry_set_symlink(out, archive_entry_symlink(in));
-		break;
-	}
+	char sha[65];
+	long long len;
+	int ret = -1;
+
+	x->out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	x->out_path = me->path;
+	if (x->out < 0)
+		return io_fail("create", me->path, err);
+	if (ar_reader_content(&x->r, sha, &len, to_file, x, err) ||
+	    ar_content_check(me, sha, len, err) ||
+	    ar_set_meta(x->out, me->path, &x->s->owner, me->mode, me->mtime, err))
+		goto out;
+	x->s->files++;
+	x->s->bytes += len;
+	ret = 0;
+out:
+	if (close(x->out) != 0 && ret == 0)
+		ret = io_fail("write", me->path, err);
+	x->out = -1;
+	return ret;
 }
 
-static bool in_store(const char *path)
+static int put_symlink(extractor *x, int dfd, const char *name, struct archive_entry *e,
+		       const dgm_archive_entry *me, dgm_error *err)
 {
-	size_t n = strlen(AR_STORE);
+	struct timespec ts[2] = { { (time_t)me->mtime, 0 }, { (time_t)me->mtime, 0 } };
+	const ar_owner *o = &x->s->owner;
 
-	return !strncmp(path, AR_STORE, n) && (path[n] == '\0' || path[n] == '/');
+	/* the target was compared with the manifest's by ar_header_check */
+	if (symlinkat(archive_entry_symlink(e), dfd, name) != 0)
+		return io_fail("create symlink", me->path, err);
+	if ((o->set && fchownat(dfd, name, o->uid, o->gid, AT_SYMLINK_NOFOLLOW) != 0) ||
+	    utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW) != 0)
+		return io_fail("set the owner and mtime of", me->path, err);
+	return 0;
 }
 
-/* An unchanged file from the current store into its folder, which
- * libarchive has just created. 1: it changed, extract it. */
-static int copy_current(extractor *x, const dgm_archive_entry *me, dgm_error *err)
+/* 0700 while it fills; owner, mode and mtime once everything is in. */
+static int put_dir(extractor *x, int dfd, const char *name, long pos, dgm_error *err)
+{
+	if (mkdirat(dfd, name, 0700) != 0)
+		return io_fail("create folder", x->s->m->entries[pos].path, err);
+	x->dirs = dgm_xrealloc(x->dirs, (x->n_dirs + 1) * sizeof(*x->dirs));
+	x->dirs[x->n_dirs++] = pos;
+	return 0;
+}
+
+/* An unchanged file from the current store. 1: it changed, extract it. */
+static int copy_current(extractor *x, int dfd, const char *name, const dgm_archive_entry *me,
+			dgm_error *err)
 {
 	ar_stage *s = x->s;
 	char *src = dgm_xasprintf("%s%s", s->current, me->path + strlen(AR_STORE));
-	int rc = ar_copy_file(src, disk_path(x, me->path), me, s->buf, err);
+	int rc = ar_copy_file(src, dfd, name, me, &s->owner, s->buf, err);
 
 	if (rc == 0) {
 		s->files_copied++;
@@ -111,55 +155,92 @@ static int copy_current(extractor *x, const dgm_archive_entry *me, dgm_error *er
 	return rc;
 }
 
-static int extract_entry(extractor *x, struct archive_entry *e, dgm_error *err)
+static bool in_store(const char *path)
 {
-	const dgm_archive_manifest *m = x->s->m;
-	const dgm_archive_entry *me;
-	char sha[65];
-	long long len;
-	long pos;
+	size_t n = strlen(AR_STORE);
 
-	if (ar_path_check(archive_entry_pathname(e), m, x->seen, err) ||
-	    ar_header_check(&pos, e, m, x->seen, err))
-		return -1;
-	x->seen[pos] = 1;
-	me = &m->entries[pos];
-	/* what is not written is still read through, and so hashed */
-	if (x->s->skip_store && in_store(me->path))
-		return 0;
-	if (x->s->same && x->s->same[pos]) {
-		int rc = copy_current(x, me, err);
-
-		if (rc <= 0)
-			return rc;
-	}
-	fresh_entry(x->out, disk_path(x, me->path), e, me);
-	if (archive_write_header(x->disk, x->out) != ARCHIVE_OK)
-		return disk_fail(x, me->path, err);
-	if (me->type == DGM_ARCHIVE_FILE) {
-		if (ar_reader_content(&x->r, sha, &len, to_disk, x, err) ||
-		    ar_content_check(me, sha, len, err))
-			return -1;
-		x->s->files++;
-		x->s->bytes += len;
-	}
-	if (archive_write_finish_entry(x->disk) != ARCHIVE_OK)
-		return disk_fail(x, me->path, err);
-	return 0;
+	return !strncmp(path, AR_STORE, n) && (path[n] == '\0' || path[n] == '/');
 }
 
-static int open_disk(extractor *x, dgm_error *err)
+/* Is this entry written? The store unless it is identical; under
+ * extra/ only what belongs to a wanted extra path. */
+static bool wanted(const ar_stage *s, const char *path)
 {
-	int flags = ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-		    ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME;
+	const char *tail;
+	long i;
 
-	/* like tar: owners come back only when we may set them */
-	if (geteuid() == 0)
-		flags |= ARCHIVE_EXTRACT_OWNER;
-	x->disk = archive_write_disk_new();
-	x->out = archive_entry_new();
-	if (!x->disk || !x->out || archive_write_disk_set_options(x->disk, flags) != ARCHIVE_OK)
-		return dgm_error_set(err, DGM_E_NOMEM, "cannot start libarchive");
+	if (in_store(path))
+		return !s->skip_store;
+	if (!s->want_extra)
+		return false;
+	if (!strcmp(path, AR_EXTRA)) {
+		for (size_t k = 0; k < s->m->n_extras; k++)
+			if (s->want_extra[k])
+				return true;
+		return false;
+	}
+	i = ar_extra_index(s->m, path, &tail);
+	return i >= 0 && s->want_extra[i];
+}
+
+static int write_entry(extractor *x, struct archive_entry *e, long pos, dgm_error *err)
+{
+	const dgm_archive_entry *me = &x->s->m->entries[pos];
+	const char *name;
+	int dfd = open_parent(x, me->path, &name, err), rc = -1;
+
+	if (dfd < 0)
+		return -1;
+	switch (me->type) {
+	case DGM_ARCHIVE_DIR:
+		rc = put_dir(x, dfd, name, pos, err);
+		break;
+	case DGM_ARCHIVE_SYMLINK:
+		rc = put_symlink(x, dfd, name, e, me, err);
+		break;
+	case DGM_ARCHIVE_FILE:
+		rc = x->s->same && x->s->same[pos] ? copy_current(x, dfd, name, me, err) : 1;
+		if (rc == 1)
+			rc = put_file(x, dfd, name, me, err);
+		break;
+	}
+	close(dfd);
+	return rc;
+}
+
+static int extract_entry(extractor *x, struct archive_entry *e, dgm_error *err)
+{
+	long pos;
+
+	if (ar_check_next(&pos, e, x->s->m, x->seen, err))
+		return -1;
+	/* what is not written is still read through, and so hashed */
+	if (!wanted(x->s, x->s->m->entries[pos].path))
+		return 0;
+	return write_entry(x, e, pos, err);
+}
+
+/* Deepest first (reverse archive order: parents come before children),
+ * so a folder's mtime is the last change in it and a read-only folder
+ * is made so after its content. */
+static int fix_dirs(extractor *x, dgm_error *err)
+{
+	for (size_t k = x->n_dirs; k-- > 0;) {
+		const dgm_archive_entry *me = &x->s->m->entries[x->dirs[k]];
+		const char *name;
+		int dfd = open_parent(x, me->path, &name, err), fd, rc;
+
+		if (dfd < 0)
+			return -1;
+		fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(dfd);
+		if (fd < 0)
+			return io_fail("open folder", me->path, err);
+		rc = ar_set_meta(fd, me->path, &x->s->owner, me->mode, me->mtime, err);
+		close(fd);
+		if (rc)
+			return -1;
+	}
 	return 0;
 }
 
@@ -173,45 +254,32 @@ static int extract_all(extractor *x, dgm_error *err)
 			return -1;
 	if (rc < 0)
 		return -1;
-	/* folders get their modes and mtimes now, after their content */
-	if (archive_write_close(x->disk) != ARCHIVE_OK)
-		return disk_fail(x, x->s->dir, err);
-	return 0;
-}
-
-static int open_root(extractor *x, dgm_error *err)
-{
-	char *real = realpath(x->s->dir, NULL);
-
-	if (!real)
-		return dgm_error_errno(err, DGM_E_IO, "cannot resolve '%s'", x->s->dir);
-	dgm_buf_puts(&x->root, real);
-	dgm_buf_putc(&x->root, '/');
-	x->root_len = x->root.len;
-	free(real);
-	return 0;
+	return fix_dirs(x, err);
 }
 
 int ar_extract(ar_stage *s, dgm_error *err)
 {
-	extractor x = { .s = s, .root = DGM_BUF_INIT };
+	extractor x = { .s = s, .root = -1, .out = -1 };
 	int ret = -1;
 
 	x.r.fd = -1;
 	x.seen = dgm_xcalloc(s->m->n_entries + 1, 1);
-	if (open_root(&x, err) || open_disk(&x, err) || ar_reader_open(&x.r, s->archive, err))
+	x.root = open(s->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (x.root < 0) {
+		io_fail("open the staging folder", s->dir, err);
+		goto out;
+	}
+	if (ar_reader_open(&x.r, s->archive, err))
 		goto out;
 	if (extract_all(&x, err) || ar_all_seen(s->m, x.seen, err) ||
 	    ar_reader_finish(&x.r, s->m, err))
 		goto out;
 	ret = 0;
 out:
-	/* frees libarchive's pending folder fixes too, on failure */
-	if (x.disk)
-		archive_write_free(x.disk);
-	archive_entry_free(x.out);
+	if (x.root >= 0)
+		close(x.root);
 	ar_reader_close(&x.r);
-	dgm_buf_free(&x.root);
+	free(x.dirs);
 	free(x.seen);
 	return ret;
 }

@@ -18,7 +18,13 @@
  *   ]
  *   }
  * JSON strings must be UTF-8, file names need not be: a name that is
- * not valid UTF-8 is written as "<key>_hex" with its bytes in hex. */
+ * not valid UTF-8 is written as "<key>_hex" with its bytes in hex.
+ * "mode" is the permission bits only (at most "0777"): set-id and
+ * sticky bits, and write permission for everyone on anything but a
+ * symlink, are neither recorded nor restored, and a manifest that has
+ * them is refused. Owners are not recorded: a restore gives what it
+ * writes to the owner of what it replaces. "size" is a file's content
+ * length, a symlink's target length (below PATH_MAX), 0 for a folder. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

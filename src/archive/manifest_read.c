@@ -34,7 +34,7 @@ static int read_type(ar_json *j, dgm_archive_type *t)
 	return ar_json_fail(j, "type is not 'file', 'dir' or 'symlink'");
 }
 
-/* "0755": exactly four octal digits */
+/* "0755": exactly four octal digits, permission bits only (manifest.c) */
 static int read_mode(ar_json *j, unsigned *mode)
 {
 	if (ar_json_string(j, &j->s))
@@ -42,6 +42,9 @@ static int read_mode(ar_json *j, unsigned *mode)
 	if (j->s.len != 4 || strspn(j->s.ptr, "01234567") != 4)
 		return ar_json_fail(j, "mode is not four octal digits");
 	*mode = (unsigned)strtoul(j->s.ptr, NULL, 8);
+	if (*mode & ~AR_MODE_BITS)
+		return ar_json_fail(j, "mode has setuid, setgid or sticky bits, which a manifest "
+				    "never records");
 	return 0;
 }
 
@@ -89,6 +92,11 @@ static int entry_item(ar_json *j, void *vm)
 	}
 	if (!c.e.path[0] || (c.e.type == DGM_ARCHIVE_DIR && c.e.size != 0)) {
 		ar_json_fail(j, "entry with an empty path, or a folder with a size");
+		goto out;
+	}
+	/* a link target is a path: the size must fit one (it is allocated) */
+	if (c.e.type == DGM_ARCHIVE_SYMLINK && c.e.size >= AR_PATH_MAX) {
+		ar_json_fail(j, "symlink target longer than a path can be");
 		goto out;
 	}
 	dgm_archive_manifest_add(vm, &c.e);
@@ -203,8 +211,10 @@ static int check_totals(const top_ctx *c, const char *path, dgm_error *err)
 		return dgm_error_set(err, DGM_E_ARCHIVE, "manifest '%s' has version %lld, this "
 				     "dgmigrate reads version 1", path, c->version);
 	for (size_t i = 0; i < m->n_entries; i++)
-		if (m->entries[i].type == DGM_ARCHIVE_FILE)
-			content += m->entries[i].size;
+		if (m->entries[i].type == DGM_ARCHIVE_FILE &&
+		    __builtin_add_overflow(content, m->entries[i].size, &content))
+			return dgm_error_set(err, DGM_E_ARCHIVE, "manifest '%s' is not valid: its "
+					     "file sizes add up to a number too large", path);
 	if (c->entry_count != (long long)m->n_entries || content != m->content_bytes)
 		return dgm_error_set(err, DGM_E_ARCHIVE, "manifest '%s' is not valid: its totals "
 				     "do not match its entries", path);

@@ -185,6 +185,8 @@ static const char *path_problem(const char *path)
 			return "a '.' component";
 		if (n == 2 && s[0] == '.' && s[1] == '.')
 			return "a '..' component";
+		if (n > 255)
+			return "a name longer than 255 bytes";
 		if (!s[n])
 			break;
 	}

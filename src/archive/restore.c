@@ -2,12 +2,15 @@
  * from an archive: stage beside the target and check everything, then
  * swap by renames, keeping the old content aside until commit or abort.
  *
- * Extras: every archive's extra/ is extracted into the staging folder.
- * Those the caller names in restore_extras are copied into a staging
- * folder beside their original place (PATH.restore-XXXXXX, on the same
- * file system, so the swap is a rename) and swapped like the store;
- * the others stay in TARGET.restore-XXXXXX/extra/<i>/ (r->extras_left)
- * for the operator, and commit keeps that folder. */
+ * Extras: only those the caller names in restore_extras are extracted
+ * (into the store's staging folder, then copied into a staging folder
+ * beside their original place, PATH.restore-XXXXXX, on the same file
+ * system so the swap is a rename) and swapped like the store; the
+ * others are read through and hashed, never written anywhere.
+ *
+ * Every staging folder, and from the swap on every name, is recorded
+ * in an intent file beside the store (recover.c) before it is used, so
+ * that a crash at any point is settled by dgm_archive_recover. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,24 +93,6 @@ static int check_room(const char *path, long long need, dgm_error *err)
 	return ret;
 }
 
-/* Even a manifest is checked like an archive: the restore writes where
- * it says. */
-static int check_manifest(const dgm_archive_manifest *m, dgm_error *err)
-{
-	unsigned char *seen = dgm_xcalloc(m->n_entries + 1, 1);
-	const dgm_archive_entry *root = dgm_archive_manifest_find(m, AR_STORE);
-	int ret = 0;
-
-	for (size_t i = 0; i < m->n_entries && !ret; i++) {
-		ret = ar_path_check(m->entries[i].path, m, seen, err);
-		seen[i] = 1;
-	}
-	if (!ret && (!root || root->type != DGM_ARCHIVE_DIR))
-		ret = dgm_error_set(err, DGM_E_ARCHIVE, "the manifest has no '" AR_STORE "' folder");
-	free(seen);
-	return ret;
-}
-
 static long extra_index(const dgm_archive_manifest *m, const char *path)
 {
 	for (size_t i = 0; i < m->n_extras; i++)
@@ -139,6 +124,8 @@ static int pick_extras(dgm_archive_restore_state *r, const dgm_archive_manifest 
 	return 0;
 }
 
+/* Each wanted extra, from the store's staging folder to a staging
+ * folder beside its place, owned like what it replaces. */
 static int stage_extras(dgm_archive_restore_state *r, const dgm_archive_manifest *m,
 			const dgm_archive_restore_opts *o, dgm_error *err)
 {
@@ -147,15 +134,18 @@ static int stage_extras(dgm_archive_restore_state *r, const dgm_archive_manifest
 		long i = extra_index(m, o->restore_extras[k]);
 		char *base = ar_basename(m->extras[i]);
 		char *src = dgm_xasprintf("%s/" AR_EXTRA "/%ld/%s", r->store.dir, i, base);
+		ar_owner owner;
 		int rc;
 
 		free(base);
+		ar_owner_of(&owner, w->path);
 		w->dir = make_staging(w->path, err);
 		rc = -1;
 		if (w->dir) {
 			w->staged = dgm_xasprintf("%s/tree", w->dir);
 			w->aside = ar_aside_name(w->path);
-			rc = ar_copy_tree(src, w->staged, err) || dgm_fs_fsync_tree(w->dir, err);
+			rc = ar_intent_write(r, "stage", err) || ar_copy_tree(src, w->staged, &owner, err) ||
+			     dgm_fs_fsync_tree(w->dir, err);
 		}
 		free(src);
 		if (rc)
@@ -183,12 +173,26 @@ static int flush_parents(dgm_archive_restore_state *r, dgm_error *err)
 static void remove_staging(dgm_archive_restore_state *r)
 {
 	dgm_error ignored = DGM_ERROR_INIT;
+	int ret = 0;
 
 	for (size_t k = 0; k < r->n_extras; k++)
 		if (r->extras[k].dir)
-			ar_remove_tree(r->extras[k].dir, &ignored);
+			ret |= ar_remove_tree(r->extras[k].dir, &ignored);
 	if (r->store.dir)
-		ar_remove_tree(r->store.dir, &ignored);
+		ret |= ar_remove_tree(r->store.dir, &ignored);
+	/* what could not be removed stays recorded for dgm_archive_recover */
+	if (!ret)
+		ar_intent_remove(r, &ignored);
+}
+
+/* Which extras to extract: those asked for, by index. */
+static bool *wanted_extras(const dgm_archive_manifest *m, const dgm_archive_restore_opts *o)
+{
+	bool *want = dgm_xcalloc(m->n_extras + 1, sizeof(*want));
+
+	for (size_t k = 0; k < o->n_restore_extras; k++)
+		want[extra_index(m, o->restore_extras[k])] = true;
+	return want;
 }
 
 /* Extract (copying what is unchanged) into the staging folder, and
@@ -198,22 +202,48 @@ static int stage_store(dgm_archive_restore_state *r, const dgm_archive_manifest 
 		       unsigned char *buf, dgm_error *err)
 {
 	ar_progress p = { o->progress, o->payload, 0, m->content_bytes, 0 };
+	bool *want = wanted_extras(m, o);
 	ar_stage s = { .m = m, .archive = o->archive, .dir = r->store.dir,
 		       .current = r->store.path, .same = r->identical ? NULL : same,
-		       .skip_store = r->identical, .buf = buf, .progress = &p };
+		       .skip_store = r->identical, .want_extra = want, .buf = buf,
+		       .progress = &p };
+	int ret = -1;
 
+	ar_owner_of(&s.owner, r->store.path);
 	if (ar_extract(&s, err))
-		return -1;
+		goto out;
 	r->files_extracted = s.files;
 	r->bytes_extracted = s.bytes;
 	r->files_copied = s.files_copied;
 	r->bytes_copied = s.bytes_copied;
 	if (!r->identical && ar_check_staged(r->store.dir, AR_STORE, m, err))
-		return -1;
-	if (m->n_extras && ar_check_staged(r->store.dir, AR_EXTRA, m, err))
-		return -1;
+		goto out;
+	for (size_t i = 0; i < m->n_extras; i++) {
+		char *prefix = dgm_xasprintf(AR_EXTRA "/%zu", i);
+		int rc = want[i] ? ar_check_staged(r->store.dir, prefix, m, err) : 0;
+
+		free(prefix);
+		if (rc)
+			goto out;
+	}
 	ar_progress_end(&p);
-	return 0;
+	ret = 0;
+out:
+	free(want);
+	return ret;
+}
+
+/* The manifest, checked as verify checks it, for this target. */
+static int read_checked(dgm_archive_manifest *m, const char *mpath,
+			dgm_archive_restore_state *r, const dgm_archive_restore_opts *o,
+			dgm_error *err)
+{
+	if (dgm_archive_manifest_read(m, mpath, err))
+		return -1;
+	r->store.path = resolve(o->target, true, err);
+	if (!r->store.path)
+		return -1;
+	return ar_manifest_check(m, strlen(r->store.path) + AR_STAGING_EXTRA, err);
 }
 
 int dgm_archive_restore_stage(dgm_archive_restore_state *r, const dgm_archive_restore_opts *o,
@@ -225,22 +255,25 @@ int dgm_archive_restore_stage(dgm_archive_restore_state *r, const dgm_archive_re
 	int ret = -1;
 
 	memset(r, 0, sizeof(*r));
-	if (dgm_archive_manifest_read(&m, mpath, err) || check_manifest(&m, err))
-		goto out;
-	r->store.path = resolve(o->target, true, err);
-	if (!r->store.path || pick_extras(r, &m, o, err))
+	memset(&m, 0, sizeof(m));
+	/* an earlier restore cut short is settled first */
+	if (dgm_archive_recover(o->target, err) || read_checked(&m, mpath, r, o, err) ||
+	    pick_extras(r, &m, o, err))
 		goto out;
 	same = dgm_xcalloc(m.n_entries + 1, 1);
 	buf = dgm_xmalloc(DGM_ARCHIVE_BLOCK);
 	ar_compare_store(&r->identical, same, r->store.path, &m, buf);
 	if (r->identical && !r->n_extras) {
-		ret = 0;
+		/* nothing to write, but the archive is read through all the
+		 * same: a restore never calls a damaged archive good */
+		ret = ar_verify_archive(&m, o->archive, err);
 		goto out;
 	}
 	if (check_room(r->store.path, m.content_bytes, err))
 		goto out;
 	r->store.dir = make_staging(r->store.path, err);
-	if (!r->store.dir || stage_store(r, &m, o, same, buf, err))
+	if (!r->store.dir || ar_intent_write(r, "stage", err) ||
+	    stage_store(r, &m, o, same, buf, err))
 		goto out;
 	if (!r->identical) {
 		r->store.staged = dgm_xasprintf("%s/" AR_STORE, r->store.dir);
@@ -248,10 +281,10 @@ int dgm_archive_restore_stage(dgm_archive_restore_state *r, const dgm_archive_re
 	}
 	if (stage_extras(r, &m, o, err))
 		goto out;
-	if (m.n_extras > r->n_extras)
-		r->extras_left = dgm_xasprintf("%s/" AR_EXTRA, r->store.dir);
-	if (dgm_fs_fsync_tree(r->store.dir, err) || flush_parents(r, err))
+	if (ar_intent_write(r, "stage", err) || dgm_fs_fsync_tree(r->store.dir, err) ||
+	    flush_parents(r, err))
 		goto out;
+	ar_fault("store.staged");
 	ret = 0;
 out:
 	if (ret) {
@@ -275,15 +308,19 @@ static int fsync_parent(const char *path, dgm_error *err)
 	return ret;
 }
 
-static int swap_one(dgm_archive_swap *w, dgm_error *err)
+static int swap_one(dgm_archive_swap *w, bool is_store, dgm_error *err)
 {
 	struct stat st;
 
 	if (!w->staged || w->swapped)
 		return 0;
-	w->existed = lstat(w->path, &st) == 0;
+	/* what the intent file says must hold: re-checked here */
+	if (w->existed != (lstat(w->path, &st) == 0))
+		return dgm_error_set(err, DGM_E_ARCHIVE, "'%s' %s during the restore", w->path,
+				     w->existed ? "disappeared" : "appeared");
 	if (w->existed && ar_rename_noreplace(w->path, w->aside, err))
 		return -1;
+	ar_fault(is_store ? "store.swap.between" : "extra.swap.between");
 	if (ar_rename_noreplace(w->staged, w->path, err)) {
 		if (w->existed && rename(w->aside, w->path) != 0)
 			dgm_error_hint(err, "the previous content of '%s' is in '%s'", w->path,
@@ -316,12 +353,20 @@ static int unswap_all(dgm_archive_restore_state *r, dgm_error *err)
 int dgm_archive_restore_swap(dgm_archive_restore_state *r, dgm_error *err)
 {
 	dgm_error undo = DGM_ERROR_INIT;
+	struct stat st;
 
-	if (swap_one(&r->store, err))
+	/* every name is durable before the first rename */
+	r->store.existed = lstat(r->store.path, &st) == 0;
+	for (size_t k = 0; k < r->n_extras; k++)
+		r->extras[k].existed = lstat(r->extras[k].path, &st) == 0;
+	if (ar_intent_write(r, "swap", err))
+		return -1;
+	if (swap_one(&r->store, true, err))
 		goto fail;
 	for (size_t k = 0; k < r->n_extras; k++)
-		if (swap_one(&r->extras[k], err))
+		if (swap_one(&r->extras[k], false, err))
 			goto fail;
+	ar_fault("store.swapped");
 	return 0;
 fail:
 	if (unswap_all(r, &undo))
@@ -343,6 +388,10 @@ static int drop(char **path, dgm_error *err)
 
 int dgm_archive_restore_commit(dgm_archive_restore_state *r, dgm_error *err)
 {
+	/* from here on, a crash completes the restore instead of undoing it */
+	if ((r->store.dir || r->n_extras) && ar_intent_write(r, "commit", err))
+		return -1;
+	ar_fault("store.commit");
 	if (r->store.swapped && r->store.existed && drop(&r->store.aside, err))
 		return -1;
 	for (size_t k = 0; k < r->n_extras; k++) {
@@ -351,8 +400,9 @@ int dgm_archive_restore_commit(dgm_archive_restore_state *r, dgm_error *err)
 		if ((w->swapped && w->existed && drop(&w->aside, err)) || drop(&w->dir, err))
 			return -1;
 	}
-	/* the folder holding extras nobody asked back stays for the operator */
-	return r->extras_left ? 0 : drop(&r->store.dir, err);
+	if (drop(&r->store.dir, err))
+		return -1;
+	return ar_intent_remove(r, err);
 }
 
 int dgm_archive_restore_abort(dgm_archive_restore_state *r, dgm_error *err)
@@ -363,7 +413,9 @@ int dgm_archive_restore_abort(dgm_archive_restore_state *r, dgm_error *err)
 	for (size_t k = 0; k < r->n_extras; k++)
 		if (drop(&r->extras[k].dir, err))
 			return -1;
-	return drop(&r->store.dir, err);
+	if (drop(&r->store.dir, err))
+		return -1;
+	return ar_intent_remove(r, err);
 }
 
 static void free_swap(dgm_archive_swap *w)
@@ -382,7 +434,7 @@ void dgm_archive_restore_free(dgm_archive_restore_state *r)
 	for (size_t k = 0; k < r->n_extras; k++)
 		free_swap(&r->extras[k]);
 	free(r->extras);
-	free(r->extras_left);
+	free(r->intent);
 	memset(r, 0, sizeof(*r));
 }
 

@@ -1,5 +1,6 @@
 /* util.c - hashing, progress, names and renames shared by src/archive. */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,4 +206,13 @@ int ar_rename_noreplace(const char *from, const char *to, dgm_error *err)
 		}
 	}
 	return dgm_error_errno(err, DGM_E_IO, "cannot rename '%s' to '%s'", from, to);
+}
+
+void ar_fault(const char *point)
+{
+	const char *at = getenv("DGMIGRATE_FAULT_KILL_AT");
+
+	/* as a kill -9 at that point would */
+	if (at && !strcmp(at, point))
+		raise(SIGKILL);
 }

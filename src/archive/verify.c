@@ -1,5 +1,6 @@
-/* verify.c - dgm_archive_verify: read the archive back and compare it
- * with its manifest, entry by entry, and the file as a whole. */
+/* verify.c - dgm_archive_verify: check the manifest as a restore would,
+ * then read the archive back and compare it with the manifest, entry by
+ * entry, and the file as a whole. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,9 +17,8 @@ static int verify_entry(ar_reader *r, struct archive_entry *e, const dgm_archive
 	long pos;
 
 	*mismatch = true;
-	if (ar_header_check(&pos, e, m, seen, err))
+	if (ar_check_next(&pos, e, m, seen, err))
 		return -1;
-	seen[pos] = 1;
 	if (m->entries[pos].type != DGM_ARCHIVE_FILE)
 		return 0;
 	*mismatch = false;
@@ -28,11 +28,9 @@ static int verify_entry(ar_reader *r, struct archive_entry *e, const dgm_archive
 	return ar_content_check(&m->entries[pos], sha, len, err);
 }
 
-int dgm_archive_verify(const char *archive, const char *manifest, dgm_error *err)
+int ar_verify_archive(const dgm_archive_manifest *m, const char *archive, dgm_error *err)
 {
-	char *mpath = manifest ? dgm_xstrdup(manifest) : dgm_archive_manifest_path(archive);
-	dgm_archive_manifest m;
-	unsigned char *seen = NULL;
+	unsigned char *seen = dgm_xcalloc(m->n_entries + 1, 1);
 	struct archive_entry *e;
 	ar_reader r;
 	bool mismatch = false;
@@ -40,26 +38,41 @@ int dgm_archive_verify(const char *archive, const char *manifest, dgm_error *err
 
 	memset(&r, 0, sizeof(r));
 	r.fd = -1;
-	if (dgm_archive_manifest_read(&m, mpath, err))
-		goto out;
-	seen = dgm_xcalloc(m.n_entries + 1, 1);
 	if (ar_reader_open(&r, archive, err))
 		goto out;
 	while ((rc = ar_reader_next(&r, &e, err)) == 1)
-		if (verify_entry(&r, e, &m, seen, &mismatch, err))
+		if (verify_entry(&r, e, m, seen, &mismatch, err))
 			goto out;
 	mismatch = rc >= 0; /* rc < 0: the archive cannot be read */
 	if (rc < 0)
 		goto out;
-	if (ar_all_seen(&m, seen, err) || ar_reader_finish(&r, &m, err))
+	if (ar_all_seen(m, seen, err) || ar_reader_finish(&r, m, err))
 		goto out;
 	ret = 0;
 out:
 	if (ret && mismatch)
 		dgm_error_prefix(err, "archive '%s' does not match its manifest", archive);
 	ar_reader_close(&r);
-	dgm_archive_manifest_free(&m);
 	free(seen);
+	return ret;
+}
+
+int dgm_archive_verify(const char *archive, const char *manifest, dgm_error *err)
+{
+	char *mpath = manifest ? dgm_xstrdup(manifest) : dgm_archive_manifest_path(archive);
+	dgm_archive_manifest m;
+	int ret = -1;
+
+	if (dgm_archive_manifest_read(&m, mpath, err))
+		goto out;
+	/* what a restore of the recorded store would refuse is not intact */
+	if (ar_manifest_check(&m, strlen(m.store) + AR_STAGING_EXTRA, err)) {
+		dgm_error_prefix(err, "archive '%s' would not be restored", archive);
+		goto out;
+	}
+	ret = ar_verify_archive(&m, archive, err);
+out:
+	dgm_archive_manifest_free(&m);
 	free(mpath);
 	return ret;
 }

@@ -97,14 +97,18 @@ static int open_writer(writer *w, const dgm_archive_opts *o, dgm_error *err)
 static void entry_basics(writer *w, const char *ap, const struct stat *st, dgm_archive_entry *me)
 {
 	archive_entry_clear(w->e);
+	/* permission bits only: set-id and sticky bits are not kept, nor is
+	 * write permission for everyone (a restore refuses all of them) */
+	unsigned mode = st->st_mode & AR_MODE_BITS & (S_ISLNK(st->st_mode) ? 0777u : 0775u);
+
 	archive_entry_set_pathname(w->e, ap);
-	archive_entry_set_perm(w->e, st->st_mode & 07777);
+	archive_entry_set_perm(w->e, mode);
 	archive_entry_set_mtime(w->e, st->st_mtime, 0);
 	archive_entry_set_uid(w->e, st->st_uid);
 	archive_entry_set_gid(w->e, st->st_gid);
 	memset(me, 0, sizeof(*me));
 	me->path = (char *)ap;
-	me->mode = st->st_mode & 07777;
+	me->mode = mode;
 	me->mtime = st->st_mtime;
 }
 
@@ -411,7 +415,8 @@ int dgm_archive_create(dgm_archive_manifest *out, const dgm_archive_opts *o, dgm
 	int ret = -1;
 
 	memset(&m, 0, sizeof(m));
-	if (check_opts(o, err))
+	/* a store left half-swapped by a killed restore is put back first */
+	if (dgm_archive_recover(o->store, err) || check_opts(o, err))
 		goto out;
 	start_manifest(&m, o);
 	tmp = dgm_xasprintf("%s.tmp", o->dest);
