@@ -26,6 +26,16 @@ int dgm_git_resolve_commit(git_oid *out, git_repository *repo, const char *rev,
 int dgm_git_is_dirty(bool *dirty, char *first_path, size_t first_len,
 		     git_repository *repo, dgm_error *err);
 
+/* Called for each untracked file (ignored: whether .gitignore and the
+ * like exclude it); its path is relative to the work tree's root. */
+typedef int (*dgm_git_untracked_cb)(const char *path, bool ignored, void *payload);
+
+/* Every untracked file under dir (relative to the work tree's root, ""
+ * for all), the ignored ones too, in subfolders as well. A non-zero
+ * return of cb stops the walk (that is not an error). */
+int dgm_git_untracked(git_repository *repo, const char *dir, dgm_git_untracked_cb cb,
+		      void *payload, dgm_error *err);
+
 /* Hex id of HEAD's commit (41 bytes), and whether HEAD is detached. */
 int dgm_git_head(char out[GIT_OID_HEXSZ + 1], bool *detached, git_repository *repo,
 		 dgm_error *err);

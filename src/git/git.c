@@ -105,6 +105,40 @@ int dgm_git_is_dirty(bool *dirty, char *first_path, size_t first_len,
 	return 0;
 }
 
+int dgm_git_untracked(git_repository *repo, const char *dir, dgm_git_untracked_cb cb,
+		      void *payload, dgm_error *err)
+{
+	git_status_options opts = GIT_STATUS_OPTIONS_INIT;
+	git_status_list *list = NULL;
+	char *spec = (char *)dir;
+	size_t n = strlen(dir);
+
+	opts.show = GIT_STATUS_SHOW_WORKDIR_ONLY;
+	opts.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS |
+		     GIT_STATUS_OPT_INCLUDE_IGNORED | GIT_STATUS_OPT_RECURSE_IGNORED_DIRS |
+		     GIT_STATUS_OPT_EXCLUDE_SUBMODULES | GIT_STATUS_OPT_DISABLE_PATHSPEC_MATCH;
+	if (n) {
+		opts.pathspec.strings = &spec;
+		opts.pathspec.count = 1;
+	}
+	if (git_status_list_new(&list, repo, &opts) < 0)
+		return dgm_git_error(err, "cannot read the work tree's status");
+	for (size_t i = 0; i < git_status_list_entrycount(list); i++) {
+		const git_status_entry *e = git_status_byindex(list, i);
+		const char *path = e->index_to_workdir ? e->index_to_workdir->new_file.path : NULL;
+
+		if (!path || !(e->status & (GIT_STATUS_WT_NEW | GIT_STATUS_IGNORED)))
+			continue;
+		/* the pathspec is a prefix: keep what lies inside dir only */
+		if (n && (strncmp(path, dir, n) != 0 || path[n] != '/'))
+			continue;
+		if (cb(path, (e->status & GIT_STATUS_IGNORED) != 0, payload))
+			break;
+	}
+	git_status_list_free(list);
+	return 0;
+}
+
 int dgm_git_head(char out[GIT_OID_HEXSZ + 1], bool *detached, git_repository *repo,
 		 dgm_error *err)
 {

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dgm/fault.h"
 #include "dgm/log.h"
 #include "dgm/migrate.h"
 #include "dgm/run.h"
@@ -85,6 +86,8 @@ int dgm_migrate_alembic(const dgm_plan *plan, const char *app_dir, const char *v
 				.on_line = on_line, .payload = sql ? sql_out : NULL,
 				.timeout_ms = plan->timeouts.migrate_ms };
 
+		if (!sql)
+			dgm_fault_point("alembic.%s", verb);
 		ret = dgm_run(&c, err);
 		if (ret && !c.timed_out && !c.cancelled && c.exit_code > 0) {
 			char why[1536];

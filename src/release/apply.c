@@ -180,6 +180,17 @@ static int run_steps(dgm_job *r, dgm_error *err)
 	return 0;
 }
 
+/* Where HEAD is after an undo that did not finish (for the hint). */
+static const char *undo_code_at(dgm_job *r)
+{
+	static dgm_git_state now;
+	dgm_error ignore = DGM_ERROR_INIT;
+
+	if (dgm_git_state_read(&now, r->plan->release.repository, &ignore))
+		return "(unknown)";
+	return now.commit;
+}
+
 /* on_failure: rollback undoes, stop says where everything is. */
 static void handle_failure(dgm_job *r, dgm_error *err)
 {
@@ -202,11 +213,18 @@ static void handle_failure(dgm_job *r, dgm_error *err)
 	dgm_warn("on_failure is 'rollback': putting the database, the code and the model store "
 		 "back");
 	if (dgm_job_undo(r, &undo_err)) {
-		dgm_error_set(err, DGM_E_RUN, "%.900s; and the rollback failed too: %.900s", err->msg,
+		char first[DGM_ERROR_MSG_MAX];
+
+		/* err->msg is both the source and the target: copy it first */
+		snprintf(first, sizeof(first), "%s", err->msg);
+		dgm_error_set(err, DGM_E_RUN, "%.900s; and the rollback failed too: %.900s", first,
 			      undo_err.msg);
-		dgm_error_hint(err, "snapshot '%s' holds the state before the run: dgmigrate backups "
-			       "restore %s PLAN", r->snap.id, r->snap.id);
-		dgm_job_finish(r, "failed", err);
+		dgm_error_hint(err, "the run's journal stays open: once the cause is fixed (the "
+			       "database server answers), run: dgmigrate resume PLAN. Now the code "
+			       "is at %.12s, the database %s; snapshot '%s' holds the state before "
+			       "the run", undo_code_at(r), r->migrate_started ? "not known to be "
+			       "back" : "unchanged", r->snap.id);
+		dgm_job_leave_open(r, err);
 		return;
 	}
 	dgm_error_hint(err, "everything was put back as it was before the run (snapshot '%s' "

@@ -57,12 +57,20 @@ void dgm_job_step_failed(dgm_job *r, const char *step, long ms, const dgm_error 
 int dgm_job_record_facts(dgm_job *r, dgm_error *err);
 /* Report, history row and journal end. */
 void dgm_job_finish(dgm_job *r, const char *outcome, const dgm_error *e);
+/* Report only: the journal stays open for `resume` (something the run
+ * changed is not settled), and the history row waits for the end. */
+void dgm_job_leave_open(dgm_job *r, const dgm_error *e);
 void dgm_job_free(dgm_job *r);
 /* The journal's end record (record.c; the report calls it last). */
 void dgm_job_journal_end(dgm_job *r, const char *outcome, const dgm_error *e);
 
 /* Postconditions, after-hooks and health check (apply and resume). */
 int dgm_release_finish_apply(dgm_job *r, dgm_error *err);
+
+/* Refuse files git does not track (or ignores, when alembic would run
+ * them) in the version folders of s, which was read from repo_dir. */
+int dgm_release_check_untracked(const char *repo_dir, const dgm_alembic_script *s,
+				dgm_error *err);
 
 /* Put the database, code and model store back to where the run started. */
 int dgm_job_undo(dgm_job *r, dgm_error *err);

@@ -15,6 +15,7 @@
 #include "dgm/pg.h"
 #include "dgm/release.h"
 #include "dgm/run.h"
+#include "internal.h"
 
 typedef struct pf {
 	dgm_checklist cl;
@@ -98,6 +99,20 @@ static void check_graph(pf *p)
 			     p->ini_rel, plan->release.tag, p->f->graph->count, plan->alembic.target,
 			     n ? target[0]->id : "base", n > 1 ? " and more" : "");
 	free(target);
+}
+
+/* Alembic runs untracked revision files too: only the tag's may run. */
+static void check_untracked(pf *p)
+{
+	dgm_error e = DGM_ERROR_INIT;
+
+	if (!p->f->graph)
+		return;
+	if (dgm_release_check_untracked(p->plan->release.repository, p->f->graph, &e))
+		dgm_check_fail(&p->cl, "versions", &e);
+	else
+		dgm_check_ok(&p->cl, "versions", "no untracked files in the Alembic version "
+			     "folders");
 }
 
 static void plan_upgrade(pf *p)
@@ -248,6 +263,7 @@ int dgm_preflight(dgm_facts *facts, const dgm_plan *plan, dgm_preflight_mode mod
 	check_environment(&p);
 	check_repo(&p);
 	check_graph(&p);
+	check_untracked(&p);
 	check_store(&p);
 	if (offline)
 		dgm_check_skip(&p.cl, "database", "--offline");

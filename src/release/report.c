@@ -267,3 +267,19 @@ void dgm_job_finish(dgm_job *r, const char *outcome, const dgm_error *e)
 	free(report);
 	json_decref(j);
 }
+
+/* A run that could not put back everything it changed: the report says
+ * so, but the journal gets no end record and the history no row, so that
+ * `resume` retries and then records the run once. */
+void dgm_job_leave_open(dgm_job *r, const dgm_error *e)
+{
+	json_t *j = report_json(r, "unsettled", e);
+	dgm_buf f = DGM_BUF_INIT;
+
+	write_report(r, j);
+	dgm_buf_puts(&f, "\"outcome\":\"unsettled\",\"run\":");
+	dgm_buf_json_str(&f, r->id);
+	dgm_event("end", f.ptr);
+	dgm_buf_free(&f);
+	json_decref(j);
+}

@@ -184,7 +184,10 @@ static int resume_apply(dgm_job *r, const journal_view *v, dgm_error *err)
 	} else
 		dgm_info("the run stopped before its upgrade finished: undoing it");
 	if (dgm_job_undo(r, err)) {
-		dgm_job_finish(r, "failed", err);
+		/* not settled: the journal stays open for the next resume */
+		dgm_error_hint(err, "the run's journal stays open: once the cause is fixed, run "
+			       "dgmigrate resume PLAN again");
+		dgm_job_leave_open(r, err);
 		return -1;
 	}
 	dgm_job_finish(r, "rolled-back", NULL);

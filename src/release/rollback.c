@@ -462,7 +462,9 @@ int dgm_release_rollback(const dgm_plan *plan, const dgm_rollback_opts *o, dgm_e
 	r.tag = o->to;
 	b.ini_rel = dgm_cli_ini_rel(plan->alembic.config, plan->release.repository);
 	if (dgm_lock_acquire(&r.lock, plan->database.url, "rollback", o->wait_lock_ms, err) ||
-	    read_state(&b, err) || check_direction(&b, err))
+	    read_state(&b, err) ||
+	    dgm_release_check_untracked(plan->release.repository, b.now, err) ||
+	    check_direction(&b, err))
 		goto fail;
 	find_release_snapshot(&b);
 	if (choose_path(&b, err))

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dgm/fs.h"
 #include "dgm/log.h"
 #include "dgm/migrate.h"
 #include "dgm/pg.h"
@@ -27,24 +28,55 @@ static int read_revs(char ***revs, size_t *n, const dgm_plan *plan, dgm_error *e
 	return ret;
 }
 
+/* The downgrade scripts are the tag's: the work tree's while the tag is
+ * checked out, else an export of the tag's commit (an undo that could not
+ * reach the database has already put the code back; resume retries). */
+static int downgrade_dir(char **dir, dgm_job *r, dgm_error *err)
+{
+	const char *repo = r->plan->release.repository;
+	dgm_git_state now;
+
+	*dir = NULL;
+	if (dgm_git_state_read(&now, repo, err))
+		return -1;
+	if (!strcmp(now.commit, r->facts.tag_commit))
+		return 0;
+	if (dgm_fs_mkdir_p(r->plan->state_dir, 0700, err))
+		return -1;
+	*dir = dgm_xasprintf("%s/undo-%s-XXXXXX", r->plan->state_dir, r->id);
+	if (!mkdtemp(*dir))
+		return dgm_error_errno(err, DGM_E_IO, "cannot create '%s'", *dir);
+	dgm_info("HEAD is no longer at '%s': downgrading with its scripts, exported from git",
+		 r->plan->release.tag);
+	return dgm_git_export(repo, r->facts.tag_commit, *dir, err);
+}
+
 /* alembic downgrade, step by step, to exactly the revisions before. */
 static int downgrade(dgm_job *r, char **now, size_t nnow, dgm_error *err)
 {
 	char **targets = NULL;
+	char *dir = NULL;
 	size_t n = 0;
 	int ret = -1;
 
 	if (dgm_migrate_plan_downgrade(&targets, &n, r->facts.graph, now, nnow, r->facts.revs,
-				       r->facts.nrevs, err))
-		return -1;
+				       r->facts.nrevs, err) ||
+	    downgrade_dir(&dir, r, err))
+		goto out;
 	for (size_t i = 0; i < n; i++) {
 		dgm_info("alembic downgrade %s", targets[i]);
-		if (dgm_migrate_alembic(r->plan, r->plan->release.repository, "downgrade", targets[i],
-					false, NULL, err))
+		if (dgm_migrate_alembic(r->plan, dir ? dir : r->plan->release.repository,
+					"downgrade", targets[i], false, NULL, err))
 			goto out;
 	}
 	ret = 0;
 out:
+	if (dir) {
+		dgm_error ignore = DGM_ERROR_INIT;
+
+		dgm_fs_remove_tree(dir, &ignore);
+		free(dir);
+	}
 	dgm_migrate_targets_free(targets, n);
 	return ret;
 }
@@ -65,8 +97,10 @@ static int undo_database(dgm_job *r, dgm_error *err)
 	int ret = -1;
 
 	dgm_job_step_start(r, "undo.database");
-	if (read_revs(&now, &nnow, r->plan, err))
+	if (read_revs(&now, &nnow, r->plan, err)) {
+		dgm_job_step_failed(r, "undo.database", dgm_now_ms() - t, err);
 		goto out;
+	}
 	if (dgm_migrate_same_set(now, nnow, r->facts.revs, r->facts.nrevs)) {
 		ret = 0;
 		dgm_job_step_done(r, "undo.database", dgm_now_ms() - t, NULL,
@@ -159,11 +193,33 @@ out:
 	return ret;
 }
 
+/* Keep the first failure in err; later ones are warned about. */
+static void note_failure(bool *failed, dgm_error *err, const dgm_error *e)
+{
+	if (!*failed)
+		*err = *e;
+	else
+		dgm_warn("%s", e->msg);
+	*failed = true;
+}
+
+/* Each part is put back on its own: the code and the store need no
+ * database, so an outage that stops the database's undo does not leave
+ * HEAD at the new release. Whatever is not back is left to `resume`. */
 int dgm_job_undo(dgm_job *r, dgm_error *err)
 {
-	if (r->migrate_started && undo_database(r, err))
-		return -1;
-	if (undo_code(r, err) || undo_store(r, err) || check_back(r, err))
+	dgm_error e = DGM_ERROR_INIT;
+	bool failed = false;
+
+	if (r->migrate_started && undo_database(r, &e))
+		note_failure(&failed, err, &e);
+	dgm_error_clear(&e);
+	if (undo_code(r, &e))
+		note_failure(&failed, err, &e);
+	dgm_error_clear(&e);
+	if (undo_store(r, &e))
+		note_failure(&failed, err, &e);
+	if (failed || check_back(r, err))
 		return -1;
 	if (r->hooks_before_ran) {
 		dgm_verify_result res = DGM_VERIFY_RESULT_INIT;

@@ -12,6 +12,7 @@
 
 #include "dgm/buf.h"
 #include "dgm/clock.h"
+#include "dgm/fault.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
 #include "internal.h"
@@ -149,6 +150,7 @@ bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan, const char *inf
 		 s->database, copy);
 	if (dgm_pg_copy_database(conn, copy, s->database, &why))
 		goto out;
+	dgm_fault_point("snapshot.copied");
 	s->db_copy = copy;
 	copy = NULL;
 	if (label_copy(conn, s->db_copy, s->database, snapdir, &why) || dgm_snapshot_check_copy(s, plan, &why)) {

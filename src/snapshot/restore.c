@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dgm/archive.h"
+#include "dgm/fault.h"
 #include "dgm/log.h"
 #include "dgm/restore.h"
 
@@ -69,10 +70,12 @@ int dgm_snapshot_restore(const dgm_plan *plan, const dgm_snapshot *snap,
 		goto out;
 	if (want_store(&r) && stage_store(&r, err))
 		goto out;
+	dgm_fault_point("restore.staged");
 	if (o->database && dgm_db_restore_swap(&r.db, plan, o->terminate, err))
 		goto out;
 	if (r.store_staged && !r.store.identical && dgm_archive_restore_swap(&r.store, err))
 		goto out;
+	dgm_fault_point("restore.swapped");
 	/* both are in place: now, and only now, drop what they replaced */
 	if (o->database && dgm_db_restore_commit(&r.db, plan, err))
 		goto done;

@@ -14,6 +14,7 @@
 #include "dgm/buf.h"
 #include "dgm/dump.h"
 #include "dgm/fs.h"
+#include "dgm/fault.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
 #include "dgm/run.h"
@@ -301,6 +302,7 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 		 s->format == DGM_DUMP_DIRECTORY ? "directory" : "custom", plan->snapshot.jobs);
 	if (take_both(s, plan, opts, partial, err))
 		goto out;
+	dgm_fault_point("snapshot.taken");
 	if (finish(s, partial, start, start + s->dump_ms, err))
 		goto out;
 	ret = 0;

@@ -39,21 +39,49 @@ test_apply_killed_at_checkout_is_undone() { kill_apply_at checkout; expect_at_v1
 test_apply_killed_at_migrate_is_undone() { kill_apply_at migrate; expect_at_v15; }
 test_apply_killed_at_postconditions_is_completed() { kill_apply_at postconditions; expect_at_v16; }
 
+# The upgrade provably under way: dgmigrate waits before alembic starts
+# (DGMIGRATE_FAULT_WAIT_AT), the test takes a lock that the last revision's
+# ALTER TABLE users needs, lets alembic go, and kills the process group once
+# alembic waits for that lock - inside its transaction, never a sleep.
+users_locked() {
+	[[ $(psql_db "$TEST_DB" -c "SELECT count(*) FROM pg_locks WHERE relation = 'users'::regclass
+		AND pid <> pg_backend_pid() AND $1") != 0 ]]
+}
+
+alone() {
+	[[ $(psql_db "$TEST_DB" -c "SELECT count(*) FROM pg_stat_activity WHERE
+		datname = current_database() AND pid <> pg_backend_pid()") == 0 ]]
+}
+
+poll() {
+	for _ in $(seq 3000); do "$@" && return 0; sleep 0.02; done
+	fail "timed out waiting for: $*"
+}
+
 test_apply_killed_during_the_upgrade_is_settled() {
 	prepare_v15
-	"$DGMIGRATE" apply plan.yaml >/dev/null 2>&1 &
+	printf 'timeouts: {lock_timeout: 10m}\n' >>plan.yaml
+	DGMIGRATE_FAULT_WAIT_AT=alembic.upgrade DGMIGRATE_FAULT_WAIT_FILE=$PWD/wait.flag \
+		setsid "$DGMIGRATE" apply plan.yaml >/dev/null 2>&1 &
 	pid=$!
-	for _ in $(seq 300); do
-		grep -qs '"step":"migrate","phase":"start"' backups/state/journal/*.jsonl && break
-		sleep 0.02
-	done
-	sleep 0.4
-	kill -9 "$pid"
+	poll test -e wait.flag
+	mkfifo lock.fifo
+	PGADMIN_DB=$TEST_DB pg_admin -q <lock.fifo >/dev/null 2>&1 &
+	lockpid=$!
+	exec 8>lock.fifo
+	echo "BEGIN; LOCK TABLE users IN ACCESS SHARE MODE;" >&8
+	poll users_locked granted
+	rm wait.flag
+	poll users_locked "NOT granted"
+	kill -KILL -- "-$pid"
 	wait "$pid" || true
+	exec 8>&-
+	wait "$lockpid" || true
+	poll alone
 	run_dgm resume plan.yaml
 	expect_rc 0
-	# completed or undone, nothing in between
-	if [[ $(revisions) == b6e14d8a0f97 ]]; then expect_at_v16; else expect_at_v15; fi
+	# killed inside the upgrade's transaction: nothing of it stayed
+	expect_at_v15
 }
 
 kill_rollback_at() {

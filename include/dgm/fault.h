@@ -1,0 +1,24 @@
+/*
+ * fault.h - fault injection for the crash tests: make dgmigrate stop at a
+ * named point and wait there, so that a test can kill it (or stop the
+ * server) at a known place instead of racing the clock.
+ *
+ *   DGMIGRATE_FAULT_WAIT_AT=<point>    the point to wait at (first time only)
+ *   DGMIGRATE_FAULT_WAIT_FILE=<path>   created when the point is reached;
+ *                                      dgmigrate goes on once it is removed
+ *
+ * Points: "alembic.upgrade", "alembic.downgrade" (right before alembic
+ * runs), "snapshot.copied" (the server-side copy exists, not yet
+ * labelled), "snapshot.taken" (the parts of a snapshot are written, not
+ * yet verified and renamed), "restore.staged", "restore.swapped".
+ * Without the variables a point costs one getenv.
+ */
+#ifndef DGM_FAULT_H
+#define DGM_FAULT_H
+
+#include "dgm/error.h"
+
+/* Wait at the point named by fmt when the environment asks for it. */
+void dgm_fault_point(const char *fmt, ...) DGM_PRINTF(1, 2);
+
+#endif

@@ -1,0 +1,334 @@
+# t_crash.sh - apply and rollback killed (SIGKILL to the process group) at
+# step boundaries and at points inside the snapshot, the server-side copy,
+# the upgrade, the downgrade and the store restore, then `resume`; and the
+# server stopped in the middle of the upgrade. Every point is reached for
+# sure, never after a sleep: DGMIGRATE_FAULT_KILL_AT (a step boundary),
+# DGMIGRATE_FAULT_WAIT_AT (dgmigrate waits at a named point), or a table
+# lock the test holds, which stops alembic inside its transaction.
+#
+# After each kill and resume: the database exactly at one release
+# (revisions, schema fingerprint, row checksums), HEAD the same release, the
+# model store as it was, the lock free, every journal ended exactly once,
+# one history row per finished run with the journal's outcome.
+#
+# Trials share one database and run in sequence: a settled v1.5 is the
+# start of the next apply trial, a v1.6 of the next rollback trial.
+
+# Leaks after kills (server-side copies, .partial folders) are helper h2's
+# fix, the model store's swap leftovers (models.restore-*) helper h8's:
+# set these to 1 once both are merged.
+CHECK_LEAKS=${CHECK_LEAKS:-0}
+CHECK_STORE_SWAP=${CHECK_STORE_SWAP:-0}
+
+V15=5e9f3b7a1c62
+V16=b6e14d8a0f97
+
+revisions() { psql_db "$TEST_DB" -c "SELECT string_agg(version_num, ',' ORDER BY 1) FROM alembic_version"; }
+
+# fingerprint: the schema (pg_dump -s) and every table's row checksum, as
+# db_fingerprint (lib.sh) but in two processes: no restore of the database
+# happens in these trials, so the schema needs no canonical form.
+fingerprint() {
+	schema_dump "$TEST_DB" | md5sum | sed 's/ .*/ schema/'
+	psql_db "$TEST_DB" <<'SQL'
+SELECT format('SELECT %L || '' '' || md5(coalesce(string_agg(x::text, ''|'' ORDER BY x::text), '''')) FROM %s x', t, t)
+FROM (SELECT format('%I.%I', schemaname, relname) AS t FROM pg_stat_user_tables
+      WHERE schemaname <> 'dgmigrate' ORDER BY 1) s
+\gexec
+SQL
+}
+
+# The store's content and modes (not the folders' times: a restore by
+# swap makes a new folder).
+store_fp() { (cd models && find . -printf '%p %y %m %s %l\n' | sort &&
+	find . -type f -print0 | sort -z | xargs -0 -r sha256sum); }
+
+# wait_until WHAT CMD...: poll a condition (not a clock) for up to 60 s.
+wait_until() {
+	local i
+	for ((i = 0; i < 3000; i++)); do
+		"${@:2}" && return 0
+		sleep 0.02
+	done
+	fail "timed out waiting for $1"
+}
+
+# ---- the run in the background, stopped at a point ----
+
+reached() {
+	[[ -e wait.flag ]] && return 0
+	if ! kill -0 "$bgpid" 2>/dev/null; then
+		echo "dgmigrate ended before the point: $(tail -5 bg.err)" >&2
+		exit 1
+	fi
+	return 1
+}
+
+# start_at POINT ARGS...: dgmigrate ARGS in its own process group, waiting
+# at POINT (DGMIGRATE_FAULT_WAIT_AT) once reached.
+start_at() {
+	rm -f wait.flag
+	DGMIGRATE_FAULT_WAIT_AT=$1 DGMIGRATE_FAULT_WAIT_FILE=$PWD/wait.flag \
+		setsid "$DGMIGRATE" "${@:2}" >bg.out 2>bg.err &
+	bgpid=$!
+	wait_until "the run to reach '$1'" reached
+}
+
+kill_group() {
+	kill -KILL -- "-$bgpid"
+	wait "$bgpid" 2>/dev/null || true
+	rm -f wait.flag
+}
+
+# kill_at POINT ARGS...: kill the run at a point inside a step.
+kill_at() { start_at "$@"; kill_group; }
+
+# kill_at_step STEP ARGS...: killed right after the journal says STEP started.
+kill_at_step() {
+	DGMIGRATE_FAULT_KILL_AT=$1 run_dgm "${@:2}"
+	[[ $rc == 137 ]] || fail "expected the run to be killed at $1, exit $rc: $err"
+}
+
+# ---- alembic stopped inside its transaction by a lock the test holds ----
+
+other_lockers() {
+	[[ $(psql_db "$TEST_DB" -c "SELECT count(*) FROM pg_locks WHERE relation = '$1'::regclass
+		AND pid <> pg_backend_pid() AND $2") != 0 ]]
+}
+
+# hold_lock TABLE: a session that holds ACCESS SHARE on TABLE until
+# release_lock: the upgrade's ALTER TABLE (or the downgrade's DROP TABLE)
+# of it waits, after the revisions before it ran in the same transaction.
+hold_lock() {
+	rm -f lock.fifo && mkfifo lock.fifo
+	PGADMIN_DB=$TEST_DB pg_admin -q <lock.fifo >lock.out 2>&1 &
+	lockpid=$!
+	exec 8>lock.fifo
+	echo "BEGIN; LOCK TABLE $1 IN ACCESS SHARE MODE;" >&8
+	wait_until "the test's lock on $1" other_lockers "$1" granted
+}
+
+release_lock() {
+	exec 8>&-
+	wait "$lockpid" 2>/dev/null || true
+	rm -f lock.fifo
+}
+
+# A killed alembic's backend ends once it may go on and finds its client
+# gone; it holds the transaction that changed nothing until then.
+no_other_sessions() {
+	[[ $(psql_db "$TEST_DB" -c "SELECT count(*) FROM pg_stat_activity WHERE datname =
+		current_database() AND pid <> pg_backend_pid()") == 0 ]]
+}
+
+# stop_in_alembic VERB TABLE ARGS...: the run's alembic VERB waits for
+# TABLE's lock: provably inside the migration.
+stop_in_alembic() {
+	start_at "alembic.$1" "${@:3}"
+	hold_lock "$2"
+	rm -f wait.flag
+	wait_until "alembic to wait for $2" other_lockers "$2" "NOT granted"
+}
+
+# kill_in_alembic VERB TABLE ARGS...
+kill_in_alembic() {
+	stop_in_alembic "$@"
+	kill_group
+	release_lock
+	wait_until "the killed alembic's session to end" no_other_sessions
+}
+
+# ---- the release before and after, and what "settled" means ----
+
+# crash_setup [15]: the app at v1.5 with rows and a store; then one real
+# apply for v1.6's fingerprint (not with 15).
+crash_setup() {
+	setup_release "$TEST_DB"
+	printf 'timeouts: {lock_timeout: 10m}\n' >>plan.yaml
+	migrate_app app head
+	psql_db "$TEST_DB" -c "INSERT INTO organizations (name, slug, plan) VALUES ('a', 'a',
+		'enterprise'), ('b', 'b', 'free')" >/dev/null
+	printf 'weights\n' >models/classifier/weights.bin
+	fp15=$(fingerprint)
+	head15=$(git -C app rev-parse HEAD)
+	head16=$(git -C app rev-parse 'v1.6^{commit}')
+	store=$(store_fp)
+	at=15
+	[[ ${1:-} == 15 ]] && return 0
+	run_dgm apply plan.yaml
+	expect_rc 0
+	fp16=$(fingerprint)
+	expect_settled
+}
+
+journal_outcome() { sed -n 's/.*"outcome":"\([^"]*\)".*"type":"end".*/\1/p' "$1"; }
+
+# Every journal ended once; a finished run that knew the database has one
+# history row with the journal's outcome; a resumed one (re-run under a
+# new journal) and an open one none.
+expect_journals_and_history() {
+	local j run ends outcome hist
+	for j in backups/state/journal/*.jsonl; do
+		run=$(basename "$j" .jsonl)
+		ends=$(grep -c '"type":"end"' "$j" || true)
+		[[ $ends == 1 ]] || fail "journal $run ended $ends times"
+		outcome=$(journal_outcome "$j")
+		hist=$(psql_db "$TEST_DB" -c "SELECT string_agg(outcome, ',') FROM dgmigrate.runs
+			WHERE run_id = '$run'")
+		if [[ $outcome == resumed ]] || ! grep -q '"type":"facts"' "$j"; then
+			[[ -z $hist ]] || fail "run $run ($outcome) has a history row: $hist"
+		else
+			[[ $hist == "$outcome" ]] || fail "run $run ended '$outcome', history says '$hist'"
+		fi
+	done
+}
+
+expect_no_leaks() {
+	local copy
+	if [[ $CHECK_LEAKS == 1 ]]; then
+		[[ -z $(find backups -maxdepth 1 -name '*.partial') ]] ||
+			fail "partial snapshot folders left: $(ls backups)"
+		for copy in $(psql_db postgres -c "SELECT datname FROM pg_database WHERE
+				datname LIKE '${TEST_DB:0:30}\_dgm\_%'"); do
+			grep -rqsF -- "$copy" backups/*/manifest.json ||
+				fail "server-side copy '$copy' belongs to no snapshot"
+		done
+	fi
+	if [[ $CHECK_STORE_SWAP == 1 ]]; then
+		[[ -z $(find . -maxdepth 1 -name 'models?*') ]] ||
+			fail "model store leftovers: $(find . -maxdepth 1 -name 'models?*')"
+	fi
+}
+
+# Exactly one release everywhere; sets $at (15 or 16) for the next trial.
+expect_settled() {
+	local revs fp
+	revs=$(revisions)
+	fp=$(fingerprint)
+	case $revs in
+	"$V15") at=15; [[ $fp == "$fp15" ]] || fail "at $V15 but not v1.5's schema and rows:
+$fp
+--- expected:
+$fp15"
+		[[ $(git -C app rev-parse HEAD) == "$head15" ]] || fail "database at v1.5, HEAD is not" ;;
+	"$V16") at=16; [[ $fp == "$fp16" ]] || fail "at $V16 but not v1.6's schema and rows"
+		[[ $(git -C app rev-parse HEAD) == "$head16" ]] || fail "database at v1.6, HEAD is not" ;;
+	*) fail "alembic_version is neither release's: '$revs'" ;;
+	esac
+	[[ -z $(git -C app status --porcelain) ]] || fail "work tree not clean"
+	[[ $(store_fp) == "$store" ]] || fail "the model store is not as it was"
+	[[ $(pg_admin -At -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 0 ]] ||
+		fail "an advisory lock is still held"
+	expect_journals_and_history
+	expect_no_leaks
+}
+
+# resume settles it, and a second resume finds nothing.
+settle() {
+	run_dgm resume plan.yaml
+	expect_rc 0
+	run_dgm resume plan.yaml
+	expect_err "nothing to resume"
+	expect_settled
+}
+
+to_v16() { run_dgm apply plan.yaml; expect_rc 0; expect_settled; [[ $at == 16 ]]; }
+
+# An application writes to the store after the release: the rollback
+# must put back the release's store (a real swap, not "identical").
+touch_store() { printf 'retrained\n' >models/classifier/weights.bin; }
+
+# One sequence on one database, the most telling points (the step
+# boundaries are t_resume's): a settled v1.6 starts a rollback trial, a
+# settled v1.5 an apply trial.
+test_apply_and_rollback_killed_anywhere_are_settled() {
+	crash_setup
+	# inside the rollback's safety snapshot: the server-side copy made
+	touch_store; kill_at snapshot.copied rollback --to v1.5 plan.yaml; settle
+	[[ $at == 15 ]] || fail "a resumed rollback ends at the tag"
+	# inside the apply's snapshot: parts written, not yet verified
+	kill_at snapshot.taken apply plan.yaml; settle
+	# inside the upgrade's transaction
+	kill_in_alembic upgrade users apply plan.yaml; settle
+	[[ $at == 15 ]] || fail "an upgrade killed mid-transaction cannot have finished"
+	# inside the apply's server-side copy, then after the upgrade finished
+	kill_at snapshot.copied apply plan.yaml; settle
+	kill_at_step postconditions apply plan.yaml; settle
+	[[ $at == 16 ]] || fail "an apply killed after its upgrade is completed"
+	# inside the downgrade (steps before it committed, one waiting)
+	touch_store; kill_in_alembic downgrade external_data_sources rollback --to v1.5 plan.yaml
+	settle
+	to_v16
+	# inside the store's restore: swapped, what it replaced not yet dropped
+	touch_store; kill_at restore.swapped rollback --to v1.5 plan.yaml; settle
+	[[ $at == 15 ]]
+}
+
+cluster_running() { as_pg "$PGBIN/pg_ctl" -D "$DGM_PGHOST/data" status >/dev/null 2>&1; }
+
+# As cluster_start starts it (lib.sh), on the same socket and port.
+cluster_restart() {
+	cluster_running && return 0
+	as_pg "$PGBIN/pg_ctl" -D "$DGM_PGHOST/data" -l "$DGM_PGHOST/server.log" -w -t 60 \
+		-o "-k $DGM_PGHOST -p $DGM_PGPORT -c listen_addresses='' -c fsync=off -c max_connections=60" \
+		start >/dev/null
+}
+
+test_server_stopped_during_the_upgrade_leaves_the_run_to_resume() {
+	crash_setup 15
+	trap cluster_restart EXIT   # the other tests need the server
+	stop_in_alembic upgrade users apply plan.yaml
+	as_pg "$PGBIN/pg_ctl" -D "$DGM_PGHOST/data" -m fast -w stop >/dev/null
+	wait "$bgpid" && rc=0 || rc=$?
+	release_lock
+	err=$(cat bg.err)
+	expect_rc 1
+	# the first cause, then the undo's, and the way forward
+	grep -qE '^dgmigrate: error: alembic upgrade' <<<"$err" || fail "the first cause is lost: $err"
+	expect_err "and the rollback failed too"
+	expect_err "dgmigrate resume PLAN"
+	# the code and the store went back without the database; the run is open
+	[[ $(git -C app rev-parse HEAD) == "$head15" ]] || fail "HEAD was not put back"
+	[[ $(store_fp) == "$store" ]] || fail "the model store is not as it was"
+	j=$(ls -t backups/state/journal/*.jsonl | head -1)
+	! grep -q '"type":"end"' "$j" || fail "the journal was ended: $(tail -2 "$j")"
+	grep -q '"step":"undo.code","phase":"done"' "$j" || fail "undo.code not journaled"
+	cluster_restart
+	trap - EXIT
+	settle
+	[[ $at == 15 ]]
+	[[ $(journal_outcome "$j") == rolled-back ]] || fail "resume ended it '$(journal_outcome "$j")'"
+}
+
+# Alembic runs untracked revision files: refused before anything changes.
+test_untracked_revision_files_are_refused() {
+	setup_release "$TEST_DB"
+	migrate_app app head
+	cat >app/migrations/versions/ffff00000000_stray.py <<'PY'
+revision = "ffff00000000"
+down_revision = "5e9f3b7a1c62"
+def upgrade(): pass
+def downgrade(): pass
+PY
+	run_dgm validate plan.yaml
+	expect_rc 2
+	expect_err "untracked file in the Alembic version folders"
+	expect_err "migrations/versions/ffff00000000_stray.py"
+	run_dgm apply plan.yaml
+	expect_rc 2
+	expect_err "ffff00000000_stray.py"
+	[[ $(revisions) == "$V15" ]] || fail "the apply changed the database"
+	# the rollback's downgrade runs with the work tree's scripts too
+	run_dgm rollback --to v1.5 plan.yaml
+	expect_rc 2
+	expect_err "ffff00000000_stray.py"
+	# ignored is no better when alembic would run it; __pycache__ is fine
+	mv app/migrations/versions/ffff00000000_stray.py app/migrations/versions/stray_ignored.py
+	mkdir -p app/.git/info && echo 'stray_ignored.py' >>app/.git/info/exclude
+	run_dgm validate plan.yaml
+	expect_rc 2
+	expect_err "stray_ignored.py"
+	rm app/migrations/versions/stray_ignored.py
+	run_dgm validate plan.yaml
+	expect_rc 0
+}
