@@ -9,6 +9,7 @@
 #include "dgm/json.h"
 #include "dgm/buf.h"
 #include "dgm/fs.h"
+#include "dgm/history.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
 #include "internal.h"
@@ -141,13 +142,8 @@ static void write_report(const dgm_job *r, json_t *j)
 	free(dir);
 }
 
-static const char *history_ddl =
-	"CREATE SCHEMA IF NOT EXISTS dgmigrate;"
-	"CREATE TABLE IF NOT EXISTS dgmigrate.runs (run_id text PRIMARY KEY, command text NOT NULL,"
-	" release text, tag text, commit_before text, commit_after text,"
-	" revisions_before text[], revisions_after text[], snapshot_id text, snapshot_sha256 text,"
-	" outcome text NOT NULL, reason text, db_user text DEFAULT current_user, host text,"
-	" started_at timestamptz, finished_at timestamptz DEFAULT now(), report jsonb)";
+/* shared with the restore, which carries the rows over */
+static const char *history_ddl = DGM_HISTORY_DDL;
 
 /* After any restore: a row written before it would be lost with it. */
 static void write_history(const dgm_job *r, json_t *j, const char *reason)
