@@ -76,6 +76,29 @@ static char *join(char *const *v, size_t n)
 	return dgm_buf_detach(&b);
 }
 
+/* The warnings logged during the run (fallbacks among them). */
+static void add_warnings(json_t *j)
+{
+	const char *const *w;
+	size_t n = dgm_log_warnings(&w);
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_string(w[i]));
+	json_object_set_new(j, "warnings", a);
+}
+
+static void md_warnings(dgm_buf *b, json_t *j)
+{
+	size_t i;
+	json_t *w;
+
+	if (json_array_size(json_object_get(j, "warnings")))
+		dgm_buf_puts(b, "\n## Warnings\n\n");
+	json_array_foreach(json_object_get(j, "warnings"), i, w)
+		dgm_buf_printf(b, "- %s\n", json_string_value(w));
+}
+
 static char *report_md(const dgm_job *r, json_t *j)
 {
 	dgm_buf b = DGM_BUF_INIT;
@@ -111,6 +134,7 @@ static char *report_md(const dgm_job *r, json_t *j)
 			       (double)json_integer_value(json_object_get(s, "ms")) / 1000.0,
 			       json_string_value(json_object_get(s, "evidence")));
 	dgm_buf_printf(&b, "| %s | not covered by dgmigrate | | |\n", not_covered);
+	md_warnings(&b, j);
 	free(before);
 	free(after);
 	return dgm_buf_detach(&b);
@@ -192,6 +216,8 @@ static void write_history(const dgm_job *r, json_t *j, const char *reason)
 void dgm_job_finish(dgm_job *r, const char *outcome, const dgm_error *e)
 {
 	json_t *j = report_json(r, outcome, e);
+
+	add_warnings(j);
 
 	write_report(r, j);
 	if (r->facts.server_version[0])

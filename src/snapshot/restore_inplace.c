@@ -172,26 +172,41 @@ static int run_scripts(const dgm_plan *plan, const dgm_snapshot *snap, const cha
 	return ret;
 }
 
+/* Client sessions on the database; with terminate, those this role may
+ * end are ended (a non-superuser may end its own roles' sessions, or
+ * any with pg_signal_backend, never a superuser's): the rest are named. */
+static const char *sessions_sql =
+	"SELECT pid, coalesce(usename, ''), coalesce(nullif(application_name, ''), '-')"
+	" FROM pg_stat_activity a WHERE datname = current_database() AND pid <> pg_backend_pid()"
+	" AND backend_type = 'client backend' AND NOT ($1 AND ("
+	"  (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR"
+	"  (NOT coalesce((SELECT rolsuper FROM pg_roles WHERE oid = a.usesysid), false) AND"
+	"   (pg_has_role(a.usesysid, 'MEMBER') OR pg_has_role('pg_signal_backend', 'MEMBER'))))"
+	"  AND pg_terminate_backend(a.pid))";
+
 static int end_sessions(PGconn *conn, bool terminate, dgm_error *err)
 {
+	const char *params[] = { terminate ? "true" : "false" };
 	PGresult *res = NULL;
+	dgm_buf who = DGM_BUF_INIT;
 	int n;
 
-	if (dgm_pg_query(&res, conn, terminate ?
-			 "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-			 " AND pid <> pg_backend_pid() AND NOT pg_terminate_backend(pid)" :
-			 "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-			 " AND pid <> pg_backend_pid()", 0, NULL, err))
+	if (dgm_pg_query(&res, conn, sessions_sql, 1, params, err))
 		return -1;
 	n = PQntuples(res);
+	for (int i = 0; i < n && i < 3; i++)
+		dgm_buf_printf(&who, "%spid %s '%s' (user '%s')", i ? ", " : "", PQgetvalue(res, i, 0),
+			       PQgetvalue(res, i, 2), PQgetvalue(res, i, 1));
 	PQclear(res);
 	if (n == 0)
 		return 0;
-	dgm_error_set(err, DGM_E_RUN, "%d other session%s connected to database '%s'%s", n,
-		      n == 1 ? " is" : "s are", PQdb(conn), terminate ? " and could not be ended" : "");
+	dgm_error_set(err, DGM_E_RUN, "%d other session%s connected to database '%s'%s: %s%s", n,
+		      n == 1 ? " is" : "s are", PQdb(conn), terminate ? " and this role may not "
+		      "end them" : "", who.ptr, n > 3 ? ", ..." : "");
 	dgm_error_hint(err, "stop the application (maintenance mode)%s", terminate ?
 		       ", or grant pg_signal_backend to the plan's role" :
 		       " or pass --terminate-connections");
+	dgm_buf_free(&who);
 	return -1;
 }
 
