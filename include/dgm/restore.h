@@ -2,7 +2,9 @@
  * restore.h - putting a snapshot's database back: pg_restore -j into a
  * new database beside the target, check its Alembic revisions against
  * the snapshot's manifest, then swap names. The old database is renamed
- * aside, not dropped, until the caller commits.
+ * aside, not dropped, until the caller commits. A role that may not
+ * create databases restores in place instead (one transaction); one that
+ * can do neither is told so before anything changes.
  */
 #ifndef DGM_RESTORE_H
 #define DGM_RESTORE_H
