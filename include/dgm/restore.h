@@ -28,6 +28,9 @@ typedef struct dgm_db_caps {
 	bool owns;                /* a member of the database's owner */
 	bool psql;                /* psql found: the in-place restore runs through it */
 	int others;               /* other sessions connected to the database now */
+	bool can_signal;          /* may end other roles' sessions (superuser or
+				   * pg_signal_backend; never a superuser's unless
+				   * one) */
 	char foreign[256];        /* an object of the application's schemas this
 				   * role cannot drop, "" none */
 	char role_setting[64];    /* a role whose per-database settings only a

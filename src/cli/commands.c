@@ -68,7 +68,9 @@ const dgm_cmd dgm_commands[] = {
 	{ "apply", dgm_cmd_apply, "apply a release: lock, preflight, snapshot, checkout, migrate, verify",
 	  "PLAN [--dry-run] [--json] [--wait-lock DURATION]",
 	  "In this order: take the database's advisory lock (exit 3 if another run holds\n"
-	  "it); preflight (every check, reported together); hooks.before; snapshot the\n"
+	  "it); preflight (every check, reported together; 'privileges' says how the\n"
+	  "snapshot and a restore will go for this role, and an apply no restore could\n"
+	  "undo is refused unless snapshot.allow_no_restore); hooks.before; snapshot the\n"
 	  "database (pg_dump) and the model store (archive), both verified before\n"
 	  "anything changes (with snapshot.keep_copies >= 1, the default, the database\n"
 	  "is first copied on the server, CREATE DATABASE <db>_dgm_snap_<id> TEMPLATE\n"
@@ -154,8 +156,11 @@ const dgm_cmd dgm_commands[] = {
 	  "restore take a safety snapshot of the current state (a database copy, as for\n"
 	  "        rollback), then put the snapshot back: pg_restore (or, for a copy, a\n"
 	  "        TEMPLATE copy of it) into a new database, check its Alembic revision,\n"
-	  "        swap names; the model store staged beside it and swapped by rename;\n"
-	  "        what they replace is dropped only once both are in place\n"
+	  "        swap names (the new database takes the old one's owner, ACL, settings,\n"
+	  "        comment and limits, and dgmigrate.runs is carried over); the model store\n"
+	  "        staged beside it and swapped by rename; what they replace is dropped\n"
+	  "        only once both are in place. A role without CREATEDB restores in place\n"
+	  "        instead: pg_restore --clean's script in one transaction (psql)\n"
 	  "prune   remove all but the N newest (default snapshot.keep), database copies\n"
 	  "        dropped with them; the newest is never removed",
 	  backups_opts, 2, 3, NULL },

@@ -16,7 +16,8 @@ static const char *role_sql =
 	"SELECT current_user, current_database(), pg_get_userbyid(d.datdba), r.rolsuper,"
 	" r.rolcreatedb, pg_has_role(d.datdba, 'MEMBER'),"
 	" (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-	"  AND pid <> pg_backend_pid())"
+	"  AND pid <> pg_backend_pid() AND backend_type = 'client backend'),"
+	" r.rolsuper OR pg_has_role('pg_signal_backend', 'MEMBER')"
 	" FROM pg_database d, pg_roles r WHERE d.datname = current_database()"
 	" AND r.rolname = current_user";
 
@@ -85,6 +86,7 @@ int dgm_db_caps_read(dgm_db_caps *c, PGconn *conn, dgm_error *err)
 	c->createdb = *PQgetvalue(res, 0, 4) == 't';
 	c->owns = *PQgetvalue(res, 0, 5) == 't';
 	c->others = atoi(PQgetvalue(res, 0, 6));
+	c->can_signal = *PQgetvalue(res, 0, 7) == 't';
 	PQclear(res);
 	if (!c->super && (first_value(c->foreign, sizeof(c->foreign), conn, foreign_sql, err) ||
 			  first_value(c->role_setting, sizeof(c->role_setting), conn,

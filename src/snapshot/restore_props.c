@@ -77,12 +77,21 @@ static int read_runs(char **json, const dgm_plan *plan, const char *from, dgm_er
 
 	*json = NULL;
 	if (dgm_pg_connect_db(&conn, plan->database.url, from, "dgmigrate restore", err) ||
-	    dgm_pg_query(&res, conn, "SELECT CASE WHEN to_regclass('dgmigrate.runs') IS NULL"
-			 " THEN '[]' ELSE (SELECT coalesce(jsonb_agg(to_jsonb(r)), '[]')::text"
-			 " FROM dgmigrate.runs r) END", 0, NULL, err) == 0) {
-		*json = dgm_xstrdup(PQgetvalue(res, 0, 0));
+	    dgm_pg_query(&res, conn, "SELECT to_regclass('dgmigrate.runs') IS NOT NULL", 0, NULL,
+			 err))
+		goto out;
+	if (*PQgetvalue(res, 0, 0) != 't') {
+		*json = dgm_xstrdup("[]");
 		ret = 0;
+		goto out;
 	}
+	PQclear(res);
+	if (dgm_pg_query(&res, conn, "SELECT coalesce(jsonb_agg(to_jsonb(r)), '[]')::text"
+			 " FROM dgmigrate.runs r", 0, NULL, err))
+		goto out;
+	*json = dgm_xstrdup(PQgetvalue(res, 0, 0));
+	ret = 0;
+out:
 	PQclear(res);
 	dgm_pg_close(conn);
 	return ret;
