@@ -117,6 +117,7 @@ test_in_place_restore_that_fails_leaves_the_database_as_it_was() {
 	run_dgm rollback --to v1.5 plan.yaml --restore --accept-data-loss
 	expect_rc 1
 	expect_err "restore in place failed, database unchanged"
+	expect_err "must be member of role \"${APP_ROLE}_legacy\""
 	[[ "$(db_fingerprint "$TEST_DB")" == "$before" ]] || fail "the failed restore changed the database"
 }
 
