@@ -136,6 +136,12 @@ test_no_restore_path_is_refused_before_any_change() {
 	[[ "$(db_fingerprint "$TEST_DB")" == "$before" ]] || fail "the database changed"
 	[[ $(git -C app rev-parse HEAD) == "$head" ]] || fail "HEAD moved"
 	[[ -z $(ls backups | grep -v '^state$') ]] || fail "a snapshot was taken: $(ls backups)"
+	# said explicitly in the plan, the apply may go on without a way back
+	sed -i 's/^  directory: backups$/&\n  allow_no_restore: true/' plan.yaml
+	run_dgm apply plan.yaml --dry-run
+	expect_rc 0
+	expect_err "warning: snapshot.allow_no_restore: role '$APP_ROLE' has no CREATEDB"
+	expect_err "no restore possible"
 }
 
 test_restore_by_swap_keeps_database_state_and_history() {
