@@ -33,6 +33,11 @@ bool dgm_log_json(void);
 int dgm_log_set_file(const char *path, dgm_error *err);
 
 void dgm_log(dgm_log_level level, const char *fmt, ...) DGM_PRINTF(2, 3);
+
+/* Every warning is also kept (redacted, the first 100) for the run's
+ * report: a fallback is never silent. Opening a run log clears them. */
+size_t dgm_log_warnings(const char *const **out);
+void dgm_log_warnings_clear(void);
 #define dgm_error_log(...) dgm_log(DGM_LOG_ERROR, __VA_ARGS__)
 #define dgm_warn(...) dgm_log(DGM_LOG_WARN, __VA_ARGS__)
 #define dgm_info(...) dgm_log(DGM_LOG_INFO, __VA_ARGS__)

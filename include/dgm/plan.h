@@ -104,6 +104,8 @@ typedef struct dgm_plan {
 		dgm_rollback_safety rollback_safety; /* default DGM_SAFETY_COPY */
 		int keep_copies;      /* newest snapshots that keep a server-side
 				       * copy beside their dump, default 1 */
+		bool allow_no_restore; /* apply even when this role could not
+				       * restore the snapshot (preflight says) */
 	} snapshot;
 
 	struct {

@@ -2,16 +2,59 @@
  * restore.h - putting a snapshot's database back: pg_restore -j into a
  * new database beside the target, check its Alembic revisions against
  * the snapshot's manifest, then swap names. The old database is renamed
- * aside, not dropped, until the caller commits.
+ * aside, not dropped, until the caller commits. A role that may not
+ * create databases restores in place instead (one transaction); one that
+ * can do neither is told so before anything changes.
  */
 #ifndef DGM_RESTORE_H
 #define DGM_RESTORE_H
 
 #include <stdbool.h>
 
+#include <libpq-fe.h>
+
 #include "dgm/error.h"
 #include "dgm/plan.h"
 #include "dgm/snapshot.h"
+
+/* What the connected role may do to keep and put back its database
+ * (read once, from a connection to that database). */
+typedef struct dgm_db_caps {
+	char role[64];
+	char database[64];
+	char owner[64];           /* the database's owner */
+	bool super;
+	bool createdb;
+	bool owns;                /* a member of the database's owner */
+	bool psql;                /* psql found: the in-place restore runs through it */
+	int others;               /* other sessions connected to the database now */
+	bool can_signal;          /* may end other roles' sessions (superuser or
+				   * pg_signal_backend; never a superuser's unless
+				   * one) */
+	char foreign[256];        /* an object of the application's schemas this
+				   * role cannot drop, "" none */
+	char role_setting[64];    /* a role whose per-database settings only a
+				   * superuser may set again, "" none */
+} dgm_db_caps;
+
+/* How a snapshot's database goes back. */
+typedef enum dgm_restore_path {
+	DGM_RESTORE_NONE = 0,     /* this role cannot restore the database */
+	DGM_RESTORE_SWAP,         /* restored beside it, names swapped */
+	DGM_RESTORE_IN_PLACE      /* pg_restore --clean into it, one transaction */
+} dgm_restore_path;
+
+int dgm_db_caps_read(dgm_db_caps *c, PGconn *conn, dgm_error *err);
+/* A server-side copy (CREATE DATABASE ... TEMPLATE) is possible now;
+ * else why not, in why. */
+bool dgm_db_caps_can_copy(const dgm_db_caps *c, char *why, size_t len);
+/* The restore this role can do (a swap where it may, else in place);
+ * has_dump: the snapshot has a dump (in place reads only a dump). For
+ * SWAP's fallback and for NONE, why says what is missing. */
+dgm_restore_path dgm_db_caps_restore_path(const dgm_db_caps *c, bool has_dump, char *why,
+					  size_t len);
+/* One line for preflight and reports: "restore by swap (...)". */
+const char *dgm_restore_path_text(dgm_restore_path p);
 
 typedef struct dgm_db_restore {
 	char *target;     /* the database's name */
@@ -26,6 +69,20 @@ typedef struct dgm_db_restore {
  * check its alembic_version against the snapshot's manifest. */
 int dgm_db_restore_stage(dgm_db_restore *r, const dgm_plan *plan, const dgm_snapshot *snap,
 			 dgm_error *err);
+/* Before the swap: the staging database takes the target's owner, ACL,
+ * per-database and per-role-in-database settings, comment, connection
+ * limit, tablespace and flags, and the history rows (dgmigrate.runs)
+ * the target holds, so that a restore puts the data back and nothing
+ * else. */
+int dgm_db_restore_keep_state(dgm_db_restore *r, const dgm_plan *plan, dgm_error *err);
+/* Where this role cannot create databases: the snapshot's dump restored
+ * into the database itself, in one transaction (psql --single-transaction:
+ * every schema of the application dropped, pg_restore --clean's script,
+ * the Alembic revisions checked, the history rows carried over). A
+ * failure anywhere leaves the database as it was. Sessions on it are
+ * ended first when terminate is set, else they make it fail. */
+int dgm_db_restore_in_place(const dgm_plan *plan, const dgm_snapshot *snap, bool terminate,
+			    dgm_error *err);
 /* Rename target -> aside, staging -> target. Sessions connected to the
  * target make it fail naming them, unless terminate is set. */
 int dgm_db_restore_swap(dgm_db_restore *r, const dgm_plan *plan, bool terminate,

@@ -13,6 +13,10 @@ static bool json_mode;
 static FILE *log_file;
 static char **secrets;
 static size_t nsecrets;
+static char **warnings;
+static size_t nwarnings;
+
+#define MAX_WARNINGS 100
 
 void dgm_log_set_level(dgm_log_level level) { current_level = level; }
 dgm_log_level dgm_log_get_level(void) { return current_level; }
@@ -81,6 +85,33 @@ static void emit(FILE *f, const char *prefix, const char *text)
 	dgm_buf_free(&red);
 }
 
+void dgm_log_warnings_clear(void)
+{
+	for (size_t i = 0; i < nwarnings; i++)
+		free(warnings[i]);
+	free(warnings);
+	warnings = NULL;
+	nwarnings = 0;
+}
+
+size_t dgm_log_warnings(const char *const **out)
+{
+	*out = (const char *const *)warnings;
+	return nwarnings;
+}
+
+/* Kept redacted, like every line that leaves dgmigrate. */
+static void keep_warning(const char *text)
+{
+	dgm_buf red = DGM_BUF_INIT;
+
+	if (nwarnings >= MAX_WARNINGS)
+		return;
+	dgm_redact(text, &red);
+	warnings = dgm_xrealloc(warnings, (nwarnings + 1) * sizeof(*warnings));
+	warnings[nwarnings++] = dgm_buf_detach(&red);
+}
+
 int dgm_log_set_file(const char *path, dgm_error *err)
 {
 	int fd;
@@ -90,6 +121,8 @@ int dgm_log_set_file(const char *path, dgm_error *err)
 	log_file = NULL;
 	if (!path)
 		return 0;
+	/* a new run log: a new run, whose report lists its own warnings */
+	dgm_log_warnings_clear();
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0 || !(log_file = fdopen(fd, "a"))) {
 		if (fd >= 0)
@@ -107,11 +140,13 @@ void dgm_log(dgm_log_level level, const char *fmt, ...)
 	dgm_buf b = DGM_BUF_INIT;
 	va_list ap;
 
-	if (level > current_level && !log_file)
+	if (level > current_level && !log_file && level != DGM_LOG_WARN)
 		return;
 	va_start(ap, fmt);
 	dgm_buf_vprintf(&b, fmt, ap);
 	va_end(ap);
+	if (level == DGM_LOG_WARN)
+		keep_warning(dgm_buf_cstr(&b));
 	if (log_file)
 		emit(log_file, prefix[level], dgm_buf_cstr(&b));
 	if (level <= current_level)

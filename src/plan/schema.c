@@ -856,6 +856,8 @@ static const field snapshot_fields[] = {
 	  .choices = safeties },
 	{ .key = "keep_copies", .kind = F_INT, .off = OFF(snapshot.keep_copies), .min = 0,
 	  .max = NO_MAX },
+	{ .key = "allow_no_restore", .kind = F_BOOL, .off = OFF(snapshot.allow_no_restore),
+	  .example = "false" },
 	{ NULL }
 };
 

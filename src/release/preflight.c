@@ -14,6 +14,7 @@
 #include "dgm/log.h"
 #include "dgm/pg.h"
 #include "dgm/release.h"
+#include "dgm/restore.h"
 #include "dgm/run.h"
 #include "internal.h"
 
@@ -167,6 +168,62 @@ static void check_database(pf *p)
 	dgm_pg_close(conn);
 }
 
+/* Which way apply's snapshot and a later restore will go for this role,
+ * said before anything changes; every way that is not the first choice
+ * is a warning. An apply that no restore could undo is refused unless
+ * the plan says snapshot.allow_no_restore. */
+static void say_paths(pf *p, const dgm_db_caps *c)
+{
+	const dgm_plan *plan = p->plan;
+	char copy_why[256] = "", why[640] = "";
+	bool copy = plan->snapshot.keep_copies > 0 && dgm_db_caps_can_copy(c, copy_why,
+									  sizeof(copy_why));
+	dgm_restore_path path = dgm_db_caps_restore_path(c, true, why, sizeof(why));
+	dgm_error e = DGM_ERROR_INIT;
+
+	if (plan->snapshot.keep_copies > 0 && !copy)
+		dgm_warn("no server-side copy (%s): apply's snapshot will be a pg_dump", copy_why);
+	if (path == DGM_RESTORE_IN_PLACE)
+		dgm_warn("%s: a restore will run in place (pg_restore --clean in one transaction)",
+			 why);
+	if (path == DGM_RESTORE_NONE && !plan->snapshot.allow_no_restore) {
+		dgm_error_set(&e, DGM_E_RUN, "role '%s' could not restore database '%s' if the "
+			      "release had to be undone: %s", c->role, c->database, why);
+		dgm_error_hint(&e, "grant it CREATEDB (ALTER ROLE %s CREATEDB) or let it own every "
+			       "object of the database; or set snapshot.allow_no_restore: true to "
+			       "apply without a way back by restore", c->role);
+		dgm_check_fail(&p->cl, "privileges", &e);
+		return;
+	}
+	if (path == DGM_RESTORE_NONE)
+		dgm_warn("snapshot.allow_no_restore: %s; the snapshot could not be restored by this "
+			 "role", why);
+	dgm_check_ok(&p->cl, "privileges", "role '%s' (%s, %s '%s'): snapshot by %s; %s%s",
+		     c->role, c->super ? "superuser" : c->createdb ? "CREATEDB" : "no CREATEDB",
+		     c->owns ? "owns" : "does not own", c->database, copy ?
+		     "server-side copy, then pg_dump of it" : "pg_dump", dgm_restore_path_text(path),
+		     c->can_signal ? "" : "; a restore can end only this role's own sessions "
+		     "(no pg_signal_backend)");
+}
+
+static void check_privileges(pf *p)
+{
+	dgm_error e = DGM_ERROR_INIT;
+	PGconn *conn = NULL;
+	dgm_db_caps caps;
+
+	if (!p->db_ok) {
+		dgm_check_skip(&p->cl, "privileges", "no database");
+		return;
+	}
+	if (dgm_pg_connect(&conn, p->plan->database.url, "dgmigrate preflight", &e) ||
+	    dgm_db_caps_read(&caps, conn, &e))
+		dgm_check_fail(&p->cl, "privileges", &e);
+	else
+		say_paths(p, &caps);
+	dgm_pg_close(conn);
+}
+
 /* pg_dump and pg_restore at least as new as the server; alembic there. */
 static void check_tools(pf *p)
 {
@@ -272,6 +329,8 @@ int dgm_preflight(dgm_facts *facts, const dgm_plan *plan, dgm_preflight_mode mod
 		plan_upgrade(&p);
 	}
 	if (mode == DGM_PREFLIGHT_APPLY) {
+		if (!offline)
+			check_privileges(&p);
 		check_tools(&p);
 		check_disk(&p);
 	}

@@ -9,6 +9,7 @@
 #include "dgm/json.h"
 #include "dgm/buf.h"
 #include "dgm/fs.h"
+#include "dgm/history.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
 #include "internal.h"
@@ -101,6 +102,29 @@ static char *join(char *const *v, size_t n)
 	return dgm_buf_detach(&b);
 }
 
+/* The warnings logged during the run (fallbacks among them). */
+static void add_warnings(json_t *j)
+{
+	const char *const *w;
+	size_t n = dgm_log_warnings(&w);
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_string(w[i]));
+	json_object_set_new(j, "warnings", a);
+}
+
+static void md_warnings(dgm_buf *b, json_t *j)
+{
+	size_t i;
+	json_t *w;
+
+	if (json_array_size(json_object_get(j, "warnings")))
+		dgm_buf_puts(b, "\n## Warnings\n\n");
+	json_array_foreach(json_object_get(j, "warnings"), i, w)
+		dgm_buf_printf(b, "- %s\n", json_string_value(w));
+}
+
 static char *report_md(const dgm_job *r, json_t *j)
 {
 	dgm_buf b = DGM_BUF_INIT;
@@ -138,6 +162,7 @@ static char *report_md(const dgm_job *r, json_t *j)
 			       json_string_value(json_object_get(s, "evidence")));
 	}
 	dgm_buf_printf(&b, "| %s | not covered by dgmigrate | | |\n", not_covered);
+	md_warnings(&b, j);
 	free(before);
 	free(after);
 	return dgm_buf_detach(&b);
@@ -193,13 +218,8 @@ static void result_line(const dgm_job *r, const char *outcome, const char *repor
 	dgm_buf_free(&red);
 }
 
-static const char *history_ddl =
-	"CREATE SCHEMA IF NOT EXISTS dgmigrate;"
-	"CREATE TABLE IF NOT EXISTS dgmigrate.runs (run_id text PRIMARY KEY, command text NOT NULL,"
-	" release text, tag text, commit_before text, commit_after text,"
-	" revisions_before text[], revisions_after text[], snapshot_id text, snapshot_sha256 text,"
-	" outcome text NOT NULL, reason text, db_user text DEFAULT current_user, host text,"
-	" started_at timestamptz, finished_at timestamptz DEFAULT now(), report jsonb)";
+/* shared with the restore, which carries the rows over */
+static const char *history_ddl = DGM_HISTORY_DDL;
 
 /* After any restore: a row written before it would be lost with it. */
 static void write_history(const dgm_job *r, json_t *j, const char *reason)
@@ -245,27 +265,35 @@ static void write_history(const dgm_job *r, json_t *j, const char *reason)
 	free(after);
 }
 
-void dgm_job_finish(dgm_job *r, const char *outcome, const dgm_error *e)
+/* Report, then (for a settled run) history row and journal end, then
+ * the "end" event and the result line. */
+static void finish(dgm_job *r, const char *outcome, const dgm_error *e, bool settled)
 {
 	json_t *j = report_json(r, outcome, e);
-	char *report = write_report(r, j);
+	dgm_buf f = DGM_BUF_INIT;
+	char *report;
 
-	if (r->facts.server_version[0])
-		write_history(r, j, r->reason);
-	dgm_job_journal_end(r, outcome, e);
-	{
-		dgm_buf f = DGM_BUF_INIT;
-
-		dgm_buf_puts(&f, "\"outcome\":");
-		dgm_buf_json_str(&f, outcome);
-		dgm_buf_puts(&f, ",\"run\":");
-		dgm_buf_json_str(&f, r->id);
-		dgm_event("end", f.ptr);
-		dgm_buf_free(&f);
+	add_warnings(j);
+	report = write_report(r, j);
+	if (settled) {
+		if (r->facts.server_version[0])
+			write_history(r, j, r->reason);
+		dgm_job_journal_end(r, outcome, e);
 	}
+	dgm_buf_puts(&f, "\"outcome\":");
+	dgm_buf_json_str(&f, outcome);
+	dgm_buf_puts(&f, ",\"run\":");
+	dgm_buf_json_str(&f, r->id);
+	dgm_event("end", f.ptr);
+	dgm_buf_free(&f);
 	result_line(r, outcome, report);
 	free(report);
 	json_decref(j);
+}
+
+void dgm_job_finish(dgm_job *r, const char *outcome, const dgm_error *e)
+{
+	finish(r, outcome, e, true);
 }
 
 /* A run that could not put back everything it changed: the report says
@@ -273,13 +301,5 @@ void dgm_job_finish(dgm_job *r, const char *outcome, const dgm_error *e)
  * `resume` retries and then records the run once. */
 void dgm_job_leave_open(dgm_job *r, const dgm_error *e)
 {
-	json_t *j = report_json(r, "unsettled", e);
-	dgm_buf f = DGM_BUF_INIT;
-
-	write_report(r, j);
-	dgm_buf_puts(&f, "\"outcome\":\"unsettled\",\"run\":");
-	dgm_buf_json_str(&f, r->id);
-	dgm_event("end", f.ptr);
-	dgm_buf_free(&f);
-	json_decref(j);
+	finish(r, "unsettled", e, false);
 }

@@ -164,8 +164,8 @@ bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan, const char *inf
 	s->dump_ms = dgm_now_ms() - start;
 	ok = true;
 out:
-	if (!ok)
-		dgm_info("no server-side copy of '%s' (%s): %s", s->database, why.msg, then_dump ?
+	if (!ok) /* a fallback is never silent: a warning, kept in the run's report */
+		dgm_warn("no server-side copy of '%s' (%s): %s", s->database, why.msg, then_dump ?
 			 "the dump is taken from the database itself" : "taking a pg_dump instead");
 	dgm_error_clear(&why);
 	dgm_buf_free(&who);

@@ -8,7 +8,9 @@
 #include "dgm/archive.h"
 #include "dgm/fault.h"
 #include "dgm/log.h"
+#include "dgm/pg.h"
 #include "dgm/restore.h"
+#include "internal.h"
 
 typedef struct restore_run {
 	const dgm_plan *plan;
@@ -17,6 +19,7 @@ typedef struct restore_run {
 	dgm_db_restore db;
 	dgm_archive_restore_state store;
 	bool store_staged;
+	dgm_restore_path path;
 } restore_run;
 
 static int stage_store(restore_run *r, dgm_error *err)
@@ -58,15 +61,69 @@ static bool want_store(const restore_run *r)
 	return r->o->store && r->snap->has_store && r->plan->model_store.path;
 }
 
+/* Which way the database goes back, from what this role may do: beside
+ * it and swapped where it may create databases, else in place (said
+ * aloud: it is slower and holds locks), else refused before anything. */
+static int choose_path(restore_run *r, dgm_error *err)
+{
+	PGconn *conn = NULL;
+	dgm_db_caps caps;
+	char why[640] = "";
+	int ret = -1;
+
+	if (dgm_pg_connect(&conn, r->plan->database.url, "dgmigrate restore", err) ||
+	    dgm_db_caps_read(&caps, conn, err))
+		goto out;
+	r->path = dgm_db_caps_restore_path(&caps, r->snap->has_dump, why, sizeof(why));
+	if (r->path == DGM_RESTORE_NONE) {
+		dgm_error_set(err, DGM_E_RUN, "role '%s' cannot restore database '%s': %s",
+			      caps.role, caps.database, why);
+		dgm_error_hint(err, "grant it CREATEDB (ALTER ROLE %s CREATEDB), or let it own "
+			       "every object of the database, or restore as a superuser", caps.role);
+		goto out;
+	}
+	if (r->path == DGM_RESTORE_IN_PLACE)
+		dgm_warn("%s: snapshot '%s' is restored in place (pg_restore --clean in one "
+			 "transaction), not beside the database", why, r->snap->id);
+	ret = 0;
+out:
+	dgm_pg_close(conn);
+	return ret;
+}
+
+/* In place, the database goes last: once committed it cannot be undone,
+ * so the model store is swapped (and can still be put back) first. */
+static int restore_in_place(restore_run *r, dgm_error *err)
+{
+	if (dgm_snapshot_verify_dump(r->snap, err))
+		return -1;
+	if (want_store(r) && stage_store(r, err))
+		return -1;
+	if (r->store_staged && !r->store.identical && dgm_archive_restore_swap(&r->store, err))
+		return -1;
+	return dgm_db_restore_in_place(r->plan, r->snap, r->o->terminate, err);
+}
+
 int dgm_snapshot_restore(const dgm_plan *plan, const dgm_snapshot *snap,
 			 const dgm_restore_opts *o, dgm_error *err)
 {
 	restore_run r = { .plan = plan, .snap = snap, .o = o };
 	int ret = -1;
 
+	if (o->database && choose_path(&r, err))
+		goto done;
+	if (r.path == DGM_RESTORE_IN_PLACE) {
+		if (restore_in_place(&r, err))
+			goto out;
+		if (r.store_staged && dgm_archive_restore_commit(&r.store, err))
+			goto done;
+		ret = 0;
+		goto done;
+	}
 	/* each part is checked where it is read, before the swap: the
 	 * database's source when staged, the store entry by entry */
-	if (o->database && dgm_db_restore_stage(&r.db, plan, snap, err))
+	if (o->database && (dgm_db_restore_stage(&r.db, plan, snap, err) ||
+			    dgm_db_restore_keep_state(&r.db, plan, err)))
 		goto out;
 	if (want_store(&r) && stage_store(&r, err))
 		goto out;

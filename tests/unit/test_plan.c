@@ -62,7 +62,8 @@ static const struct broken broken[] = {
 	{ "unknown_key_lists_valid_keys_when_nothing_is_close",
 	  BASE "  colour: red\n",
 	  NAME ":10:3: unknown key 'colour' in 'snapshot'; valid keys are 'directory', 'format', "
-	  "'jobs', 'compression', 'keep', 'min_free', 'rollback_safety', 'keep_copies'",
+	  "'jobs', 'compression', 'keep', 'min_free', 'rollback_safety', 'keep_copies', "
+	  "'allow_no_restore'",
 	  "remove 'colour' or rename it to one of the valid keys" },
 	{ "unknown_top_level_key_lists_valid_keys",
 	  BASE "owner: ops\n",
