@@ -28,4 +28,19 @@ int dgm_snapshot_drop_copy(const dgm_plan *plan, const char *name, dgm_error *er
 /* The copy exists and holds the snapshot's revisions. */
 int dgm_snapshot_check_copy(const dgm_snapshot *s, const dgm_plan *plan, dgm_error *err);
 
+/* A copy's comment: "dgmigrate snapshot copy of <db>: <snapshot folder>". */
+#define DGM_SNAPSHOT_LABEL_HEAD "dgmigrate snapshot copy of %s: "
+/* <database>_dgm_<infix>_<id>, cut to PostgreSQL's 63 bytes. */
+char *dgm_snapshot_copy_name(const char *database, const char *infix, const char *id);
+/* PARTIAL/owner.json: the database the snapshot copies and the name of
+ * the server-side copy it makes (NULL: none yet), written and flushed
+ * before the copy or anything else is made, so a killed run's leftovers
+ * can be told from another database's. */
+int dgm_snapshot_write_owner(const char *partial, const char *database, const char *copy,
+			     dgm_error *err);
+/* Remove what killed snapshots of database left behind (sweep.c); the
+ * caller holds the database's lock. Each failure is also warned about. */
+int dgm_snapshot_sweep(const dgm_plan *plan, const char *database, dgm_error *err);
+void dgm_snapshot_orphans_free_one(dgm_snapshot_orphan *o);
+
 #endif
