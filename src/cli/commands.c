@@ -146,7 +146,9 @@ const dgm_cmd dgm_commands[] = {
 	  graph_opts, 0, 0, NULL },
 	{ "backups", dgm_cmd_backups, "list, take, verify, restore or prune snapshots",
 	  "list PLAN | create PLAN | verify ID PLAN | restore ID PLAN | prune PLAN [--keep N]",
-	  "list    the snapshots in the plan's snapshot.directory, newest first\n"
+	  "list    the snapshots in the plan's snapshot.directory, newest first, then\n"
+	  "        what an unfinished snapshot of the database left (a .partial folder,\n"
+	  "        a server-side copy); --json: one line each, kind \"orphan\"\n"
 	  "create  take a snapshot now (database dump + model store archive, verified)\n"
 	  "verify  re-read a snapshot: every dump file against its SHA-256, pg_restore\n"
 	  "        --list, the archive against its manifest (a database copy: it exists\n"
@@ -157,7 +159,8 @@ const dgm_cmd dgm_commands[] = {
 	  "        swap names; the model store staged beside it and swapped by rename;\n"
 	  "        what they replace is dropped only once both are in place\n"
 	  "prune   remove all but the N newest (default snapshot.keep), database copies\n"
-	  "        dropped with them; the newest is never removed",
+	  "        dropped with them; the newest is never removed; what an unfinished\n"
+	  "        snapshot of the database left goes too (as with resume and the next run)",
 	  backups_opts, 2, 3, NULL },
 	{ "resume", dgm_cmd_resume, "finish or undo an interrupted run from the journal", "PLAN",
 	  "Find the newest run in the plan's state folder whose journal has no end\n"

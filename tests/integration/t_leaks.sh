@@ -101,6 +101,15 @@ test_prune_drops_what_a_killed_restore_left() {
 	make_lookalikes
 	DGMIGRATE_FAULT_KILL_AT=snapshot-copy run_dgm backups restore "$(ls backups | grep -v -e partial -e state)" plan.yaml
 	kill_during_copy
+	# a copy that cannot be dropped is named, with the SQL to drop it by
+	# hand, and its folder stays so the next sweep tries again
+	pg_admin -q -c "ALTER DATABASE \"$copy\" IS_TEMPLATE true" >/dev/null
+	run_dgm backups prune plan.yaml
+	expect_rc 0
+	expect_err "cannot drop '$copy', the copy of unfinished snapshot '$id'"
+	expect_err "DROP DATABASE \"$copy\" WITH (FORCE);"
+	[[ -f backups/$id.partial/owner.json ]] || fail "the folder naming the copy was removed"
+	pg_admin -q -c "ALTER DATABASE \"$copy\" IS_TEMPLATE false" >/dev/null
 	run_dgm backups prune plan.yaml
 	expect_rc 0
 	expect_swept
@@ -115,10 +124,18 @@ test_dump_killed_midway_is_swept_by_prune() {
 	[[ -d backups/$id.partial/db.partial ]] || fail "no half-written dump: $(ls -R backups)"
 	run_dgm backups list plan.yaml
 	expect_out "$id: left by a snapshot that did not finish: folder '$PWD/backups/$id.partial'"
+	# folders that do not say whose they are (an older dgmigrate's): an
+	# empty one goes, one with content is only shown
+	mkdir backups/20990101T000000Z-0001.partial backups/20990101T000000Z-0002.partial
+	touch backups/20990101T000000Z-0002.partial/models.tar.zst.tmp
 	run_dgm backups prune plan.yaml
 	expect_rc 0
 	expect_err "removing '$PWD/backups/$id.partial', the folder of an unfinished snapshot"
 	[[ ! -e backups/$id.partial ]] || fail "the killed snapshot's folder is still there"
+	[[ ! -e backups/20990101T000000Z-0001.partial ]] || fail "an empty unfinished folder is still there"
+	[[ -e backups/20990101T000000Z-0002.partial ]] || fail "a folder nobody can be told to own was removed"
+	run_dgm backups list plan.yaml
+	expect_out "20990101T000000Z-0002: left by a snapshot that did not finish: folder '$PWD/backups/20990101T000000Z-0002.partial' (it does not say whose it is)"
 	expect_lookalikes_kept
 }
 
