@@ -39,8 +39,9 @@ char *dgm_snapshot_copy_name(const char *database, const char *infix, const char
 int dgm_snapshot_write_owner(const char *partial, const char *database, const char *copy,
 			     dgm_error *err);
 /* Remove what killed snapshots of database left behind (sweep.c); the
- * caller holds the database's lock. Each failure is also warned about. */
-int dgm_snapshot_sweep(const dgm_plan *plan, const char *database, dgm_error *err);
+ * caller holds the database's lock. Each problem is warned about (it
+ * never stops a run): -1 if there was one. */
+int dgm_snapshot_sweep(const dgm_plan *plan, const char *database);
 void dgm_snapshot_orphans_free_one(dgm_snapshot_orphan *o);
 
 #endif

@@ -272,17 +272,6 @@ static int check_space(const dgm_plan *plan, dgm_error *err)
 	return 0;
 }
 
-/* What a killed snapshot of this database left: the caller holds the
- * database's lock, so no other run is writing one. */
-static void sweep(const dgm_plan *plan, const char *database)
-{
-	dgm_error e = DGM_ERROR_INIT;
-
-	if (dgm_snapshot_sweep(plan, database, &e) && e.code != DGM_OK)
-		dgm_debug("sweep: %s", e.msg); /* each problem was warned about */
-	dgm_error_clear(&e);
-}
-
 /* A failed snapshot: its copy first, so a copy that cannot be dropped
  * keeps its folder (and owner.json) for the next run's sweep. */
 static void discard(const dgm_plan *plan, const dgm_snapshot *s, const char *partial)
@@ -319,7 +308,9 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 		goto out;
 	if (record_db_state(s, plan, err))
 		goto out;
-	sweep(plan, s->database);
+	/* what a killed snapshot of this database left: the caller holds
+	 * the database's lock, so no other run is writing one */
+	dgm_snapshot_sweep(plan, s->database);
 	partial = dgm_xasprintf("%s/%s.partial", plan->snapshot.directory, s->id);
 	s->dir = dgm_xstrdup(partial);
 	if (dgm_fs_mkdir_p(partial, 0700, err) ||

@@ -297,7 +297,7 @@ static int drop_orphan_copy(PGconn *conn, const dgm_snapshot_orphan *o, dgm_erro
 static int remove_orphan(PGconn *conn, const dgm_snapshot_orphan *o, dgm_error *err)
 {
 	if (o->copy) {
-		if (o->copy_exists || o->dir)
+		if (o->copy_exists)
 			dgm_info("dropping '%s', the copy of an unfinished snapshot", o->copy);
 		if (drop_orphan_copy(conn, o, err))
 			return -1;
@@ -319,32 +319,43 @@ static void remove_unowned(const dgm_snapshot_orphan *o)
 			 "(remove it by hand if no run is writing it)", o->dir);
 }
 
-int dgm_snapshot_sweep(const dgm_plan *plan, const char *database, dgm_error *err)
+/* Each problem is warned about as it comes; -1 if there was one. */
+static int sweep_with(PGconn *conn, const dgm_plan *plan, const char *database)
 {
 	dgm_snapshot_orphan *all = NULL;
-	PGconn *conn = NULL;
+	dgm_error e = DGM_ERROR_INIT;
 	size_t n = 0;
-	int ret = -1;
+	int ret = 0;
 
-	if (dgm_pg_connect_db(&conn, plan->database.url, MAINTENANCE_DB, "dgmigrate snapshot", err))
-		return -1;
-	if (find(&all, &n, conn, plan, database, err))
-		goto out;
-	ret = 0;
-	for (size_t i = 0; i < n; i++) {
-		dgm_error e = DGM_ERROR_INIT;
-
+	if (find(&all, &n, conn, plan, database, &e)) {
+		dgm_warn("cannot look for what killed snapshots left behind: %s", e.msg);
+		ret = -1;
+	}
+	for (size_t i = 0; ret == 0 && i < n; i++) {
 		if (!all[i].database)
 			remove_unowned(&all[i]);
 		else if (remove_orphan(conn, &all[i], &e)) {
-			if (ret == 0)
-				*err = e;
+			dgm_warn("%s%s%s", e.msg, e.hint[0] ? "; " : "", e.hint);
 			ret = -1;
-			dgm_warn("%s; %s", e.msg, e.hint);
 		}
+		dgm_error_clear(&e);
 	}
-out:
+	dgm_error_clear(&e);
 	dgm_snapshot_orphans_free(all, n);
+	return ret;
+}
+
+int dgm_snapshot_sweep(const dgm_plan *plan, const char *database)
+{
+	dgm_error e = DGM_ERROR_INIT;
+	PGconn *conn = NULL;
+	int ret;
+
+	if (dgm_pg_connect_db(&conn, plan->database.url, MAINTENANCE_DB, "dgmigrate snapshot", &e)) {
+		dgm_warn("cannot look for what killed snapshots left behind: %s", e.msg);
+		return -1;
+	}
+	ret = sweep_with(conn, plan, database);
 	dgm_pg_close(conn);
 	return ret;
 }
@@ -356,19 +367,17 @@ void dgm_snapshot_sweep_locked(const dgm_plan *plan)
 	PGconn *conn = NULL;
 	dgm_lock lock = { 0 };
 
-	if (open_server(&database, &conn, plan, &e) == 0) {
-		dgm_pg_close(conn);
-		if (dgm_lock_acquire(&lock, plan->database.url, "sweep", 0, &e) == 0) {
-			if (dgm_snapshot_sweep(plan, database, &e))
-				dgm_error_clear(&e); /* each one was reported */
-			dgm_lock_release(&lock);
-		}
+	if (open_server(&database, &conn, plan, &e) == 0 &&
+	    dgm_lock_acquire(&lock, plan->database.url, "sweep", 0, &e) == 0) {
+		sweep_with(conn, plan, database);
+		dgm_lock_release(&lock);
 	}
 	if (e.code == DGM_E_LOCK)
 		dgm_info("unfinished snapshots left alone: another run holds the lock");
 	else if (e.code != DGM_OK)
 		dgm_warn("cannot look for what killed snapshots left behind: %s", e.msg);
 	dgm_error_clear(&e);
+	dgm_pg_close(conn);
 	free(database);
 }
 
