@@ -38,9 +38,10 @@ char *dgm_snapshot_copy_name(const char *database, const char *infix, const char
  * can be told from another database's. */
 int dgm_snapshot_write_owner(const char *partial, const char *database, const char *copy,
 			     dgm_error *err);
-/* Remove what killed snapshots of database left behind (sweep.c); the
- * caller holds the database's lock. Each problem is warned about (it
- * never stops a run): -1 if there was one. */
+/* Remove what killed snapshots of database left behind (sweep.c). The
+ * caller holds the database's lock and has connected to the database
+ * (so a killed run's copy is over: sweep.c). Each problem is warned
+ * about (it never stops a run): -1 if there was one. */
 int dgm_snapshot_sweep(const dgm_plan *plan, const char *database);
 void dgm_snapshot_orphans_free_one(dgm_snapshot_orphan *o);
 

@@ -203,7 +203,11 @@ static int find(dgm_snapshot_orphan **out, size_t *n, PGconn *conn, const dgm_pl
 }
 
 /* The plan's database as the server names it, and a session in the
- * maintenance database (a copy cannot be dropped from inside it). */
+ * maintenance database (a copy cannot be dropped from inside it). A
+ * killed run's CREATE DATABASE ... TEMPLATE goes on without its client,
+ * but it keeps new sessions out of the database it copies until it ends:
+ * once connected there, its copy is committed or gone, never appearing
+ * after the sweep's DROP. */
 static int open_server(char **database, PGconn **conn, const dgm_plan *plan, dgm_error *err)
 {
 	PGconn *target = NULL;
@@ -247,43 +251,9 @@ out:
 	return ret;
 }
 
-/* A killed run's CREATE DATABASE may still be copying on the server
- * (the backend only notices its client is gone when it answers): the
- * copy appears once it commits, after any DROP. Stop it and wait. */
-static int stop_copying(PGconn *conn, const char *copy, dgm_error *err)
-{
-	char *quoted = dgm_pg_quote_ident(conn, copy);
-	const char *params[] = { quoted };
-	PGresult *res = NULL;
-	int ret = -1, left = 1;
-
-	for (int tries = 0; tries < 600 && left; tries++) {
-		if (dgm_pg_query(&res, conn, "SELECT count(pg_terminate_backend(pid))"
-				 " FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
-				 " AND query ILIKE 'CREATE DATABASE %' AND position($1 IN query) > 0",
-				 1, params, err))
-			goto out;
-		left = atoi(PQgetvalue(res, 0, 0));
-		PQclear(res);
-		res = NULL;
-		if (left && tries == 0)
-			dgm_info("stopping the CREATE DATABASE of '%s' a killed run left running", copy);
-		if (left)
-			usleep(100 * 1000);
-	}
-	if (left) {
-		dgm_error_set(err, DGM_E_PG, "a session still copies the database into '%s'", copy);
-		goto out;
-	}
-	ret = 0;
-out:
-	free(quoted);
-	return ret;
-}
-
 static int drop_orphan_copy(PGconn *conn, const dgm_snapshot_orphan *o, dgm_error *err)
 {
-	if (stop_copying(conn, o->copy, err) || dgm_pg_drop_database(conn, o->copy, true, err)) {
+	if (dgm_pg_drop_database(conn, o->copy, true, err)) {
 		dgm_error_prefix(err, "cannot drop '%s', the copy of unfinished snapshot '%s'",
 				 o->copy, o->id);
 		dgm_error_hint(err, "drop it by hand: DROP DATABASE \"%s\" WITH (FORCE);", o->copy);
