@@ -8,6 +8,7 @@
 #define DGM_LOCK_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 #include "dgm/error.h"
 
@@ -20,6 +21,9 @@ typedef struct dgm_lock {
  * up to that long. `what` describes this run ("apply", "rollback"). */
 int dgm_lock_acquire(dgm_lock *lock, const char *url, const char *what, long wait_ms,
 		     dgm_error *err);
+/* Whether some session holds target's lock now (read from pg_locks
+ * through conn, any database of the server; nothing is taken). */
+int dgm_lock_is_held(bool *held, PGconn *conn, const char *target, dgm_error *err);
 /* Release and close. NULL-safe, idempotent. */
 void dgm_lock_release(dgm_lock *lock);
 

@@ -122,6 +122,29 @@ int dgm_snapshot_trim_copies(const dgm_plan *plan, int keep, dgm_error *err);
 int dgm_snapshot_copies_size(long long *bytes, int *count, const dgm_plan *plan,
 			     const dgm_snapshot *all, size_t n, dgm_error *err);
 
+/* What a killed snapshot of the plan's database left behind: its
+ * <id>.partial folder (database NULL when the folder does not say whose
+ * it is) and the server-side copy it was making; or a copy labelled for
+ * a snapshot folder of this plan that is gone (dir NULL). */
+typedef struct dgm_snapshot_orphan {
+	char *id;
+	char *dir;                /* the .partial folder, or NULL */
+	char *database;           /* the database it is a snapshot of */
+	char *copy;               /* its server-side copy, or NULL */
+	bool copy_exists;
+} dgm_snapshot_orphan;
+
+/* List them (nothing changes). in_progress: a run holds the database's
+ * lock, so they may be that run's snapshot being written. */
+int dgm_snapshot_orphans(dgm_snapshot_orphan **out, size_t *n, bool *in_progress,
+			 const dgm_plan *plan, dgm_error *err);
+void dgm_snapshot_orphans_free(dgm_snapshot_orphan *list, size_t n);
+
+/* Take the database's lock and remove them (copies, then folders); a
+ * held lock or an unreachable server is only reported: never fails the
+ * caller. dgm_snapshot_create does the same under the caller's lock. */
+void dgm_snapshot_sweep_locked(const dgm_plan *plan);
+
 void dgm_snapshot_free(dgm_snapshot *snap);
 void dgm_snapshot_list_free(dgm_snapshot *list, size_t n);
 

@@ -1,4 +1,5 @@
 /* backups.c - `dgmigrate backups list|create|verify|prune`. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,8 +64,62 @@ static void print_one(const dgm_snapshot *s, const char *held)
 	printf(" %8.1f%s\n", (double)s->archive_bytes / 1048576.0, s->store_from ? " (linked)" : "");
 }
 
-/* One JSON document (an array), as every listing prints with --json. */
-static void print_json(const dgm_snapshot *all, size_t n, git_repository *repo)
+static json_t *orphan_json(const dgm_snapshot_orphan *o, bool in_progress)
+{
+	json_t *db = json_pack("{s:s?}", "name", o->database);
+
+	if (o->copy) {
+		json_object_set_new(db, "copy", json_string(o->copy));
+		json_object_set_new(db, "copy_exists", json_boolean(o->copy_exists));
+	}
+	return json_pack("{s:s, s:s, s:s?, s:o, s:s}", "id", o->id, "kind", "orphan",
+			 "folder", o->dir, "database", db, "state",
+			 in_progress ? "in progress" : "left by a run that did not finish");
+}
+
+static void print_orphan(const dgm_snapshot_orphan *o, bool in_progress)
+{
+	printf("%s: %s %s", o->id, in_progress ? "unfinished snapshot (a run holding the lock "
+	       "may be writing it):" : "left by a snapshot that did not finish:",
+	       o->dir ? "folder" : "database copy");
+	if (o->dir)
+		printf(" '%s'%s", o->dir, o->database ? "" : " (it does not say whose it is)");
+	if (o->dir && o->copy)
+		printf(" and database copy");
+	if (o->copy)
+		printf(" '%s'%s", o->copy, o->copy_exists ? "" : " (not on the server)");
+	printf("\n");
+}
+
+/* Unfinished snapshots of this database: after the list, or into the
+ * JSON array. Needs the server; without it, a warning. */
+static void list_orphans(const dgm_plan *plan, json_t *json)
+{
+	dgm_snapshot_orphan *o = NULL;
+	dgm_error e = DGM_ERROR_INIT;
+	bool in_progress = false;
+	size_t n = 0;
+
+	if (dgm_snapshot_orphans(&o, &n, &in_progress, plan, &e)) {
+		dgm_warn("cannot look for unfinished snapshots: %s", e.msg);
+		dgm_error_clear(&e);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (json)
+			json_array_append_new(json, orphan_json(&o[i], in_progress));
+		else
+			print_orphan(&o[i], in_progress);
+	}
+	if (!json && n && !in_progress)
+		printf("('dgmigrate resume PLAN', the next apply or rollback, or 'dgmigrate backups "
+		       "prune PLAN' removes what a killed snapshot left)\n");
+	dgm_snapshot_orphans_free(o, n);
+}
+
+/* One JSON document (an array), as every listing prints with --json:
+ * the snapshots, then what unfinished ones left (kind "orphan"). */
+static void print_json(const dgm_snapshot *all, size_t n, git_repository *repo, json_t *orphans)
 {
 	json_t *arr = json_array();
 	char held[256], *text;
@@ -78,6 +133,7 @@ static void print_json(const dgm_snapshot *all, size_t n, git_repository *repo)
 		json_array_append_new(arr, o);
 		free(one);
 	}
+	json_array_extend(arr, orphans);
 	text = json_dumps(arr, JSON_COMPACT);
 	printf("%s\n", text);
 	free(text);
@@ -112,7 +168,11 @@ static int list(const dgm_plan *plan, bool json, dgm_error *err)
 	if (dgm_git_open(&repo, plan->release.repository, &ignore))
 		repo = NULL;
 	if (json) {
-		print_json(all, n, repo);
+		json_t *orphans = json_array();
+
+		list_orphans(plan, orphans);
+		print_json(all, n, repo, orphans);
+		json_decref(orphans);
 		goto out;
 	}
 	printf("%-24s %-12s %-20s %-14s %-26s %8s %8s\n", "ID", "KIND", "CREATED", "HOLDS",
@@ -134,6 +194,7 @@ static int list(const dgm_plan *plan, bool json, dgm_error *err)
 			printf("%s: taken before applying '%s'\n", all[i].id, all[i].tag);
 	}
 	print_copies_size(plan, all, n);
+	list_orphans(plan, NULL);
 out:
 	dgm_git_close(repo);
 	dgm_snapshot_list_free(all, n);
@@ -240,6 +301,7 @@ static int prune(const dgm_plan *plan, const char *keep_arg, bool force, dgm_err
 					     "least 1, got '%s'", keep_arg);
 		keep = (int)k;
 	}
+	dgm_snapshot_sweep_locked(plan);
 	if (dgm_snapshot_prune(&removed, plan, keep, force, dgm_release_snapshot_in_use,
 			       (void *)plan, err))
 		return -1;

@@ -151,7 +151,9 @@ const dgm_cmd dgm_commands[] = {
 	  "list PLAN | create PLAN | verify ID PLAN | restore ID PLAN | prune PLAN [--keep N] [--force]",
 	  "list    the snapshots in the plan's snapshot.directory, newest first, each\n"
 	  "        with the release whose state it holds (the tags at the commit that\n"
-	  "        was checked out when it was taken); --json prints one JSON array\n"
+	  "        was checked out when it was taken), then what an unfinished snapshot\n"
+	  "        of the database left (a .partial folder, a server-side copy); --json\n"
+	  "        prints one JSON array, leftovers with kind \"orphan\"\n"
 	  "create  take a snapshot now (database dump + model store archive, verified)\n"
 	  "verify  re-read a snapshot: every dump file against its SHA-256, pg_restore\n"
 	  "        --list, the archive against its manifest (a database copy: it exists\n"
@@ -167,7 +169,8 @@ const dgm_cmd dgm_commands[] = {
 	  "prune   remove all but the N newest (default snapshot.keep), database copies\n"
 	  "        dropped with them; the newest is never removed, nor (without --force)\n"
 	  "        the newest pre-apply snapshot: a rollback to the previous release\n"
-	  "        restores it",
+	  "        restores it; what an unfinished snapshot of the database left goes too\n"
+	  "        (as with resume and the next run)",
 	  backups_opts, 2, 3, NULL },
 	{ "resume", dgm_cmd_resume, "finish or undo an interrupted run from the journal", "PLAN",
 	  "Find the newest run in the plan's state folder whose journal has no end\n"

@@ -317,13 +317,32 @@ out:
 	return ret;
 }
 
+/* The end of stderr for a message: whole lines only (the kept tail may
+ * start mid-line), and short enough that the message around it does
+ * not cut off its last line, which usually says what went wrong. */
+static const char *tail_lines(const dgm_child *c)
+{
+	const size_t max = DGM_ERROR_MSG_MAX / 2;
+	const char *t = c->err_tail, *nl;
+	size_t len = strlen(t);
+	bool cut = len == sizeof(c->err_tail) - 1;
+
+	if (len > max) {
+		t += len - max;
+		cut = true;
+	}
+	if (cut && (nl = strchr(t, '\n')) != NULL && nl[1])
+		t = nl + 1;
+	return *t ? t : "(no output on stderr)";
+}
+
 int dgm_run(dgm_child *c, dgm_error *err)
 {
 	const char *tail;
 
 	if (dgm_run_status(c, err) != 0)
 		return -1;
-	tail = c->err_tail[0] ? c->err_tail : "(no output on stderr)";
+	tail = tail_lines(c);
 	if (c->cancelled)
 		return dgm_error_set(err, DGM_E_CHILD, "'%s' was stopped: %s", c->argv[0],
 				     dgm_run_interrupted ? "interrupted" : "the run is being cancelled");

@@ -1,5 +1,6 @@
 /* lock.c - the per-database advisory lock. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -118,4 +119,18 @@ void dgm_lock_release(dgm_lock *lock)
 		return;
 	dgm_pg_close(lock->conn); /* closing the session releases the lock */
 	lock->conn = NULL;
+}
+
+int dgm_lock_is_held(bool *held, PGconn *conn, const char *target, dgm_error *err)
+{
+	const char *params[] = { target };
+	PGresult *res = NULL;
+
+	if (dgm_pg_query(&res, conn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+			 " AND granted AND classid = 1684500333::oid AND objid = hashtext($1)::oid"
+			 " AND objsubid = 2", 1, params, err))
+		return -1;
+	*held = atoi(PQgetvalue(res, 0, 0)) > 0;
+	PQclear(res);
+	return 0;
 }

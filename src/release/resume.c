@@ -201,6 +201,7 @@ int dgm_release_resume(const dgm_plan *plan, dgm_error *err)
 	dgm_job r;
 	int ret = -1;
 
+	dgm_snapshot_sweep_locked(plan); /* what a killed snapshot left (sweep.c) */
 	if (find_unfinished(&v, plan, err))
 		return -1;
 	if (!v.path) {

@@ -4,11 +4,10 @@
  * seconds where pg_dump takes minutes, which is what a rollback's safety
  * snapshot needs. It cannot run while another session is connected to
  * the target; the caller then takes a dump instead. */
-#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "dgm/buf.h"
 #include "dgm/clock.h"
@@ -28,8 +27,10 @@ int dgm_snapshot_drop_copy(const dgm_plan *plan, const char *name, dgm_error *er
 		return -1;
 	ret = dgm_pg_drop_database(conn, name, true, err);
 	dgm_pg_close(conn);
-	if (ret)
+	if (ret) {
 		dgm_error_prefix(err, "cannot drop the database copy '%s'", name);
+		dgm_error_hint(err, "drop it by hand: DROP DATABASE \"%s\" WITH (FORCE);", name);
+	}
 	return ret;
 }
 
@@ -42,18 +43,13 @@ int dgm_snapshot_check_copy(const dgm_snapshot *s, const dgm_plan *plan, dgm_err
 	return 0;
 }
 
-/* A copy's comment: "dgmigrate snapshot copy of <db>: <snapshot folder>". */
-#define LABEL_HEAD "dgmigrate snapshot copy of %s: "
-
 /* Each copy says, in its comment, the database it copies and the
- * snapshot folder it belongs to: only a copy of this database for a
- * folder of this plan's snapshot directory is ever taken for an orphan
- * (another database may share the copy names' 30-byte prefix, and the
- * sweep runs under this database's lock only). */
+ * snapshot folder it belongs to (sweep.c: a copy whose folder is gone is
+ * an orphan). */
 static int label_copy(PGconn *conn, const char *copy, const char *db, const char *snapdir,
 		      dgm_error *err)
 {
-	char *text = dgm_xasprintf(LABEL_HEAD "%s", db, snapdir);
+	char *text = dgm_xasprintf(DGM_SNAPSHOT_LABEL_HEAD "%s", db, snapdir);
 	char *lit = PQescapeLiteral(conn, text, strlen(text));
 	char *fmt = dgm_xasprintf("COMMENT ON DATABASE %%s IS %s", lit ? lit : "''");
 	int ret = dgm_pg_exec_ident(conn, fmt, copy, NULL, err);
@@ -64,42 +60,49 @@ static int label_copy(PGconn *conn, const char *copy, const char *db, const char
 	return ret;
 }
 
-/* A copy whose snapshot folder was never completed (a run killed while
- * it was made) would hold the database's size on the server for good:
- * such copies are dropped. Runs under the database's lock, so no other
- * dgmigrate is making one for this database. */
-static void drop_orphans(PGconn *conn, const dgm_plan *plan, const char *db)
+/* Fault injection for the leak tests: DGMIGRATE_FAULT_KILL_AT=
+ * snapshot-copy dies as a kill -9 in the middle of the copy would: once
+ * CREATE DATABASE has reached the server (which goes on copying). */
+static void fault_kill_during_copy(PGconn *conn, const char *copy, const char *from)
 {
-	char *prefix = dgm_xasprintf("%.30s_dgm_", db);
-	char *head = dgm_xasprintf(LABEL_HEAD, db);
-	char *mine = dgm_xasprintf("%s%s/", head, plan->snapshot.directory);
-	const char *params[] = { prefix, mine };
-	PGresult *res = NULL;
+	const char *at = getenv("DGMIGRATE_FAULT_KILL_AT");
+	char *a, *b, *sql;
+
+	if (!at || strcmp(at, "snapshot-copy") != 0)
+		return;
+	a = dgm_pg_quote_ident(conn, copy);
+	b = dgm_pg_quote_ident(conn, from);
+	sql = dgm_xasprintf("CREATE DATABASE %s TEMPLATE %s%s", a, b,
+			    PQserverVersion(conn) >= 150000 ? " STRATEGY FILE_COPY" : "");
+	if (PQsendQuery(conn, sql))
+		while (PQflush(conn) > 0)
+			;
+	raise(SIGKILL);
+	free(sql);
+	free(b);
+	free(a);
+}
+
+/* The copy, recorded in the snapshot's folder before it is made. */
+static int make_copy(PGconn *conn, const dgm_snapshot *s, const char *copy, dgm_error *err)
+{
+	if (dgm_snapshot_write_owner(s->dir, s->database, copy, err))
+		return -1;
+	dgm_info("copying database '%s' on the server (CREATE DATABASE %s TEMPLATE ...)",
+		 s->database, copy);
+	fault_kill_during_copy(conn, copy, s->database);
+	return dgm_pg_copy_database(conn, copy, s->database, err);
+}
+
+/* A copy made but not usable goes; one that cannot be dropped is named. */
+static void drop_failed_copy(PGconn *conn, const char *copy)
+{
 	dgm_error e = DGM_ERROR_INIT;
-	struct stat st;
 
-	if (dgm_pg_query(&res, conn, "SELECT datname, shobj_description(oid, 'pg_database')"
-			 " FROM pg_database WHERE left(datname, length($1)) = $1"
-			 " AND substr(datname, length($1) + 1, 5) IN ('safe_', 'snap_')"
-			 " AND left(shobj_description(oid, 'pg_database'), length($2)) = $2",
-			 2, params, &e) == 0) {
-		for (int i = 0; i < PQntuples(res); i++) {
-			const char *name = PQgetvalue(res, i, 0);
-			const char *dir = PQgetvalue(res, i, 1) + strlen(head);
-
-			if (stat(dir, &st) == 0 || errno != ENOENT)
-				continue;
-			dgm_info("dropping '%s', the copy of an unfinished snapshot", name);
-			if (dgm_pg_drop_database(conn, name, true, &e))
-				dgm_warn("%s", e.msg);
-			dgm_error_clear(&e);
-		}
-	}
+	if (dgm_pg_drop_database(conn, copy, true, &e))
+		dgm_warn("cannot drop the database copy '%s' (%s): drop it by hand: "
+			 "DROP DATABASE \"%s\" WITH (FORCE);", copy, e.msg, copy);
 	dgm_error_clear(&e);
-	PQclear(res);
-	free(mine);
-	free(head);
-	free(prefix);
 }
 
 /* Who else is connected to db (a TEMPLATE copy needs nobody). */
@@ -129,7 +132,7 @@ bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan, const char *inf
 	PGconn *conn = NULL;
 	dgm_buf who = DGM_BUF_INIT;
 	dgm_error why = DGM_ERROR_INIT;
-	char *copy = dgm_xasprintf("%.30s_dgm_%s_%.22s", s->database, infix, s->id);
+	char *copy = dgm_snapshot_copy_name(s->database, infix, s->id);
 	char *snapdir = dgm_xasprintf("%s/%s", plan->snapshot.directory, s->id);
 	long start = dgm_now_ms();
 	bool ok = false;
@@ -138,7 +141,6 @@ bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan, const char *inf
 	if (dgm_pg_connect_db(&conn, plan->database.url, MAINTENANCE_DB, "dgmigrate snapshot",
 			      &why))
 		goto out;
-	drop_orphans(conn, plan, s->database);
 	n = other_sessions(&who, conn, s->database, &why);
 	if (n != 0) {
 		if (n > 0)
@@ -146,17 +148,14 @@ bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan, const char *inf
 				      n == 1 ? " is" : "s are", s->database, who.ptr);
 		goto out;
 	}
-	dgm_info("copying database '%s' on the server (CREATE DATABASE %s TEMPLATE ...)",
-		 s->database, copy);
-	if (dgm_pg_copy_database(conn, copy, s->database, &why))
+	if (make_copy(conn, s, copy, &why))
 		goto out;
 	dgm_fault_point("snapshot.copied");
 	s->db_copy = copy;
 	copy = NULL;
-	if (label_copy(conn, s->db_copy, s->database, snapdir, &why) || dgm_snapshot_check_copy(s, plan, &why)) {
-		dgm_error ignore = DGM_ERROR_INIT;
-
-		dgm_pg_drop_database(conn, s->db_copy, true, &ignore);
+	if (label_copy(conn, s->db_copy, s->database, snapdir, &why) ||
+	    dgm_snapshot_check_copy(s, plan, &why)) {
+		drop_failed_copy(conn, s->db_copy);
 		free(s->db_copy);
 		s->db_copy = NULL;
 		goto out;

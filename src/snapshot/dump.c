@@ -1,4 +1,6 @@
 /* dump.c - pg_dump into a snapshot, verified with pg_restore --list. */
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,23 +97,62 @@ int dgm_dump_list(int *entries, const char *path, dgm_dump_format format, dgm_er
 typedef struct dump_progress {
 	dgm_progress_state st;
 	int done, total;
+	dgm_buf errors;            /* pg_dump's own error lines, not its progress */
 } dump_progress;
+
+static bool starts(const char *s, const char *head)
+{
+	return !strncmp(s, head, strlen(head));
+}
+
+/* --verbose progress ("pg_dump: reading ...") fills the stderr tail that
+ * a failure would show: keep what pg_dump says about the failure. */
+static bool is_error_line(const char *line)
+{
+	return *line && (!starts(line, "pg_dump: ") || starts(line, "pg_dump: error:") ||
+			 starts(line, "pg_dump: detail:") || starts(line, "pg_dump: hint:") ||
+			 starts(line, "pg_dump: warning:") || starts(line, "pg_dump: fatal:"));
+}
+
+/* Fault injection for the leak tests: DGMIGRATE_FAULT_KILL_AT=
+ * snapshot-dump dies as a kill -9 in the middle of pg_dump would, once
+ * it copies table data. */
+static void fault_kill_during_dump(void)
+{
+	const char *at = getenv("DGMIGRATE_FAULT_KILL_AT");
+
+	if (at && !strcmp(at, "snapshot-dump"))
+		raise(SIGKILL);
+}
 
 /* pg_dump --verbose says "dumping contents of table ..." per table. */
 static void on_dump_line(const char *line, int fd, void *payload)
 {
 	dump_progress *p = payload;
 
-	if (fd != 2 || !strstr(line, "dumping contents of table"))
+	if (fd != 2)
 		return;
+	if (is_error_line(line) && p->errors.len < 1200)
+		dgm_buf_printf(&p->errors, "%s%s", p->errors.len ? "; " : "", line);
+	if (!strstr(line, "dumping contents of table"))
+		return;
+	fault_kill_during_dump();
 	if (p->done < p->total)
 		p->done++;
 	dgm_progress(&p->st, p->done, p->total);
 }
 
+/* A failed pg_dump: its error lines, when it said any. */
+static void dump_error(const dgm_child *c, const dump_progress *p, dgm_error *err)
+{
+	if (c->exit_code > 0 && !c->cancelled && !c->timed_out && p->errors.len)
+		dgm_error_set(err, DGM_E_CHILD, "'pg_dump' terminated unexpectedly [%d]: %s",
+			      c->exit_code, dgm_buf_cstr(&p->errors));
+}
+
 static int run_pg_dump(const dgm_dump_opts *o, const char *partial, int tables, dgm_error *err)
 {
-	dump_progress prog = { DGM_PROGRESS_INIT("database", "tables"), 0, tables };
+	dump_progress prog = { DGM_PROGRESS_INIT("database", "tables"), 0, tables, DGM_BUF_INIT };
 	char jobs[16], level[16], file_opt[4096];
 	const char *argv[14];
 	char **env = NULL;
@@ -151,7 +192,10 @@ static int run_pg_dump(const dgm_dump_opts *o, const char *partial, int tables, 
 		ret = dgm_run(&c, err);
 		if (ret == 0)
 			dgm_progress(&prog.st, tables, tables);
+		else
+			dump_error(&c, &prog, err);
 	}
+	dgm_buf_free(&prog.errors);
 	dgm_pg_env_free(env);
 	return ret;
 }

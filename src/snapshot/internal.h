@@ -28,4 +28,21 @@ int dgm_snapshot_drop_copy(const dgm_plan *plan, const char *name, dgm_error *er
 /* The copy exists and holds the snapshot's revisions. */
 int dgm_snapshot_check_copy(const dgm_snapshot *s, const dgm_plan *plan, dgm_error *err);
 
+/* A copy's comment: "dgmigrate snapshot copy of <db>: <snapshot folder>". */
+#define DGM_SNAPSHOT_LABEL_HEAD "dgmigrate snapshot copy of %s: "
+/* <database>_dgm_<infix>_<id>, cut to PostgreSQL's 63 bytes. */
+char *dgm_snapshot_copy_name(const char *database, const char *infix, const char *id);
+/* PARTIAL/owner.json: the database the snapshot copies and the name of
+ * the server-side copy it makes (NULL: none yet), written and flushed
+ * before the copy or anything else is made, so a killed run's leftovers
+ * can be told from another database's. */
+int dgm_snapshot_write_owner(const char *partial, const char *database, const char *copy,
+			     dgm_error *err);
+/* Remove what killed snapshots of database left behind (sweep.c). The
+ * caller holds the database's lock and has connected to the database
+ * (so a killed run's copy is over: sweep.c). Each problem is warned
+ * about (it never stops a run): -1 if there was one. */
+int dgm_snapshot_sweep(const dgm_plan *plan, const char *database);
+void dgm_snapshot_orphans_free_one(dgm_snapshot_orphan *o);
+
 #endif

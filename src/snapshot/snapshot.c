@@ -273,6 +273,22 @@ static int check_space(const dgm_plan *plan, dgm_error *err)
 	return 0;
 }
 
+/* A failed snapshot: its copy first, so a copy that cannot be dropped
+ * keeps its folder (and owner.json) for the next run's sweep. */
+static void discard(const dgm_plan *plan, const dgm_snapshot *s, const char *partial)
+{
+	dgm_error e = DGM_ERROR_INIT;
+
+	if (s->db_copy && dgm_snapshot_drop_copy(plan, s->db_copy, &e)) {
+		dgm_warn("%s; %s", e.msg, e.hint);
+		dgm_error_clear(&e);
+		return;
+	}
+	if (dgm_fs_remove_tree(partial, &e))
+		dgm_warn("%s", e.msg);
+	dgm_error_clear(&e);
+}
+
 int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 			const dgm_snapshot_opts *opts, dgm_error *err)
 {
@@ -291,9 +307,15 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 	s->created = (long long)time(NULL);
 	if (dgm_fs_mkdir_p(plan->snapshot.directory, 0700, err) || check_space(plan, err))
 		goto out;
+	if (record_db_state(s, plan, err))
+		goto out;
+	/* what a killed snapshot of this database left: the caller holds
+	 * the database's lock, so no other run is writing one */
+	dgm_snapshot_sweep(plan, s->database);
 	partial = dgm_xasprintf("%s/%s.partial", plan->snapshot.directory, s->id);
 	s->dir = dgm_xstrdup(partial);
-	if (dgm_fs_mkdir_p(partial, 0700, err) || record_db_state(s, plan, err))
+	if (dgm_fs_mkdir_p(partial, 0700, err) ||
+	    dgm_snapshot_write_owner(partial, s->database, NULL, err))
 		goto out;
 	dgm_info("snapshot '%s': %s (%s, %d jobs) and model store archive, in parallel", s->id,
 		 !opts || opts->db == DGM_SNAPSHOT_DUMP ? "pg_dump" : opts->db == DGM_SNAPSHOT_COPY ?
@@ -314,15 +336,8 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 		dgm_error_clear(&e);
 	}
 out:
-	if (ret && partial) {
-		dgm_error cleanup = DGM_ERROR_INIT;
-
-		dgm_fs_remove_tree(partial, &cleanup);
-		dgm_error_clear(&cleanup);
-		if (s->db_copy && dgm_snapshot_drop_copy(plan, s->db_copy, &cleanup))
-			dgm_warn("%s", cleanup.msg);
-		dgm_error_clear(&cleanup);
-	}
+	if (ret && partial)
+		discard(plan, s, partial);
 	umask(old_umask);
 	free(partial);
 	if (ret) {

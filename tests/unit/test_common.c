@@ -83,6 +83,25 @@ static void run_captures_stdout_and_status(void **state)
 	dgm_buf_free(&out);
 }
 
+/* A chatty child's stderr: the message keeps its last line (the cause)
+ * and starts on a whole line. */
+static void run_failure_shows_whole_last_lines(void **state)
+{
+	const char *argv[] = { "sh", "-c", "i=0; while [ $i -lt 100 ]; do echo \"progress line "
+			       "number $i of the run\"; i=$((i+1)); done >&2; echo 'fatal: the cause' "
+			       ">&2; exit 1", NULL };
+	dgm_error e = DGM_ERROR_INIT;
+	dgm_child c = { .argv = argv };
+	const char *tail;
+
+	assert_int_equal(dgm_run(&c, &e), -1);
+	assert_non_null(strstr(e.msg, "\nfatal: the cause"));
+	assert_string_equal(e.msg + strlen(e.msg) - strlen("fatal: the cause"), "fatal: the cause");
+	tail = strstr(e.msg, "[1]: ");
+	assert_non_null(tail);
+	assert_memory_equal(tail + 5, "progress line number ", 21);
+}
+
 static void run_feeds_stdin_and_sets_env(void **state)
 {
 	const char *argv[] = { "sh", "-c", "cat; printf %s \"$DGM_T\"", NULL };
@@ -198,6 +217,7 @@ int main(void)
 		cmocka_unit_test(buf_grows_and_escapes_json),
 		cmocka_unit_test(redaction_hides_every_secret),
 		cmocka_unit_test(run_captures_stdout_and_status),
+		cmocka_unit_test(run_failure_shows_whole_last_lines),
 		cmocka_unit_test(run_feeds_stdin_and_sets_env),
 		cmocka_unit_test(run_times_out_and_kills_the_group),
 		cmocka_unit_test(run_reports_missing_program),
