@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dgm/json.h"
 #include "dgm/log.h"
 
 static dgm_log_level current_level = DGM_LOG_INFO;
@@ -79,6 +80,24 @@ static void emit(FILE *f, const char *prefix, const char *text)
 	fprintf(f, "%s%s\n", prefix, dgm_buf_cstr(&red));
 	fflush(f);
 	dgm_buf_free(&red);
+}
+
+/* A JSON line is redacted value by value (dgm_json_redacted), never as
+ * text: a secret equal to a literal (true, 0, null) or holding a quote
+ * would otherwise break the line, or leak through its escaped form. */
+static void emit_json(FILE *f, const char *text)
+{
+	json_t *j = json_loads(text, 0, NULL), *red = dgm_json_redacted(j);
+	char *out = red ? json_dumps(red, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+	if (out) {
+		fprintf(f, "%s\n", out);
+		fflush(f);
+	} else
+		emit(f, "", text);   /* not JSON: still never a secret */
+	free(out);
+	json_decref(red);
+	json_decref(j);
 }
 
 int dgm_log_set_file(const char *path, dgm_error *err)
@@ -189,7 +208,7 @@ void dgm_event(const char *name, const char *fields_json)
 		dgm_buf_puts(&b, fields_json);
 	}
 	dgm_buf_putc(&b, '}');
-	emit(stdout, "", dgm_buf_cstr(&b));
+	emit_json(stdout, dgm_buf_cstr(&b));
 	dgm_buf_free(&b);
 }
 
