@@ -60,6 +60,17 @@ void dgm_job_journal(dgm_job *r, const char *type, json_t *rec)
 	json_decref(rec);
 }
 
+/* Fault injection for the crash tests: die right after the journal
+ * says `where` happened (a step started, or "begin": the journal was
+ * just created), as a kill -9 at that boundary would. */
+static void fault_point(const char *where)
+{
+	const char *kill_at = getenv("DGMIGRATE_FAULT_KILL_AT");
+
+	if (kill_at && !strcmp(kill_at, where))
+		raise(SIGKILL);
+}
+
 static json_t *run_meta(const dgm_plan *plan, const char *plan_path)
 {
 	char host[256] = "";
@@ -112,6 +123,7 @@ int dgm_job_begin(dgm_job *r, const dgm_plan *plan, const char *command, const c
 	dgm_job_journal(r, "begin", json_pack("{s:s, s:o}", "command", command, "meta",
 				      run_meta(plan, plan_path)));
 	dgm_info("run '%s' (journal '%s')", r->id, r->json_path);
+	fault_point("begin");
 	return 0;
 }
 
@@ -140,14 +152,9 @@ int dgm_job_begin_locked(dgm_job *r, const dgm_plan *plan, const char *command,
 
 void dgm_job_step_start(dgm_job *r, const char *step)
 {
-	const char *kill_at = getenv("DGMIGRATE_FAULT_KILL_AT");
-
 	dgm_info("== %s", step);
 	dgm_job_journal(r, "step", json_pack("{s:s, s:s}", "step", step, "phase", "start"));
-	/* Fault injection for the crash tests: die right after the journal
-	 * says the step started, as a kill -9 at that boundary would. */
-	if (kill_at && !strcmp(kill_at, step))
-		raise(SIGKILL);
+	fault_point(step);
 }
 
 static void add_step(dgm_job *r, const char *step, const char *status, long ms,
