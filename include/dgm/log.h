@@ -72,6 +72,10 @@ void dgm_event(const char *name, const char *fields_json);
  * ignored: replacing them would mangle ordinary text. */
 void dgm_log_add_secret(const char *value);
 void dgm_log_clear_secrets(void);
+/* Secrets at least this long are masked wherever they appear; shorter
+ * ones only where they stand alone, not inside a longer word (so "app"
+ * never turns "application" into "****lication"). */
+#define DGM_SECRET_ANYWHERE 8
 /* Replace every registered secret in s by "****"; result in out. */
 void dgm_redact(const char *s, dgm_buf *out);
 

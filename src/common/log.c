@@ -1,4 +1,5 @@
 /* log.c - stderr diagnostics, stdout JSON events, secret redaction. */
+#include <ctype.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,6 +41,28 @@ void dgm_log_clear_secrets(void)
 	nsecrets = 0;
 }
 
+static bool word_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '_';
+}
+
+/* Where secret occurs in s as it should be masked, or NULL. A short
+ * secret (a setting-like word such as "app" or "true") is masked only
+ * where it stands alone: inside a longer word it is not the value, and
+ * masking it would mangle the word ("****lication"). Longer secrets
+ * (passwords, tokens) are masked wherever they appear. */
+static const char *find_secret(const char *start, const char *secret, size_t len)
+{
+	for (const char *p = strstr(start, secret); p; p = strstr(p + 1, secret)) {
+		if (len >= DGM_SECRET_ANYWHERE)
+			return p;
+		if ((p == start || !word_char(p[-1]) || !word_char(p[0])) &&
+		    (!word_char(p[len]) || !word_char(p[len - 1])))
+			return p;
+	}
+	return NULL;
+}
+
 /* Find the earliest, then longest, secret occurrence in s. */
 static const char *next_secret(const char *s, size_t *len)
 {
@@ -47,8 +70,8 @@ static const char *next_secret(const char *s, size_t *len)
 
 	*len = 0;
 	for (size_t i = 0; i < nsecrets; i++) {
-		const char *p = strstr(s, secrets[i]);
 		size_t l = strlen(secrets[i]);
+		const char *p = find_secret(s, secrets[i], l);
 
 		if (p && (!best || p < best || (p == best && l > *len))) {
 			best = p;

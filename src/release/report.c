@@ -125,7 +125,7 @@ static void write_report(const dgm_job *r, json_t *j)
 
 	/* j is redacted already (value by value); the Markdown is text */
 	if (dgm_fs_mkdir_p(dir, 0700, &e) == 0) {
-		dgm_fs_write_atomic(jp, jtext, strlen(jtext), 0600, &e);
+		dgm_fs_write_atomic(jp, jtext ? jtext : "{}", jtext ? strlen(jtext) : 2, 0600, &e);
 		dgm_redact(md, &red);
 		dgm_fs_write_atomic(mp, red.ptr, red.len, 0600, &e);
 	}

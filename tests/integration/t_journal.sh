@@ -36,13 +36,13 @@ for path in sys.argv[1:]:
 PY
 }
 
-# The plan also requires FLAG_* variables whose values look like JSON:
-# every required value is masked, so these test the masking itself.
+# The plan also requires TOKEN_* variables whose values look like JSON:
+# their names make them secrets, so these test the masking itself.
 secret_like_json() {
-	export FLAG_T=true FLAG_F=false FLAG_N=null FLAG_0=0 FLAG_1=1 FLAG_Q='"' FLAG_B='\'
-	export FLAG_QB='q"b\s'
-	sed -i 's/^  required: \[\(.*\)\]/  required: [\1, FLAG_T, FLAG_F, FLAG_N, FLAG_0, FLAG_1, FLAG_Q, FLAG_B, FLAG_QB]/' plan.yaml
-	grep -q FLAG_QB plan.yaml || fail "plan not changed"
+	export TOKEN_T=true TOKEN_F=false TOKEN_N=null TOKEN_0=0 TOKEN_1=1 TOKEN_Q='"' TOKEN_B='\'
+	export TOKEN_QB='q"b\s'
+	sed -i 's/^  required: \[\(.*\)\]/  required: [\1, TOKEN_T, TOKEN_F, TOKEN_N, TOKEN_0, TOKEN_1, TOKEN_Q, TOKEN_B, TOKEN_QB]/' plan.yaml
+	grep -q TOKEN_QB plan.yaml || fail "plan not changed"
 }
 
 # Issue 18.1: a rollback killed at its downgrade is resumed although the
