@@ -76,6 +76,8 @@ void dgm_log_clear_secrets(void);
  * ones only where they stand alone, not inside a longer word (so "app"
  * never turns "application" into "****lication"). */
 #define DGM_SECRET_ANYWHERE 8
+/* Where s holds secret as dgm_redact() would mask it, or NULL. */
+const char *dgm_secret_find(const char *s, const char *secret);
 /* Replace every registered secret in s by "****"; result in out. */
 void dgm_redact(const char *s, dgm_buf *out);
 

@@ -63,6 +63,11 @@ static const char *find_secret(const char *start, const char *secret, size_t len
 	return NULL;
 }
 
+const char *dgm_secret_find(const char *s, const char *secret)
+{
+	return find_secret(s, secret, strlen(secret));
+}
+
 /* Find the earliest, then longest, secret occurrence in s. */
 static const char *next_secret(const char *s, size_t *len)
 {

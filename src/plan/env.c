@@ -170,7 +170,7 @@ static int secret_in_arg(const char *name, const char *value, void *payload)
 {
 	argv_check *c = payload;
 
-	if (strlen(value) < 3 || !strstr(c->arg, value))
+	if (strlen(value) < 3 || !dgm_secret_find(c->arg, value))
 		return 0;
 	c->name = name;
 	return 1;

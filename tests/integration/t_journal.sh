@@ -179,6 +179,27 @@ test_rollback_killed_after_begin_is_ended_by_resume() {
 	expect_at_v15
 }
 
+# The same journal made by hand (what a kill in the first milliseconds
+# leaves): a rollback's begin record and nothing else.
+test_a_begin_only_rollback_journal_is_ended_by_resume() {
+	prepare_v15
+	run_dgm apply plan.yaml
+	expect_rc 0
+	run_dgm rollback --to v1.5 plan.yaml
+	expect_rc 0
+	last=$(ls "$JOURNALS"/*.jsonl | tail -1)
+	head -1 "$last" | sed 's/"run":"[^"]*"/"run":"99991231T000000Z-0001"/' \
+		> "$JOURNALS/99991231T000000Z-0001.jsonl"
+	grep -q '"command":"rollback"' "$JOURNALS/99991231T000000Z-0001.jsonl" || fail "no begin record"
+	run_dgm resume plan.yaml
+	expect_rc 0
+	expect_err "nothing had changed"
+	tail -1 "$JOURNALS/99991231T000000Z-0001.jsonl" | grep -q '"type":"end"' || fail "the journal was not ended"
+	run_dgm resume plan.yaml
+	expect_err "nothing to resume"
+	expect_at_v15
+}
+
 # Issue 18.9: the history row of a resumed run keeps the run's start,
 # to the millisecond; it finishes later.
 test_history_of_a_resumed_run_keeps_its_start() {
@@ -229,4 +250,33 @@ test_a_damaged_journal_is_reported_not_crashed() {
 	expect_err "torn"
 	expect_at_v15
 	every_line_is_json "$j"
+}
+
+# Issue 12.1: required settings are shown as they are; secrets (by name,
+# by environment.secret, URL passwords) are masked, and masking never
+# mangles an ordinary word.
+test_settings_are_shown_and_secrets_masked() {
+	prepare_v15
+	export POSTGRES_DB=app APP_MODE=true SENTRY_DSN="https://dsn-key-$RANDOM@sentry.example/1"
+	export API_TOKEN=tok
+	sed -i 's/^  required: \[\(.*\)\]/  required: [\1, POSTGRES_DB, APP_MODE, API_TOKEN]\n  secret: [SENTRY_DSN]/' plan.yaml
+	cat >>plan.yaml <<'PLAN'
+hooks:
+  before:
+    - name: show-settings
+      run: [sh, -c, 'echo "db=$POSTGRES_DB mode=$APP_MODE application dsn=$SENTRY_DSN token=$API_TOKEN tokens"']
+PLAN
+	run_dgm apply plan.yaml
+	expect_rc 0
+	log=$(cat backups/state/journal/*.log)
+	grep -qF "db=app mode=true application dsn=**** token=**** tokens" <<<"$log" ||
+		fail "the hook's output was not shown as expected: $(grep -F 'db=' <<<"$log")"
+	! grep -qF -- "$SENTRY_DSN" backups/state/journal/* backups/state/reports/* || fail "a secret leaked"
+	grep -qF "# dgmigrate apply: test release (v1.6) - success" backups/state/reports/*.md ||
+		fail "the report's title was mangled: $(head -1 backups/state/reports/*.md)"
+	# the database URL's password stays secret (run_dgm checks the output)
+	run_dgm validate plan.yaml
+	expect_rc 0
+	! grep -qF -- "$DGM_PGPASS" backups/state/journal/* backups/state/reports/* ||
+		fail "the database password leaked"
 }
