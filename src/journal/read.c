@@ -1,5 +1,6 @@
 /* read.c - the journal reader (include/dgm/journal.h). Pure: no output,
  * no globals, so the fuzz harness and `resume` share it. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,18 @@
 #include "dgm/journal.h"
 
 #define WHY_LEN 200
+
+/* Say what is wrong with a record (at most WHY_LEN bytes); -1. */
+DGM_PRINTF(2, 3)
+static int bad(char *why, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, WHY_LEN, fmt, ap);
+	va_end(ap);
+	return -1;
+}
 
 static bool is_str(json_t *o, const char *key)
 {
@@ -26,14 +39,14 @@ static const char *missing_str(json_t *rec, const char *const *keys)
 static int check_common(json_t *rec, char *why)
 {
 	static const char *const keys[] = { "type", "ts", "run", NULL };
-	const char *bad;
+	const char *key;
 
 	if (!json_is_object(rec))
-		return snprintf(why, WHY_LEN, "not a JSON object"), -1;
-	if ((bad = missing_str(rec, keys)))
-		return snprintf(why, WHY_LEN, "no string \"%s\"", bad), -1;
+		return bad(why, "not a JSON object");
+	if ((key = missing_str(rec, keys)))
+		return bad(why, "no string \"%s\"", key);
 	if (!json_is_integer(json_object_get(rec, "seq")))
-		return snprintf(why, WHY_LEN, "no integer \"seq\""), -1;
+		return bad(why, "no integer \"seq\"");
 	return 0;
 }
 
@@ -43,23 +56,23 @@ static int check_facts(const dgm_journal_view *v, json_t *rec, char *why)
 	static const char *const rollback[] = { "to", "commit_before", NULL };
 	bool is_rollback = v->command && !strncmp(v->command, "rollback", 8);
 	json_t *revs = json_object_get(rec, "revisions_before"), *x;
-	const char *bad;
+	const char *key;
 	size_t i;
 
 	if (v->facts)
-		return snprintf(why, WHY_LEN, "a second facts record"), -1;
-	if ((bad = missing_str(rec, is_rollback ? rollback : apply)))
-		return snprintf(why, WHY_LEN, "facts record without a string \"%s\"", bad), -1;
+		return bad(why, "a second facts record");
+	if ((key = missing_str(rec, is_rollback ? rollback : apply)))
+		return bad(why, "facts record without a string \"%s\"", key);
 	if (is_rollback) {
 		if (!json_is_boolean(json_object_get(rec, "restore")))
-			return snprintf(why, WHY_LEN, "facts record without a boolean \"restore\""), -1;
+			return bad(why, "facts record without a boolean \"restore\"");
 		return 0;
 	}
 	if (!json_is_array(revs))
-		return snprintf(why, WHY_LEN, "facts record without an array \"revisions_before\""), -1;
+		return bad(why, "facts record without an array \"revisions_before\"");
 	json_array_foreach(revs, i, x)
 		if (!json_is_string(x))
-			return snprintf(why, WHY_LEN, "\"revisions_before\"[%zu] is not a string", i), -1;
+			return bad(why, "\"revisions_before\"[%zu] is not a string", i);
 	return 0;
 }
 
@@ -69,12 +82,11 @@ static int check_step(json_t *rec, char *why)
 	json_t *data = json_object_get(rec, "data");
 
 	if (!is_str(rec, "step"))
-		return snprintf(why, WHY_LEN, "step record without a string \"step\""), -1;
+		return bad(why, "step record without a string \"step\"");
 	if (!phase || (strcmp(phase, "start") && strcmp(phase, "done") && strcmp(phase, "failed")))
-		return snprintf(why, WHY_LEN, "step record without a \"phase\" of start, done "
-				"or failed"), -1;
+		return bad(why, "step record without a \"phase\" of start, done or failed");
 	if (data && !json_is_object(data))
-		return snprintf(why, WHY_LEN, "step record whose \"data\" is not an object"), -1;
+		return bad(why, "step record whose \"data\" is not an object");
 	return 0;
 }
 
@@ -88,26 +100,26 @@ static int check_record(const dgm_journal_view *v, json_t *rec, char *why)
 		return -1;
 	type = json_string_value(json_object_get(rec, "type"));
 	if (!v->begin && strcmp(type, "begin"))
-		return snprintf(why, WHY_LEN, "a '%.40s' record before the begin record", type), -1;
+		return bad(why, "a '%.40s' record before the begin record", type);
 	if (!strcmp(type, "begin")) {
 		meta = json_object_get(rec, "meta");
 		if (v->begin)
-			return snprintf(why, WHY_LEN, "a second begin record"), -1;
+			return bad(why, "a second begin record");
 		if (!is_str(rec, "command"))
-			return snprintf(why, WHY_LEN, "begin record without a string \"command\""), -1;
+			return bad(why, "begin record without a string \"command\"");
 		if (meta && !json_is_object(meta))
-			return snprintf(why, WHY_LEN, "begin record whose \"meta\" is not an object"), -1;
+			return bad(why, "begin record whose \"meta\" is not an object");
 		return 0;
 	}
 	if (strcmp(json_string_value(json_object_get(rec, "run")), v->run))
-		return snprintf(why, WHY_LEN, "a record of run '%.60s' in the journal of run '%.60s'",
-				json_string_value(json_object_get(rec, "run")), v->run), -1;
+		return bad(why, "a record of run '%.60s' in the journal of run '%.60s'",
+			   json_string_value(json_object_get(rec, "run")), v->run);
 	if (!strcmp(type, "facts"))
 		return check_facts(v, rec, why);
 	if (!strcmp(type, "step"))
 		return check_step(rec, why);
 	if (!strcmp(type, "end") && !is_str(rec, "outcome"))
-		return snprintf(why, WHY_LEN, "end record without a string \"outcome\""), -1;
+		return bad(why, "end record without a string \"outcome\"");
 	return 0;
 }
 
@@ -135,7 +147,8 @@ static void apply_record(dgm_journal_view *v, json_t *rec)
 
 		json_object_set(v->phase, step, phase);
 		if (!strcmp(json_string_value(phase), "done"))
-			json_object_set_new(v->data, step, data ? json_incref(data) : json_object());
+			json_object_set_new(v->data, step, data ? json_incref(data)
+								     : json_object());
 	}
 }
 
@@ -165,7 +178,7 @@ int dgm_journal_parse(dgm_journal_view *v, const char *text, size_t len, const c
 			break;
 		}
 		if (!rec)
-			snprintf(why, sizeof(why), "not JSON");
+			bad(why, "not JSON");
 		if (!rec || check_record(v, rec, why)) {
 			json_decref(rec);
 			if (!v->bad_line) {

@@ -176,14 +176,16 @@ static void write_history(const dgm_job *r, json_t *j, const char *reason)
 	    dgm_pg_query(&res, conn, "INSERT INTO dgmigrate.runs (run_id, command, release, tag,"
 			 " commit_before, commit_after, revisions_before, revisions_after, snapshot_id,"
 			 " snapshot_sha256, outcome, report, reason, host, started_at, finished_at)"
-			 " VALUES ($1, $2, $3, $4, $5, $6, ARRAY(SELECT json_array_elements_text($7::json)),"
+			 " VALUES ($1, $2, $3, $4, $5, $6,"
+			 " ARRAY(SELECT json_array_elements_text($7::json)),"
 			 " ARRAY(SELECT json_array_elements_text($8::json)), $9, $10, $11, $12::jsonb,"
 			 " $13, $14, $15::timestamptz, $16::timestamptz)"
 			 " ON CONFLICT (run_id) DO UPDATE SET outcome = EXCLUDED.outcome,"
 			 " report = EXCLUDED.report, finished_at = EXCLUDED.finished_at", 16,
 			 (const char *const[]){ p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8],
-						p[9], p[10], p[11], reason, json_string_value(
-						json_object_get(j, "host")), r->started_at, finished },
+						p[9], p[10], p[11], reason,
+						json_string_value(json_object_get(j, "host")),
+						r->started_at[0] ? r->started_at : NULL, finished },
 			 &e))
 		dgm_warn("cannot record the run in the history table: %s", e.msg);
 	PQclear(res);
