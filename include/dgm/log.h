@@ -3,8 +3,9 @@
  *
  * Every line that leaves dgmigrate (log, error, report) passes through
  * dgm_redact() first: secret values registered with dgm_log_add_secret()
- * are replaced by "****", so a password or a required variable's value
- * cannot leak even through a child's error output.
+ * are replaced by "****", so a password or a secret variable's value
+ * cannot leak even through a child's error output. JSON is redacted value
+ * by value (dgm_json_redacted in dgm/json.h), never as text.
  */
 #ifndef DGM_LOG_H
 #define DGM_LOG_H
