@@ -3,8 +3,9 @@
  *
  * Every line that leaves dgmigrate (log, error, report) passes through
  * dgm_redact() first: secret values registered with dgm_log_add_secret()
- * are replaced by "****", so a password or a required variable's value
- * cannot leak even through a child's error output.
+ * are replaced by "****", so a password or a secret variable's value
+ * cannot leak even through a child's error output. JSON is redacted value
+ * by value (dgm_json_redacted in dgm/json.h), never as text.
  */
 #ifndef DGM_LOG_H
 #define DGM_LOG_H
@@ -77,6 +78,12 @@ void dgm_event(const char *name, const char *fields_json);
  * ignored: replacing them would mangle ordinary text. */
 void dgm_log_add_secret(const char *value);
 void dgm_log_clear_secrets(void);
+/* Secrets at least this long are masked wherever they appear; shorter
+ * ones only where they stand alone, not inside a longer word (so "app"
+ * never turns "application" into "****lication"). */
+#define DGM_SECRET_ANYWHERE 8
+/* Where s holds secret as dgm_redact() would mask it, or NULL. */
+const char *dgm_secret_find(const char *s, const char *secret);
 /* Replace every registered secret in s by "****"; result in out. */
 void dgm_redact(const char *s, dgm_buf *out);
 

@@ -115,7 +115,8 @@ typedef struct dgm_plan {
 		dgm_strlist extra_paths; /* absolute; other paths archived with it */
 	} model_store;
 
-	dgm_strlist required_env;     /* names only; values are never printed */
+	dgm_strlist required_env;     /* names of variables that must be set */
+	dgm_strlist secret_env;       /* names whose values are never printed */
 
 	struct {
 		dgm_strlist tables;
@@ -168,13 +169,22 @@ void dgm_plan_free(dgm_plan *plan);
  * counts as unset. */
 int dgm_plan_check_env(const dgm_plan *plan, dgm_error *err);
 
-/* Fail (DGM_E_PLAN) when a required variable's value would end up in a
+/* Fail (DGM_E_PLAN) when a secret variable's value would end up in a
  * child's argv (alembic.command, hooks[].run): argv is world-readable in
  * /proc. Children inherit the environment; they read secrets from it. */
 int dgm_plan_check_argv_secrets(const dgm_plan *plan, dgm_error *err);
 
-/* Register the secret values the plan names (the URL's password, the
- * required variables' values) with the log redaction. */
+/* Whether the variable name looks secret (*PASSWORD*, *PASSWD*,
+ * *SECRET*, *TOKEN*, *KEY*, *CREDENTIAL*, any case). */
+bool dgm_plan_name_looks_secret(const char *name);
+/* Whether the plan makes the variable secret: listed in
+ * environment.secret, or required with a name that looks secret. */
+bool dgm_plan_is_secret_var(const dgm_plan *plan, const char *name);
+
+/* Register the secret values the plan names with the log redaction: the
+ * database URL's password, the secret variables' values, and the
+ * password of any URL held by a required or secret variable. Other
+ * required values are settings, shown as they are. */
 void dgm_plan_register_secrets(const dgm_plan *plan);
 
 /* Where KEY ("release.repository", "hooks.before[0].run") was written;

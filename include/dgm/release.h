@@ -59,6 +59,7 @@ typedef struct dgm_rollback_opts {
 	bool dry_run;
 	long wait_lock_ms;
 	const char *plan_path;
+	struct dgm_lock *lock;        /* held already (resume): the run takes it over */
 } dgm_rollback_opts;
 
 /* `dgmigrate rollback --to TAG`. */

@@ -63,8 +63,10 @@ const dgm_cmd dgm_commands[] = {
 	{ "validate", dgm_cmd_validate, "check a release plan and its environment; change nothing",
 	  "PLAN",
 	  "Parse the plan, expand ${VAR} from the environment, and check: the required\n"
-	  "variables are set (their values are never printed), the repository, the tag,\n"
-	  "alembic.ini and the model store exist, and the database answers.",
+	  "variables are set (secret values - environment.secret, names with PASSWORD,\n"
+	  "SECRET, TOKEN, KEY or CREDENTIAL, URL passwords - are never printed), the\n"
+	  "repository, the tag, alembic.ini and the model store exist, and the database\n"
+	  "answers.",
 	  validate_opts, 1, 1, NULL },
 	{ "apply", dgm_cmd_apply, "apply a release: lock, preflight, snapshot, checkout, migrate, verify",
 	  "PLAN [--dry-run] [--json] [--wait-lock DURATION]",

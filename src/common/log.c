@@ -1,4 +1,5 @@
 /* log.c - stderr diagnostics, stdout JSON events, secret redaction. */
+#include <ctype.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -6,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dgm/json.h"
 #include "dgm/log.h"
 
 static dgm_log_level current_level = DGM_LOG_INFO;
@@ -43,6 +45,33 @@ void dgm_log_clear_secrets(void)
 	nsecrets = 0;
 }
 
+static bool word_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '_';
+}
+
+/* Where secret occurs in s as it should be masked, or NULL. A short
+ * secret (a setting-like word such as "app" or "true") is masked only
+ * where it stands alone: inside a longer word it is not the value, and
+ * masking it would mangle the word ("****lication"). Longer secrets
+ * (passwords, tokens) are masked wherever they appear. */
+static const char *find_secret(const char *start, const char *secret, size_t len)
+{
+	for (const char *p = strstr(start, secret); p; p = strstr(p + 1, secret)) {
+		if (len >= DGM_SECRET_ANYWHERE)
+			return p;
+		if ((p == start || !word_char(p[-1]) || !word_char(p[0])) &&
+		    (!word_char(p[len]) || !word_char(p[len - 1])))
+			return p;
+	}
+	return NULL;
+}
+
+const char *dgm_secret_find(const char *s, const char *secret)
+{
+	return find_secret(s, secret, strlen(secret));
+}
+
 /* Find the earliest, then longest, secret occurrence in s. */
 static const char *next_secret(const char *s, size_t *len)
 {
@@ -50,8 +79,8 @@ static const char *next_secret(const char *s, size_t *len)
 
 	*len = 0;
 	for (size_t i = 0; i < nsecrets; i++) {
-		const char *p = strstr(s, secrets[i]);
 		size_t l = strlen(secrets[i]);
+		const char *p = find_secret(s, secrets[i], l);
 
 		if (p && (!best || p < best || (p == best && l > *len))) {
 			best = p;
@@ -110,6 +139,24 @@ static void keep_warning(const char *text)
 	dgm_redact(text, &red);
 	warnings = dgm_xrealloc(warnings, (nwarnings + 1) * sizeof(*warnings));
 	warnings[nwarnings++] = dgm_buf_detach(&red);
+}
+
+/* A JSON line is redacted value by value (dgm_json_redacted), never as
+ * text: a secret equal to a literal (true, 0, null) or holding a quote
+ * would otherwise break the line, or leak through its escaped form. */
+static void emit_json(FILE *f, const char *text)
+{
+	json_t *j = json_loads(text, 0, NULL), *red = dgm_json_redacted(j);
+	char *out = red ? json_dumps(red, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+	if (out) {
+		fprintf(f, "%s\n", out);
+		fflush(f);
+	} else
+		emit(f, "", text);   /* not JSON: still never a secret */
+	free(out);
+	json_decref(red);
+	json_decref(j);
 }
 
 int dgm_log_set_file(const char *path, dgm_error *err)
@@ -224,7 +271,7 @@ void dgm_event(const char *name, const char *fields_json)
 		dgm_buf_puts(&b, fields_json);
 	}
 	dgm_buf_putc(&b, '}');
-	emit(stdout, "", dgm_buf_cstr(&b));
+	emit_json(stdout, dgm_buf_cstr(&b));
 	dgm_buf_free(&b);
 }
 

@@ -209,6 +209,7 @@ void dgm_plan_free(dgm_plan *p)
 	free(p->model_store.path);
 	dgm_strlist_free(&p->model_store.extra_paths);
 	dgm_strlist_free(&p->required_env);
+	dgm_strlist_free(&p->secret_env);
 	dgm_strlist_free(&p->postconditions.tables);
 	dgm_strlist_free(&p->postconditions.indexes);
 	hooks_free(&p->hooks.before);

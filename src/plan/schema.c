@@ -875,6 +875,8 @@ static const field model_store_fields[] = {
 static const field environment_fields[] = {
 	{ .key = "required", .kind = F_LIST, .off = OFF(required_env), .item = I_VAR,
 	  .what = "a list of variable names", .example = "DATABASE_URL, SECRET_KEY" },
+	{ .key = "secret", .kind = F_LIST, .off = OFF(secret_env), .item = I_VAR,
+	  .what = "a list of variable names", .example = "SMTP_PASS, SENTRY_DSN" },
 	{ NULL }
 };
 

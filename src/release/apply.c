@@ -237,12 +237,8 @@ int dgm_release_apply(const dgm_plan *plan, const dgm_apply_opts *o, dgm_error *
 	dgm_job r;
 	int ret = -1;
 
-	if (dgm_job_begin(&r, plan, "apply", o->plan_path, err))
+	if (dgm_job_begin_locked(&r, plan, "apply", o->plan_path, o->wait_lock_ms, NULL, err))
 		return -1;
-	if (dgm_lock_acquire(&r.lock, plan->database.url, "apply", o->wait_lock_ms, err)) {
-		dgm_job_finish(&r, "failed", err);
-		goto out;
-	}
 	dgm_info("preflight:");
 	if (dgm_preflight(&r.facts, plan, DGM_PREFLIGHT_APPLY, false, err)) {
 		dgm_job_finish(&r, "failed", err);

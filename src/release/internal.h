@@ -29,6 +29,7 @@ typedef struct dgm_job {
 	char **revs_after;
 	size_t nrevs_after;
 	long started_ms;
+	char started_at[40];          /* UTC, ms: the first start (resume keeps it) */
 	json_t *steps;                /* [{step, status, ms, evidence}] for the report */
 	char *json_path;              /* the journal file */
 	int journal_fd;
@@ -38,15 +39,23 @@ typedef struct dgm_job {
 } dgm_job;
 
 
+/* Now in UTC with milliseconds, as the journal and the history write it. */
+void dgm_job_utc_now(char *buf, size_t len);
 /* Append a record of this type (stolen reference) to the journal. */
 void dgm_job_journal(dgm_job *r, const char *type, json_t *rec);
-/* Continue an interrupted run's journal (resume): same id, same file. */
+/* Continue an interrupted run's journal (resume): same id, same file,
+ * the same start time (the begin record's); a torn last record is cut.
+ * The caller holds the run's lock. */
 int dgm_job_reopen(dgm_job *r, const dgm_plan *plan, const char *command, const char *path,
-		   const char *id, int seq, dgm_error *err);
+		   const char *id, long long seq, const char *started_at, dgm_error *err);
 
 /* Journal: append one record and fsync it before returning. */
 int dgm_job_begin(dgm_job *r, const dgm_plan *plan, const char *command, const char *plan_path,
 		  dgm_error *err);
+/* Take the run's lock (or the one held, taken over), then begin: on
+ * failure nothing was written. */
+int dgm_job_begin_locked(dgm_job *r, const dgm_plan *plan, const char *command,
+			 const char *plan_path, long wait_lock_ms, dgm_lock *held, dgm_error *err);
 void dgm_job_step_start(dgm_job *r, const char *step);
 /* data: extra evidence for the journal (stolen reference, may be NULL). */
 void dgm_job_step_done(dgm_job *r, const char *step, long ms, json_t *data, const char *fmt, ...)

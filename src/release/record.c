@@ -15,11 +15,12 @@
 
 #include "dgm/buf.h"
 #include "dgm/fs.h"
+#include "dgm/json.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
 #include "internal.h"
 
-static void utc_now(char *buf, size_t len)
+void dgm_job_utc_now(char *buf, size_t len)
 {
 	struct timespec ts;
 	struct tm tm;
@@ -31,20 +32,24 @@ static void utc_now(char *buf, size_t len)
 }
 
 /* Append one record and make it durable before returning. Secrets are
- * redacted like every other output. */
+ * redacted like every other output, value by value (dgm_json_redacted):
+ * masking the serialized text would also hit its literals and escapes. */
 void dgm_job_journal(dgm_job *r, const char *type, json_t *rec)
 {
 	char ts[40];
 	char *text;
+	json_t *red;
 	dgm_buf line = DGM_BUF_INIT;
 
-	utc_now(ts, sizeof(ts));
+	dgm_job_utc_now(ts, sizeof(ts));
 	json_object_set_new(rec, "seq", json_integer(++r->seq));
 	json_object_set_new(rec, "ts", json_string(ts));
 	json_object_set_new(rec, "run", json_string(r->id));
 	json_object_set_new(rec, "type", json_string(type));
-	text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	dgm_redact(text ? text : "{}", &line);
+	red = dgm_json_redacted(rec);
+	text = json_dumps(red, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(red);
+	dgm_buf_puts(&line, text ? text : "{}");
 	dgm_buf_putc(&line, '\n');
 	if (r->journal_fd >= 0 &&
 	    (write(r->journal_fd, line.ptr, line.len) != (ssize_t)line.len ||
@@ -53,6 +58,17 @@ void dgm_job_journal(dgm_job *r, const char *type, json_t *rec)
 	free(text);
 	dgm_buf_free(&line);
 	json_decref(rec);
+}
+
+/* Fault injection for the crash tests: die right after the journal
+ * says `where` happened (a step started, or "begin": the journal was
+ * just created), as a kill -9 at that boundary would. */
+static void fault_point(const char *where)
+{
+	const char *kill_at = getenv("DGMIGRATE_FAULT_KILL_AT");
+
+	if (kill_at && !strcmp(kill_at, where))
+		raise(SIGKILL);
 }
 
 static json_t *run_meta(const dgm_plan *plan, const char *plan_path)
@@ -78,6 +94,7 @@ int dgm_job_begin(dgm_job *r, const dgm_plan *plan, const char *command, const c
 	r->command = command;
 	r->journal_fd = -1;
 	r->started_ms = dgm_now_ms();
+	dgm_job_utc_now(r->started_at, sizeof(r->started_at));
 	r->steps = json_array();
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
@@ -106,19 +123,38 @@ int dgm_job_begin(dgm_job *r, const dgm_plan *plan, const char *command, const c
 	dgm_job_journal(r, "begin", json_pack("{s:s, s:o}", "command", command, "meta",
 				      run_meta(plan, plan_path)));
 	dgm_info("run '%s' (journal '%s')", r->id, r->json_path);
+	fault_point("begin");
+	return 0;
+}
+
+/* The lock first, then the journal: a run that loses the lock (or waits
+ * for it) leaves no journal that `resume` could take for an unfinished
+ * run, and nothing is ever written to a journal without the lock. */
+int dgm_job_begin_locked(dgm_job *r, const dgm_plan *plan, const char *command,
+			 const char *plan_path, long wait_lock_ms, dgm_lock *held, dgm_error *err)
+{
+	dgm_lock lock = { NULL };
+	char what[32];
+
+	snprintf(what, sizeof(what), "%.*s", (int)strcspn(command, " "), command);
+	if (held) {
+		lock = *held;
+		held->conn = NULL;
+	} else if (dgm_lock_acquire(&lock, plan->database.url, what, wait_lock_ms, err))
+		return -1;
+	if (dgm_job_begin(r, plan, command, plan_path, err)) {
+		dgm_lock_release(&lock);
+		return -1;
+	}
+	r->lock = lock;
 	return 0;
 }
 
 void dgm_job_step_start(dgm_job *r, const char *step)
 {
-	const char *kill_at = getenv("DGMIGRATE_FAULT_KILL_AT");
-
 	dgm_info("== %s", step);
 	dgm_job_journal(r, "step", json_pack("{s:s, s:s}", "step", step, "phase", "start"));
-	/* Fault injection for the crash tests: die right after the journal
-	 * says the step started, as a kill -9 at that boundary would. */
-	if (kill_at && !strcmp(kill_at, step))
-		raise(SIGKILL);
+	fault_point(step);
 }
 
 static void add_step(dgm_job *r, const char *step, const char *status, long ms,
@@ -206,22 +242,56 @@ int dgm_job_record_facts(dgm_job *r, dgm_error *err)
 	return 0;
 }
 
+/* Cut a torn last record (a crash in the middle of its write) before
+ * appending: otherwise the next record would be glued to it, and the
+ * torn line would no longer be the last one, which readers tolerate. */
+static int cut_torn_tail(int fd, const char *path, dgm_error *err)
+{
+	char buf[4096];
+	off_t end = lseek(fd, 0, SEEK_END), pos = end;
+
+	while (pos > 0) {
+		size_t n = pos < (off_t)sizeof(buf) ? (size_t)pos : sizeof(buf);
+		ssize_t got = pread(fd, buf, n, pos - (off_t)n);
+
+		if (got != (ssize_t)n)
+			return dgm_error_errno(err, DGM_E_IO, "cannot read the journal '%s'", path);
+		for (size_t i = n; i > 0; i--)
+			if (buf[i - 1] == '\n') {
+				pos = pos - (off_t)n + (off_t)i;
+				goto found;
+			}
+		pos -= (off_t)n;
+	}
+found:
+	if (pos == end)
+		return 0;
+	dgm_warn("%s: cutting a torn last record (%lld bytes) before continuing the journal",
+		 path, (long long)(end - pos));
+	if (ftruncate(fd, pos) != 0 || fsync(fd) != 0)
+		return dgm_error_errno(err, DGM_E_IO, "cannot cut the torn record of '%s'", path);
+	return 0;
+}
+
 int dgm_job_reopen(dgm_job *r, const dgm_plan *plan, const char *command, const char *path,
-		   const char *id, int seq, dgm_error *err)
+		   const char *id, long long seq, const char *started_at, dgm_error *err)
 {
 	char *log;
 
 	memset(r, 0, sizeof(*r));
 	r->plan = plan;
 	r->command = command;
-	r->seq = seq;
+	r->seq = (int)seq;
 	r->started_ms = dgm_now_ms();
+	snprintf(r->started_at, sizeof(r->started_at), "%s", started_at);
 	r->steps = json_array();
 	snprintf(r->id, sizeof(r->id), "%s", id);
 	r->json_path = dgm_xstrdup(path);
-	r->journal_fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	r->journal_fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
 	if (r->journal_fd < 0)
 		return dgm_error_errno(err, DGM_E_IO, "cannot reopen the journal '%s'", path);
+	if (cut_torn_tail(r->journal_fd, path, err))
+		return -1;
 	log = dgm_xasprintf("%.*s.log", (int)(strlen(path) - strlen(".jsonl")), path);
 	if (dgm_log_set_file(log, err))
 		dgm_warn("%s", err->msg);

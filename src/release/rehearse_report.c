@@ -240,7 +240,9 @@ static char *report_base(const dgm_rehearsal *r, const char *dir)
 static int write_files(char **md_path, const dgm_rehearsal *r, json_t *j, dgm_error *err)
 {
 	char *dir = dgm_xasprintf("%s/reports", r->plan->state_dir), *base = NULL;
-	char *jp = NULL, *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	/* the JSON is redacted value by value, never as text */
+	json_t *jred = dgm_json_redacted(j);
+	char *jp = NULL, *text = json_dumps(jred, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	dgm_buf md = DGM_BUF_INIT, red = DGM_BUF_INIT;
 	int ret = -1;
 
@@ -254,14 +256,14 @@ static int write_files(char **md_path, const dgm_rehearsal *r, json_t *j, dgm_er
 	md_phases(&md, j);
 	md_locks(&md, j);
 	md_rows_and_checks(&md, j);
-	dgm_redact(text, &red);
-	if (dgm_fs_write_atomic(jp, red.ptr, red.len, 0600, err))
+	if (dgm_fs_write_atomic(jp, text, strlen(text), 0600, err))
 		goto out;
 	dgm_redact(md.ptr, &red);
 	ret = dgm_fs_write_atomic(*md_path, red.ptr, red.len, 0600, err);
 out:
 	dgm_buf_free(&md);
 	dgm_buf_free(&red);
+	json_decref(jred);
 	free(text);
 	free(jp);
 	free(base);

@@ -177,9 +177,9 @@ static char *write_report(const dgm_job *r, json_t *j)
 	char *jtext = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER), *md = report_md(r, j);
 	dgm_buf red = DGM_BUF_INIT;
 
+	/* j is redacted already (value by value); the Markdown is text */
 	if (dgm_fs_mkdir_p(dir, 0700, &e) == 0) {
-		dgm_redact(jtext, &red);
-		dgm_fs_write_atomic(jp, red.ptr, red.len, 0600, &e);
+		dgm_fs_write_atomic(jp, jtext ? jtext : "{}", jtext ? strlen(jtext) : 2, 0600, &e);
 		dgm_redact(md, &red);
 		dgm_fs_write_atomic(mp, red.ptr, red.len, 0600, &e);
 	}
@@ -227,39 +227,41 @@ static void write_history(const dgm_job *r, json_t *j, const char *reason)
 	char *text = json_dumps(j, JSON_COMPACT), *before = json_dumps(json_object_get(j,
 		"revisions_before"), JSON_COMPACT), *after = json_dumps(json_object_get(j,
 		"revisions_after"), JSON_COMPACT);
-	char started[32];
+	char finished[40];
 	const char *p[12];
 	dgm_error e = DGM_ERROR_INIT;
-	dgm_buf red = DGM_BUF_INIT;
 	PGconn *conn = NULL;
 	PGresult *res = NULL;
 
-	snprintf(started, sizeof(started), "%ld", (long)(dgm_now_ms() - r->started_ms) / 1000);
-	dgm_redact(text, &red);
+	/* both times from this machine's clock, to the millisecond; a
+	 * resumed run keeps the start of the run it continues */
+	dgm_job_utc_now(finished, sizeof(finished));
 	p[0] = r->id; p[1] = r->command; p[2] = r->plan->release.name;
 	p[3] = json_string_value(json_object_get(j, "tag"));
 	p[4] = r->facts.head; p[5] = json_string_value(json_object_get(j, "commit_after"));
 	p[6] = before; p[7] = after; p[8] = r->have_snap ? r->snap.id : NULL;
 	p[9] = r->have_snap ? r->snap.archive_sha256 : NULL;
 	p[10] = json_string_value(json_object_get(j, "outcome"));
-	p[11] = red.ptr;
+	p[11] = text;
 	if (dgm_pg_connect(&conn, r->plan->database.url, "dgmigrate history", &e) ||
 	    dgm_pg_exec(conn, history_ddl, &e) ||
 	    dgm_pg_query(&res, conn, "INSERT INTO dgmigrate.runs (run_id, command, release, tag,"
 			 " commit_before, commit_after, revisions_before, revisions_after, snapshot_id,"
-			 " snapshot_sha256, outcome, report, reason, host, started_at) VALUES ($1, $2, $3,"
-			 " $4, $5, $6, ARRAY(SELECT json_array_elements_text($7::json)),"
+			 " snapshot_sha256, outcome, report, reason, host, started_at, finished_at)"
+			 " VALUES ($1, $2, $3, $4, $5, $6,"
+			 " ARRAY(SELECT json_array_elements_text($7::json)),"
 			 " ARRAY(SELECT json_array_elements_text($8::json)), $9, $10, $11, $12::jsonb,"
-			 " $13, $14, now() - make_interval(secs => $15::int))"
+			 " $13, $14, $15::timestamptz, $16::timestamptz)"
 			 " ON CONFLICT (run_id) DO UPDATE SET outcome = EXCLUDED.outcome,"
-			 " report = EXCLUDED.report, finished_at = now()", 15,
+			 " report = EXCLUDED.report, finished_at = EXCLUDED.finished_at", 16,
 			 (const char *const[]){ p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8],
-						p[9], p[10], p[11], reason, json_string_value(
-						json_object_get(j, "host")), started }, &e))
+						p[9], p[10], p[11], reason,
+						json_string_value(json_object_get(j, "host")),
+						r->started_at[0] ? r->started_at : NULL, finished },
+			 &e))
 		dgm_warn("cannot record the run in the history table: %s", e.msg);
 	PQclear(res);
 	dgm_pg_close(conn);
-	dgm_buf_free(&red);
 	free(text);
 	free(before);
 	free(after);
@@ -269,15 +271,16 @@ static void write_history(const dgm_job *r, json_t *j, const char *reason)
  * the "end" event and the result line. */
 static void finish(dgm_job *r, const char *outcome, const dgm_error *e, bool settled)
 {
-	json_t *j = report_json(r, outcome, e);
+	json_t *j = report_json(r, outcome, e), *red;
 	dgm_buf f = DGM_BUF_INIT;
 	char *report;
 
 	add_warnings(j);
-	report = write_report(r, j);
+	red = dgm_json_redacted(j);
+	report = write_report(r, red);
 	if (settled) {
 		if (r->facts.server_version[0])
-			write_history(r, j, r->reason);
+			write_history(r, red, r->reason);
 		dgm_job_journal_end(r, outcome, e);
 	}
 	dgm_buf_puts(&f, "\"outcome\":");
@@ -288,6 +291,7 @@ static void finish(dgm_job *r, const char *outcome, const dgm_error *e, bool set
 	dgm_buf_free(&f);
 	result_line(r, outcome, report);
 	free(report);
+	json_decref(red);
 	json_decref(j);
 }
 

@@ -9,84 +9,75 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "dgm/buf.h"
 #include "dgm/cli.h"
+#include "dgm/journal.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
 #include "dgm/verify.h"
 #include "internal.h"
 
-typedef struct journal_view {
-	char *path;
-	json_t *begin, *facts;
-	json_t *phase;                /* step -> last phase */
-	json_t *data;                 /* step -> data of its done record */
-	int seq;
-	bool ended;
-} journal_view;
-
-static void view_free(journal_view *v)
+/* What the readable records of a damaged journal still tell: the run,
+ * its last step and the snapshot taken before it changed anything. */
+static void damage_hint(const dgm_journal_view *v, dgm_error *err)
 {
-	free(v->path);
-	json_decref(v->begin);
-	json_decref(v->facts);
-	json_decref(v->phase);
-	json_decref(v->data);
-	memset(v, 0, sizeof(*v));
+	json_t *last = NULL, *rec;
+	const char *snap = json_string_value(json_object_get(dgm_journal_data(v, "snapshot"),
+							     "snapshot"));
+	dgm_buf what = DGM_BUF_INIT;
+	size_t i;
+
+	json_array_foreach(v->records, i, rec)
+		if (!strcmp(json_string_value(json_object_get(rec, "type")), "step"))
+			last = rec;
+	dgm_buf_printf(&what, "the readable records show run '%s' (%s)", v->run ? v->run : "?",
+		       v->command ? v->command : "command unknown");
+	if (last)
+		dgm_buf_printf(&what, ", last step '%s' (%s)",
+			       json_string_value(json_object_get(last, "step")),
+			       json_string_value(json_object_get(last, "phase")));
+	if (snap)
+		dgm_buf_printf(&what, "; snapshot '%s' holds the state before it: dgmigrate backups "
+			       "restore %s PLAN", snap, snap);
+	else
+		dgm_buf_puts(&what, "; no snapshot was recorded: check with dgmigrate status PLAN");
+	dgm_error_hint(err, "resume cannot tell what the run changed; %s; then move the journal "
+		       "aside (mv '%s' '%s.damaged') so resume can settle older runs",
+		       dgm_buf_cstr(&what), v->path, v->path);
+	dgm_buf_free(&what);
 }
 
-/* Read a journal; a torn last line (a crash mid-write) is ignored. */
-static int view_load(journal_view *v, const char *path, dgm_error *err)
+/* Load one journal: 1 when it is unfinished (*v filled), 0 when it has
+ * ended, -1 when it is damaged or unreadable and has not ended. */
+static int load_one(dgm_journal_view *v, const char *path, dgm_error *err)
 {
-	FILE *f = fopen(path, "r");
-	char *line = NULL;
-	size_t cap = 0;
-	int lineno = 0;
-
-	memset(v, 0, sizeof(*v));
-	if (!f)
-		return dgm_error_errno(err, DGM_E_IO, "cannot read the journal '%s'", path);
-	v->path = dgm_xstrdup(path);
-	v->phase = json_object();
-	v->data = json_object();
-	while (getline(&line, &cap, f) > 0) {
-		json_t *rec = json_loads(line, 0, NULL);
-		const char *type = json_string_value(json_object_get(rec, "type"));
-
-		lineno++;
-		if (!rec || !type) {
-			dgm_warn("%s:%d: unreadable journal record ignored (a torn write?)", path, lineno);
-			json_decref(rec);
-			continue;
+	if (dgm_journal_load(v, path, err)) {
+		if (!v->path)
+			return -1;
+		if (v->ended) {
+			dgm_warn("%s (the run ended: ignored)", err->msg);
+			dgm_error_clear(err);
+			dgm_journal_free(v);
+			return 0;
 		}
-		v->seq = (int)json_integer_value(json_object_get(rec, "seq"));
-		if (!strcmp(type, "begin"))
-			v->begin = json_incref(rec);
-		else if (!strcmp(type, "facts"))
-			v->facts = json_incref(rec);
-		else if (!strcmp(type, "end"))
-			v->ended = true;
-		else if (!strcmp(type, "step")) {
-			const char *step = json_string_value(json_object_get(rec, "step"));
-			json_t *phase = json_object_get(rec, "phase");
-
-			json_object_set(v->phase, step, phase);
-			if (!strcmp(json_string_value(phase), "done"))
-				json_object_set(v->data, step, json_object_get(rec, "data"));
-		}
-		json_decref(rec);
+		damage_hint(v, err);
+		dgm_journal_free(v);
+		return -1;
 	}
-	free(line);
-	fclose(f);
-	if (!v->begin) {
-		view_free(v);
-		return dgm_error_set(err, DGM_E_RUN, "the journal '%s' has no begin record", path);
+	if (v->torn_line)
+		dgm_warn("%s:%d: torn last record ignored (a crash in the middle of a write)",
+			 path, v->torn_line);
+	if (v->ended) {
+		dgm_journal_free(v);
+		return 0;
 	}
-	return 0;
+	return 1;
 }
 
-/* The newest journal without an end record, or none. */
-static int find_unfinished(journal_view *out, const dgm_plan *plan, dgm_error *err)
+/* The newest journal without an end record, or none (out->path NULL). */
+static int find_unfinished(dgm_journal_view *out, const dgm_plan *plan, dgm_error *err)
 {
 	char *dir = dgm_xasprintf("%s/journal", plan->state_dir);
 	struct dirent **names = NULL;
@@ -97,16 +88,10 @@ static int find_unfinished(journal_view *out, const dgm_plan *plan, dgm_error *e
 		const char *name = names[i]->d_name;
 		size_t len = strlen(name);
 
-		if (!out->path && len > 6 && !strcmp(name + len - 6, ".jsonl")) {
+		if (!out->path && ret == 0 && len > 6 && !strcmp(name + len - 6, ".jsonl")) {
 			char *path = dgm_xasprintf("%s/%s", dir, name);
-			journal_view v;
 
-			if (view_load(&v, path, err) == 0) {
-				if (!v.ended)
-					*out = v;
-				else
-					view_free(&v);
-			} else
+			if (load_one(out, path, err) < 0)
 				ret = -1;
 			free(path);
 		}
@@ -117,16 +102,16 @@ static int find_unfinished(journal_view *out, const dgm_plan *plan, dgm_error *e
 	return ret;
 }
 
-static const char *phase(const journal_view *v, const char *step)
+static const char *phase(const dgm_journal_view *v, const char *step)
 {
-	return json_string_value(json_object_get(v->phase, step));
+	return dgm_journal_phase(v, step);
 }
 
 /* Rebuild what the killed apply knew from its facts record. */
-static int load_facts(dgm_job *r, const journal_view *v, dgm_error *err)
+static int load_facts(dgm_job *r, const dgm_journal_view *v, dgm_error *err)
 {
 	json_t *revs = json_object_get(v->facts, "revisions_before");
-	const char *snap = json_string_value(json_object_get(json_object_get(v->data, "snapshot"),
+	const char *snap = json_string_value(json_object_get(dgm_journal_data(v, "snapshot"),
 							     "snapshot"));
 	const char *ini = dgm_cli_ini_rel(r->plan->alembic.config, r->plan->release.repository);
 
@@ -134,13 +119,13 @@ static int load_facts(dgm_job *r, const journal_view *v, dgm_error *err)
 	r->facts.revs = dgm_xcalloc(r->facts.nrevs + 1, sizeof(char *));
 	for (size_t i = 0; i < r->facts.nrevs; i++)
 		r->facts.revs[i] = dgm_xstrdup(json_string_value(json_array_get(revs, i)));
-	snprintf(r->facts.head, sizeof(r->facts.head), "%s",
-		 json_string_value(json_object_get(v->facts, "commit_before")));
+	/* the reader checked that each of these facts is there and a string */
+	snprintf(r->facts.head, sizeof(r->facts.head), "%s", dgm_journal_fact(v, "commit_before"));
 	snprintf(r->facts.tag_commit, sizeof(r->facts.tag_commit), "%s",
-		 json_string_value(json_object_get(v->facts, "tag_commit")));
+		 dgm_journal_fact(v, "tag_commit"));
 	snprintf(r->git_before.commit, sizeof(r->git_before.commit), "%s", r->facts.head);
 	snprintf(r->git_before.branch, sizeof(r->git_before.branch), "%s",
-		 json_string_value(json_object_get(v->facts, "branch_before")));
+		 dgm_journal_fact(v, "branch_before"));
 	r->facts.server_version[0] = '?';
 	if (dgm_cli_load_graph(&r->facts.graph, r->plan->release.repository, ini,
 			       r->plan->release.tag, err) ||
@@ -161,7 +146,7 @@ static int load_facts(dgm_job *r, const journal_view *v, dgm_error *err)
 }
 
 
-static int resume_apply(dgm_job *r, const journal_view *v, dgm_error *err)
+static int resume_apply(dgm_job *r, const dgm_journal_view *v, dgm_error *err)
 {
 	const char *mig = phase(v, "migrate");
 
@@ -194,58 +179,122 @@ static int resume_apply(dgm_job *r, const journal_view *v, dgm_error *err)
 	return 0;
 }
 
-int dgm_release_resume(const dgm_plan *plan, dgm_error *err)
+/* A rollback killed before its facts record changed nothing: end its
+ * journal. One with facts is run again to the same tag, which takes
+ * over the lock; its old journal ends here, the new run has its own. */
+static int resume_rollback(const dgm_plan *plan, const dgm_journal_view *v, dgm_lock *lock,
+			   dgm_error *err)
 {
-	journal_view v;
-	const char *command;
+	dgm_rollback_opts o = { .to = dgm_journal_fact(v, "to"), .restore = -1,
+				.reason = "resume of an interrupted rollback", .lock = lock };
+	dgm_error why = DGM_ERROR_INIT;
+	dgm_job end;
+	char *to = o.to ? dgm_xstrdup(o.to) : NULL;
+	int ret;
+
+	if (dgm_job_reopen(&end, plan, v->command, v->path, v->run, v->seq, v->started_at, err)) {
+		dgm_job_free(&end);
+		free(to);
+		return -1;
+	}
+	if (!to) {
+		dgm_info("the rollback stopped before it changed anything: nothing had changed "
+			 "(run it again to roll back)");
+		dgm_error_set(&why, DGM_E_RUN, "killed before it changed anything; nothing had "
+			      "changed");
+		dgm_job_journal_end(&end, "failed", &why);
+		dgm_job_free(&end);
+		return 0;
+	}
+	dgm_job_journal_end(&end, "resumed", NULL);
+	dgm_job_free(&end);
+	o.to = to;
+	ret = dgm_release_rollback(plan, &o, err);
+	free(to);
+	return ret;
+}
+
+/* Under the lock: journals that hold no complete record (killed while
+ * being created) are removed, as their run changed nothing. */
+static int next_unfinished(dgm_journal_view *v, const dgm_plan *plan, dgm_error *err)
+{
+	for (;;) {
+		if (find_unfinished(v, plan, err))
+			return -1;
+		if (!v->path || v->begin)
+			return 0;
+		dgm_info("the journal '%s' holds no complete record (killed as it started): "
+			 "nothing had changed; removing it", v->path);
+		if (unlink(v->path) != 0) {
+			dgm_error_errno(err, DGM_E_IO, "cannot remove the empty journal '%s'", v->path);
+			dgm_journal_free(v);
+			return -1;
+		}
+		dgm_journal_free(v);
+	}
+}
+
+static int resume_locked(const dgm_plan *plan, dgm_lock *lock, dgm_error *err)
+{
+	dgm_journal_view v;
 	dgm_job r;
 	int ret = -1;
 
-	dgm_snapshot_sweep_locked(plan); /* what a killed snapshot left (sweep.c) */
+	/* again under the lock: the run seen before may have ended since */
+	if (next_unfinished(&v, plan, err))
+		return -1;
+	if (!v.path) {
+		dgm_info("nothing to resume: every run in '%s/journal' has ended", plan->state_dir);
+		return 0;
+	}
+	dgm_info("resuming run '%s' (%s) from '%s'", v.run, v.command, v.path);
+	if (!strncmp(v.command, "rollback", 8)) {
+		ret = resume_rollback(plan, &v, lock, err);
+		goto out;
+	}
+	if (strcmp(v.command, "apply")) {
+		dgm_error_set(err, DGM_E_RUN, "%s: cannot resume a '%s' run", v.path, v.command);
+		dgm_error_hint(err, "move the journal aside (mv '%s' '%s.done') if that run needs "
+			       "nothing more", v.path, v.path);
+		goto out;
+	}
+	if (dgm_job_reopen(&r, plan, v.command, v.path, v.run, v.seq, v.started_at, err)) {
+		dgm_job_free(&r);
+		goto out;
+	}
+	r.lock = *lock;
+	lock->conn = NULL;
+	ret = resume_apply(&r, &v, err);
+	dgm_lock_release(&r.lock);
+	dgm_job_free(&r);
+out:
+	dgm_journal_free(&v);
+	return ret;
+}
+
+int dgm_release_resume(const dgm_plan *plan, dgm_error *err)
+{
+	dgm_journal_view v;
+	dgm_lock lock = { NULL };
+	int ret;
+
+	/* what a killed snapshot left (sweep.c: under the lock it takes, and
+	 * only reported while a live run holds it) */
+	dgm_snapshot_sweep_locked(plan);
+	/* A first look without the lock: nothing to do needs the journal only. */
 	if (find_unfinished(&v, plan, err))
 		return -1;
 	if (!v.path) {
 		dgm_info("nothing to resume: every run in '%s/journal' has ended", plan->state_dir);
 		return 0;
 	}
-	command = json_string_value(json_object_get(v.begin, "command"));
-	dgm_info("resuming run '%s' (%s) from '%s'", json_string_value(json_object_get(v.begin,
-		 "run")), command, v.path);
-	if (!strcmp(command, "rollback")) {
-		dgm_rollback_opts o = { .to = json_string_value(json_object_get(v.facts, "to")),
-					.restore = -1, .reason = "resume of an interrupted rollback" };
-		char *path = dgm_xstrdup(v.path);
-		dgm_job end;
-
-		if (!o.to) {
-			view_free(&v);
-			free(path);
-			return dgm_error_set(err, DGM_E_RUN, "the interrupted rollback had not started "
-					     "changing anything; run it again");
-		}
-		/* the old journal ends here; the new rollback has its own */
-		if (dgm_job_reopen(&end, plan, command, path, json_string_value(json_object_get(
-				   v.begin, "run")), v.seq, err) == 0) {
-			dgm_job_journal_end(&end, "resumed", NULL);
-			dgm_job_free(&end);
-		}
-		free(path);
-		ret = dgm_release_rollback(plan, &o, err);
-		view_free(&v);
-		return ret;
-	}
-	if (dgm_job_reopen(&r, plan, command, v.path, json_string_value(json_object_get(v.begin,
-			   "run")), v.seq, err))
-		goto out;
-	if (dgm_lock_acquire(&r.lock, plan->database.url, "resume", 0, err)) {
-		dgm_job_free(&r);
-		goto out;
-	}
-	ret = resume_apply(&r, &v, err);
-	dgm_lock_release(&r.lock);
-	dgm_job_free(&r);
-out:
-	view_free(&v);
+	dgm_journal_free(&v);
+	/* Nothing is written to a journal without the run's lock: a live
+	 * run holds it, and then resume stops here (exit 3). */
+	if (dgm_lock_acquire(&lock, plan->database.url, "resume", 0, err))
+		return -1;
+	ret = resume_locked(plan, &lock, err);
+	dgm_lock_release(&lock);
 	return ret;
 }
 
@@ -264,15 +313,17 @@ bool dgm_release_snapshot_in_use(const char *snapshot_id, void *payload)
 		if (!used && len > 6 && !strcmp(name + len - 6, ".jsonl")) {
 			char *path = dgm_xasprintf("%s/%s", dir, name);
 			dgm_error ignore = DGM_ERROR_INIT;
-			journal_view v;
+			dgm_journal_view v;
 
-			if (view_load(&v, path, &ignore) == 0) {
-				char *text = json_dumps(v.data, JSON_COMPACT);
+			/* a damaged journal still names what it names */
+			dgm_journal_load(&v, path, &ignore);
+			if (v.path && !v.ended) {
+				char *text = json_dumps(v.records, JSON_COMPACT);
 
-				used = !v.ended && text && strstr(text, snapshot_id);
+				used = text && strstr(text, snapshot_id);
 				free(text);
-				view_free(&v);
 			}
+			dgm_journal_free(&v);
 			free(path);
 		}
 		free(names[i]);

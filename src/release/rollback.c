@@ -454,15 +454,14 @@ int dgm_release_rollback(const dgm_plan *plan, const dgm_rollback_opts *o, dgm_e
 	rb b = { .o = o, .lost = DGM_BUF_INIT };
 	int ret = -1;
 
-	if (dgm_job_begin(&r, plan, o->dry_run ? "rollback --dry-run" : "rollback", o->plan_path,
-			  err))
+	if (dgm_job_begin_locked(&r, plan, o->dry_run ? "rollback --dry-run" : "rollback",
+				 o->plan_path, o->wait_lock_ms, o->lock, err))
 		return -1;
 	b.r = &r;
 	r.reason = o->reason;
 	r.tag = o->to;
 	b.ini_rel = dgm_cli_ini_rel(plan->alembic.config, plan->release.repository);
-	if (dgm_lock_acquire(&r.lock, plan->database.url, "rollback", o->wait_lock_ms, err) ||
-	    read_state(&b, err) ||
+	if (read_state(&b, err) ||
 	    dgm_release_check_untracked(plan->release.repository, b.now, err) ||
 	    check_direction(&b, err))
 		goto fail;

@@ -89,7 +89,7 @@ hooks:
 YAML
 	run_dgm validate plan.yaml
 	expect_rc 2
-	expect_err "'hooks.before[0].run' would put the value of required variable 'SECRET_KEY'"
+	expect_err "'hooks.before[0].run' would put the value of secret variable 'SECRET_KEY'"
 	expect_no "$SECRET_KEY"
 }
 

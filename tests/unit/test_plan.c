@@ -757,9 +757,10 @@ static void secrets_are_registered(void **state)
 	dgm_log_clear_secrets();
 	assert_int_equal(parse(&p, full_plan, &e), 0);
 	dgm_plan_register_secrets(&p);
-	/* DGM_T_URL is required, so the whole URL is a secret too. */
+	/* DGM_T_URL is a setting (its name does not look secret): only its
+	 * password is masked; DGM_T_SECRET's name makes it a secret. */
 	redacted("connecting to postgresql://app:s3cr3t-pw@db.example/app with topsecret-value",
-		 "connecting to **** with ****");
+		 "connecting to postgresql://app:****@db.example/app with ****");
 	redacted("password s3cr3t-pw rejected", "password **** rejected");
 	dgm_plan_free(&p);
 	dgm_log_clear_secrets();
@@ -790,6 +791,52 @@ static void secrets_are_registered(void **state)
 	dgm_plan_free(&p);
 	dgm_log_clear_secrets();
 	unsetenv("DGM_T_URL2");
+}
+
+/* Issue 12.1: required settings are shown; secrets are the variables of
+ * environment.secret, required ones whose names look secret and URL
+ * passwords; masking never mangles ordinary words. */
+static void settings_are_shown_and_secrets_masked(void **state)
+{
+	const char *text = BASE "environment:\n"
+		"  required: [DGM_T_DB, DGM_T_HOST, DGM_T_API_TOKEN, DGM_T_REDIS_URL]\n"
+		"  secret: [DGM_T_DSN]\n";
+	dgm_error e = DGM_ERROR_INIT;
+	dgm_plan p;
+
+	setenv("DGM_T_DB", "app", 1);
+	setenv("DGM_T_HOST", "localhost", 1);
+	setenv("DGM_T_API_TOKEN", "tok", 1);
+	setenv("DGM_T_REDIS_URL", "redis://:redis-pw-1@cache:6379/0", 1);
+	setenv("DGM_T_DSN", "https://k3y@sentry.example/1", 1);
+	dgm_log_clear_secrets();
+	assert_int_equal(parse(&p, text, &e), 0);
+	assert_int_equal(p.secret_env.count, 1);
+	assert_true(dgm_plan_is_secret_var(&p, "DGM_T_API_TOKEN"));
+	assert_true(dgm_plan_is_secret_var(&p, "DGM_T_DSN"));
+	assert_false(dgm_plan_is_secret_var(&p, "DGM_T_DB"));
+	assert_false(dgm_plan_is_secret_var(&p, "DGM_T_REDIS_URL"));
+	dgm_plan_register_secrets(&p);
+	redacted("# dgmigrate apply: Start application server on localhost for app",
+		 "# dgmigrate apply: Start application server on localhost for app");
+	redacted("token tok, tokens, app_tok", "token ****, tokens, app_tok");
+	redacted("redis://:redis-pw-1@cache:6379/0 and https://k3y@sentry.example/1",
+		 "redis://:****@cache:6379/0 and ****");
+	dgm_plan_free(&p);
+	dgm_log_clear_secrets();
+	/* the plan's file:line:column for a bad name */
+	assert_int_equal(parse(&p, BASE "environment:\n  secret: [not-a-var]\n", &e), -1);
+	assert_non_null(strstr(e.msg, "environment.secret"));
+	dgm_plan_free(&p);
+	assert_true(dgm_plan_name_looks_secret("db_password"));
+	assert_true(dgm_plan_name_looks_secret("AWS_SECRET_ACCESS_KEY"));
+	assert_true(dgm_plan_name_looks_secret("GCP_CREDENTIALS"));
+	assert_false(dgm_plan_name_looks_secret("POSTGRES_DB"));
+	unsetenv("DGM_T_DB");
+	unsetenv("DGM_T_HOST");
+	unsetenv("DGM_T_API_TOKEN");
+	unsetenv("DGM_T_REDIS_URL");
+	unsetenv("DGM_T_DSN");
 }
 
 /* ---- files ----------------------------------------------------------------- */
@@ -930,6 +977,7 @@ int main(void)
 		cmocka_unit_test(suggestions_pick_likely_typos),
 		cmocka_unit_test(check_env_names_every_missing_variable),
 		cmocka_unit_test(secrets_are_registered),
+		cmocka_unit_test(settings_are_shown_and_secrets_masked),
 		cmocka_unit_test(missing_file_is_a_plan_error),
 		cmocka_unit_test(shipped_plans_load),
 	};
