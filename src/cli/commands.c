@@ -54,6 +54,8 @@ static const dgm_opt backups_opts[] = {
 	{ "keep", 0, "N", "with prune: how many snapshots to keep" },
 	{ "terminate-connections", 0, NULL, "with restore: end sessions on the database" },
 	{ "no-store", 0, NULL, "with restore: leave the model store as it is" },
+	{ "accept-data-loss", 0, NULL, "with restore: allow it to discard writes made since the "
+	  "snapshot's release finished (or when that cannot be known)" },
 	{ "json", 0, NULL, "print the result as JSON on stdout" },
 	DGM_OPT_END
 };
