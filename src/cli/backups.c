@@ -22,6 +22,21 @@ static void fmt_time(char *buf, size_t len, long long t)
 	strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
 }
 
+/* With --json, the result as one event on stdout. */
+static void result(const char *event, const char *id, const char *safety)
+{
+	dgm_buf f = DGM_BUF_INIT;
+
+	dgm_buf_puts(&f, "\"snapshot\":");
+	dgm_buf_json_str(&f, id);
+	if (safety) {
+		dgm_buf_puts(&f, ",\"safety_snapshot\":");
+		dgm_buf_json_str(&f, safety);
+	}
+	dgm_event(event, f.ptr);
+	dgm_buf_free(&f);
+}
+
 static void print_one(const dgm_snapshot *s)
 {
 	char when[32], revs[128] = "";
@@ -123,6 +138,8 @@ static int verify(const dgm_plan *plan, const char *id, dgm_error *err)
 		dgm_info("snapshot '%s' is intact: %d dump entries%s%s%s, %lld archive entries, "
 			 "checksums match", s.id, s.toc_entries, s.db_copy ? " (and database copy '" :
 			 "", s.db_copy ? s.db_copy : "", s.db_copy ? "')" : "", s.entries);
+	if (ret == 0)
+		result("verified", s.id, NULL);
 	dgm_snapshot_free(&s);
 	return ret;
 }
@@ -180,6 +197,7 @@ static int restore(const dgm_plan *plan, const char *id, const dgm_args *args, d
 	}
 	mark(plan, snap.id);
 	mark(plan, safety.id);
+	result("restored", snap.id, safety.id);
 	dgm_info("snapshot '%s' restored (database%s); the state before is in snapshot '%s'",
 		 snap.id, ro.store && snap.has_store ? " and model store" : "", safety.id);
 	ret = 0;
@@ -209,6 +227,12 @@ static int prune(const dgm_plan *plan, const char *keep_arg, dgm_error *err)
 		return -1;
 	dgm_info("pruned %d snapshot%s, kept the %d newest", removed, removed == 1 ? "" : "s",
 		 keep);
+	{
+		char f[64];
+
+		snprintf(f, sizeof(f), "\"removed\":%d,\"kept\":%d", removed, keep);
+		dgm_event("pruned", f);
+	}
 	return 0;
 }
 
