@@ -79,8 +79,9 @@ static void journal_commits(dgm_strlist *out, const dgm_plan *plan)
 
 		while (f && getline(&line, &cap, f) > 0) {
 			json_t *rec = json_loads(line, 0, NULL);
+			const char *type = json_string_value(json_object_get(rec, "type"));
 
-			if (!strcmp(json_string_value(json_object_get(rec, "type")) ?: "", "facts"))
+			if (type && !strcmp(type, "facts"))
 				for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
 					const char *c = json_string_value(json_object_get(rec, keys[k]));
 
@@ -656,6 +657,24 @@ static int checkout_code(rb *b, dgm_error *err)
 	return 0;
 }
 
+/* Writes made while the rollback ran (by the failed downgrade itself or
+ * by the application) would be discarded too, and are in no snapshot:
+ * count again, and let the larger answer decide. */
+static void recheck(rb *b)
+{
+	dgm_dataloss again;
+
+	dgm_dataloss_check(&again, b->r->plan, &b->release, NULL);
+	if (again.verdict == b->dl.verdict && again.total == b->dl.total) {
+		dgm_dataloss_free(&again);
+		return;
+	}
+	dgm_warn("writes were made while the rollback ran (by the failed downgrade or the "
+		 "application; the safety snapshot was taken before them): they count too");
+	dgm_dataloss_free(&b->dl);
+	b->dl = again;
+}
+
 /* The downgrade failed: restore the release snapshot instead, if the
  * data-loss check allows it; else stop where the downgrade left the
  * database, with the code still at the newer release. */
@@ -667,6 +686,7 @@ static int fallback(rb *b, dgm_error *err)
 	if (b->o->restore == 0 || !b->have_release)
 		return -1;
 	snprintf(why, sizeof(why), "%s", err->msg);
+	recheck(b);
 	if (dgm_dataloss_gate(&b->dl, b->o->accept_data_loss, "", &refused)) {
 		dgm_error_set(err, DGM_E_RUN, "the downgrade failed (%.900s), and %.1000s", why,
 			      refused.msg);

@@ -72,7 +72,8 @@ at_release() {
 	add_nodown_release
 	write_plan plan.yaml "$1"
 	migrate_app app head
-	psql_db "$TEST_DB" -c "INSERT INTO organizations (name, slug) SELECT 'org ' || g, 'org-' || g FROM generate_series(1, 20) g" >/dev/null
+	psql_db "$TEST_DB" -c "INSERT INTO organizations (name, slug, plan) SELECT 'org ' || g, 'org-' || g, CASE WHEN g % 2 = 0 THEN 'enterprise' ELSE 'free' END FROM generate_series(1, 20) g" \
+		-c "INSERT INTO users (organization_id, email) SELECT id, 'u' || id || '@example.com' FROM organizations" >/dev/null
 	rows_v15=$(db_fingerprint "$TEST_DB")
 	run_dgm apply plan.yaml
 	expect_rc 0
@@ -122,6 +123,8 @@ PY
 	grep -q "Writes discarded | public.organizations: 1" "${report%.json}.md" || fail "the Markdown report does not say it"
 	[[ $(psql_db "$TEST_DB" -c "SELECT report->'data_loss'->'tables'->>'public.organizations' || ' ' || (report->'data_loss'->>'kept_in') FROM dgmigrate.runs WHERE command = 'rollback' AND outcome = 'success'") == "1 $safety" ]] ||
 		fail "the history row does not say what was discarded"
+	run_dgm history plan.yaml
+	expect_out "discarded writes: public.organizations: 1 (kept in snapshot $safety)"
 	# and the safety snapshot gives it back
 	[[ $(psql_db "$(sed -n 's/.*"copy": "\([^"]*\)".*/\1/p' "backups/$safety/manifest.json")" -c "SELECT count(*) FROM organizations WHERE slug = 'after-release'") == 1 ]] ||
 		fail "the safety snapshot does not hold the discarded row"
@@ -131,6 +134,8 @@ test_a_data_migrations_own_writes_are_not_user_data() {
 	# v1.6's head rewrites rows of organizations and users; nothing is
 	# written after the release
 	at_release v1.6
+	[[ $(psql_db "$TEST_DB" -c "SELECT count(*) FROM organizations WHERE ml_features_enabled") == 10 ]] ||
+		fail "the data migration rewrote no rows"
 	run_dgm rollback --to v1.5 plan.yaml --restore
 	expect_rc 0
 	expect_no "accept-data-loss"
