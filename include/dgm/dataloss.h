@@ -10,10 +10,12 @@
  * dgmigrate's own changes: for an apply's snapshot, when the release
  * finished (after its postconditions, before hooks.after lets the
  * application in), so a data migration's own updates do not count; for
- * a safety or manual snapshot, when its run ended. Baselines live in
- * <state_dir>/writes/<snapshot-id>.json: outside the database, so a
- * restore cannot erase them, and outside the snapshot, whose catalog
- * entry is verified and never rewritten.
+ * a safety or manual snapshot, when its run ended; after a restore of
+ * it, when the restore ended. The baseline is the file writes.json in
+ * the snapshot's folder, beside its manifest: outside the database, so
+ * a restore cannot erase it, found from the snapshot alone, and pruned
+ * with it. It is not part of the verified manifest: it is rewritten
+ * each time the database becomes the snapshot again.
  *
  * Fail closed: with no baseline, a database replaced since (another
  * oid), statistics reset since, a server restarted since, counters off
@@ -77,9 +79,9 @@ char *dgm_dataloss_summary(const dgm_dataloss *dl);
  * snapshot that still holds what the restore discards. malloc'd. */
 char *dgm_dataloss_json(const dgm_dataloss *dl, const char *kept_in);
 
-/* Record the counters now as the baseline of snapshot_id (run: the run
- * that records it, for the record). */
-int dgm_dataloss_mark(const dgm_plan *plan, const char *snapshot_id, const char *run,
+/* Record the counters now as the baseline of snap (run: the run that
+ * records it, for the record). */
+int dgm_dataloss_mark(const dgm_plan *plan, const dgm_snapshot *snap, const char *run,
 		      dgm_error *err);
 
 void dgm_dataloss_free(dgm_dataloss *dl);

@@ -87,11 +87,11 @@ static int list(const dgm_plan *plan, bool json, dgm_error *err)
 
 /* The counters now are the snapshot's baseline: a restore of it loses
  * what is written from here (dataloss.h). */
-static void mark(const dgm_plan *plan, const char *id)
+static void mark(const dgm_plan *plan, const dgm_snapshot *s)
 {
 	dgm_error e = DGM_ERROR_INIT;
 
-	if (dgm_dataloss_mark(plan, id, "backups", &e))
+	if (dgm_dataloss_mark(plan, s, "backups", &e))
 		dgm_warn("%s: a later restore of it will need --accept-data-loss", e.msg);
 }
 
@@ -108,7 +108,7 @@ static int create(const dgm_plan *plan, bool json, dgm_error *err)
 		return -1;
 	}
 	dgm_lock_release(&lock);
-	mark(plan, s.id);
+	mark(plan, &s);
 	dgm_info("snapshot '%s' written and verified in %.1f s: database %.1f MiB, model store "
 		 "%.1f MiB (%lld entries)", s.id, (double)s.total_ms / 1000.0,
 		 (double)s.db_bytes / 1048576.0, (double)s.archive_bytes / 1048576.0, s.entries);
@@ -195,8 +195,8 @@ static int restore(const dgm_plan *plan, const char *id, const dgm_args *args, d
 		dgm_error_hint(err, "the current state is also in safety snapshot '%s'", safety.id);
 		goto out;
 	}
-	mark(plan, snap.id);
-	mark(plan, safety.id);
+	mark(plan, &snap);
+	mark(plan, &safety);
 	result("restored", snap.id, safety.id);
 	dgm_info("snapshot '%s' restored (database%s); the state before is in snapshot '%s'",
 		 snap.id, ro.store && snap.has_store ? " and model store" : "", safety.id);

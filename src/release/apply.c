@@ -160,7 +160,7 @@ static int step_health(dgm_job *r, dgm_error *err)
 int dgm_release_finish_apply(dgm_job *r, dgm_error *err)
 {
 	/* the release is finished: a restore discards what is written from here */
-	if (step_verify(r, err) || dgm_job_mark_baseline(r, r->have_snap ? r->snap.id : NULL) ||
+	if (step_verify(r, err) || dgm_job_mark_baseline(r, r->have_snap ? &r->snap : NULL) ||
 	    step_hooks(r, &r->plan->hooks.after, "after", err) ||
 	    step_health(r, err))
 		return -1;

@@ -66,15 +66,16 @@ out:
 	return c;
 }
 
-static char *baseline_path(const dgm_plan *plan, const char *snapshot_id)
+static char *baseline_path(const dgm_snapshot *snap)
 {
-	return dgm_xasprintf("%s/writes/%s.json", plan->state_dir, snapshot_id);
+	return dgm_xasprintf("%s/writes.json", snap->dir);
 }
 
-int dgm_dataloss_mark(const dgm_plan *plan, const char *snapshot_id, const char *run,
+int dgm_dataloss_mark(const dgm_plan *plan, const dgm_snapshot *snap, const char *run,
 		      dgm_error *err)
 {
-	char *dir = dgm_xasprintf("%s/writes", plan->state_dir), *path = NULL, *text = NULL;
+	const char *snapshot_id = snap->id;
+	char *path = NULL, *text = NULL;
 	json_t *c = read_counters(plan, false, err);
 	int ret = -1;
 
@@ -83,9 +84,8 @@ int dgm_dataloss_mark(const dgm_plan *plan, const char *snapshot_id, const char 
 	json_object_set_new(c, "snapshot", json_string(snapshot_id));
 	json_object_set_new(c, "run", json_string(run ? run : ""));
 	text = json_dumps(c, JSON_INDENT(1) | JSON_SORT_KEYS);
-	path = baseline_path(plan, snapshot_id);
-	if (dgm_fs_mkdir_p(dir, 0700, err) ||
-	    dgm_fs_write_atomic(path, text, strlen(text), 0600, err))
+	path = baseline_path(snap);
+	if (dgm_fs_write_atomic(path, text, strlen(text), 0600, err))
 		goto out;
 	dgm_debug("write counters recorded as the baseline of snapshot '%s'", snapshot_id);
 	ret = 0;
@@ -96,7 +96,6 @@ out:
 	json_decref(c);
 	free(text);
 	free(path);
-	free(dir);
 	return ret;
 }
 
@@ -176,7 +175,7 @@ static void compare(dgm_dataloss *dl, const dgm_plan *plan, json_t *base, json_t
 void dgm_dataloss_check(dgm_dataloss *dl, const dgm_plan *plan, const dgm_snapshot *snap,
 			const dgm_dataloss_opts *o)
 {
-	char *path = baseline_path(plan, snap->id);
+	char *path = baseline_path(snap);
 	json_t *base = json_load_file(path, 0, NULL), *now = NULL;
 	dgm_error e = DGM_ERROR_INIT;
 
@@ -271,11 +270,11 @@ void dgm_dataloss_free(dgm_dataloss *dl)
 
 /* --- the guarded restore of a run (internal.h) --- */
 
-int dgm_job_mark_baseline(dgm_job *r, const char *snapshot_id)
+int dgm_job_mark_baseline(dgm_job *r, const dgm_snapshot *snap)
 {
 	dgm_error e = DGM_ERROR_INIT;
 
-	if (snapshot_id && dgm_dataloss_mark(r->plan, snapshot_id, r->id, &e))
+	if (snap && dgm_dataloss_mark(r->plan, snap, r->id, &e))
 		dgm_warn("%s: a later restore of it will need --accept-data-loss", e.msg);
 	return 0;
 }
@@ -321,7 +320,7 @@ int dgm_job_restore(dgm_job *r, const dgm_snapshot *snap, const dgm_job_restore_
 		goto out;
 	/* the database is the snapshot again: count from here */
 	if (o->ro.database)
-		dgm_job_mark_baseline(r, snap->id);
+		dgm_job_mark_baseline(r, snap);
 	ret = 0;
 out:
 	dgm_dataloss_free(&mine);

@@ -84,8 +84,8 @@ typedef struct dgm_job_restore_opts {
 
 int dgm_job_restore(dgm_job *r, const dgm_snapshot *snap, const dgm_job_restore_opts *o,
 		    dgm_error *err);
-/* Record the write counters now as snapshot id's baseline; a failure is
+/* Record the write counters now as snap's baseline; a failure is
  * a warning (later restores then need --accept-data-loss). Returns 0. */
-int dgm_job_mark_baseline(dgm_job *r, const char *snapshot_id);
+int dgm_job_mark_baseline(dgm_job *r, const dgm_snapshot *snap);
 
 #endif

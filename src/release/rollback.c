@@ -147,7 +147,7 @@ static int find_code(rb *b, git_repository *repo, dgm_error *err)
 		goto out;
 	}
 	ret = dgm_cli_check_db_known(b->now, r->facts.revs, r->facts.nrevs, dir, b->ini_rel,
-				     "the checked-out code nor any tag", err);
+				     "the checked-out code, nor any tag,", err);
 out:
 	git_strarray_dispose(&tags);
 	dgm_strlist_free(&cands);
@@ -190,16 +190,14 @@ out:
 	return ret;
 }
 
-/* TAG must be behind the database, and the code must know the database. */
+/* TAG must be behind the database (find_code made sure some code knows
+ * the database). */
 static int check_direction(rb *b, dgm_error *err)
 {
 	dgm_job *r = b->r;
 	char **targets = NULL;
 	size_t n = 0;
 
-	if (dgm_cli_check_db_known(b->now, r->facts.revs, r->facts.nrevs,
-				   r->plan->release.repository, b->ini_rel, "the checked-out code", err))
-		return -1;
 	for (size_t i = 0; i < b->nwant; i++) {
 		dgm_alembic_steps st = { 0 };
 		dgm_error e = DGM_ERROR_INIT;
@@ -794,7 +792,7 @@ int dgm_release_rollback(const dgm_plan *plan, const dgm_rollback_opts *o, dgm_e
 				       "dgmigrate backups restore %s PLAN", r.snap.id, r.snap.id);
 		goto fail;
 	}
-	dgm_job_mark_baseline(&r, r.snap.id);
+	dgm_job_mark_baseline(&r, &r.snap);
 	dgm_job_finish(&r, "success", NULL);
 	dgm_info("rolled back to '%s'", o->to);
 	ret = 0;
@@ -804,7 +802,7 @@ fail:
 		/* what the rollback changed is its own: a restore of the safety
 		 * snapshot counts only what is written from here */
 		if (r.have_snap)
-			dgm_job_mark_baseline(&r, r.snap.id);
+			dgm_job_mark_baseline(&r, &r.snap);
 		dgm_job_finish(&r, "failed", err);
 	}
 out:

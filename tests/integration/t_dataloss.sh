@@ -150,6 +150,14 @@ test_statistics_reset_since_the_release_is_unknown() {
 	expect_err "might discard writes made since the release finished: unknown"
 	expect_err "statistics were reset"
 	[[ $(revisions) == b6e14d8a0f97 ]] || fail "something changed: $(revisions)"
+	# a database replaced behind dgmigrate's back (its counters start over)
+	psql_db postgres -c "ALTER DATABASE \"$TEST_DB\" RENAME TO \"${TEST_DB:0:40}_old\"" \
+		-c "CREATE DATABASE \"$TEST_DB\" TEMPLATE \"${TEST_DB:0:40}_old\" OWNER dgm" \
+		-c "DROP DATABASE \"${TEST_DB:0:40}_old\"" >/dev/null
+	run_dgm backups restore "$(pre_apply_id)" plan.yaml
+	expect_rc 2
+	expect_err "the database was replaced since the baseline"
+	[[ $(revisions) == b6e14d8a0f97 ]] || fail "something changed: $(revisions)"
 }
 
 test_backups_restore_passes_the_same_check() {
