@@ -9,8 +9,8 @@
 #include "dgm/dataloss.h"
 #include "dgm/git.h"
 #include "dgm/lock.h"
-#include "dgm/restore.h"
 #include "dgm/release.h"
+#include "dgm/restore.h"
 #include "dgm/snapshot.h"
 
 /* One run of apply or rollback: what it knows and what it has done, so
