@@ -9,6 +9,7 @@
 
 #include "dgm/cli.h"
 #include "dgm/git.h"
+#include "dgm/dataloss.h"
 #include "dgm/lock.h"
 #include "dgm/log.h"
 #include "dgm/plan.h"
@@ -23,6 +24,21 @@ static void fmt_time(char *buf, size_t len, long long t)
 
 	gmtime_r(&tt, &tm);
 	strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
+}
+
+/* With --json, the result as one event on stdout. */
+static void result(const char *event, const char *id, const char *safety)
+{
+	dgm_buf f = DGM_BUF_INIT;
+
+	dgm_buf_puts(&f, "\"snapshot\":");
+	dgm_buf_json_str(&f, id);
+	if (safety) {
+		dgm_buf_puts(&f, ",\"safety_snapshot\":");
+		dgm_buf_json_str(&f, safety);
+	}
+	dgm_event(event, f.ptr);
+	dgm_buf_free(&f);
 }
 
 /* The release whose state a snapshot holds: the tags at the commit that
@@ -201,6 +217,16 @@ out:
 	return 0;
 }
 
+/* The counters now are the snapshot's baseline: a restore of it loses
+ * what is written from here (dataloss.h). */
+static void mark(const dgm_plan *plan, const dgm_snapshot *s)
+{
+	dgm_error e = DGM_ERROR_INIT;
+
+	if (dgm_dataloss_mark(plan, s, "backups", &e))
+		dgm_warn("%s: a later restore of it will need --accept-data-loss", e.msg);
+}
+
 static int create(const dgm_plan *plan, bool json, dgm_error *err)
 {
 	dgm_snapshot_opts o = { .kind = "manual" };
@@ -219,6 +245,7 @@ static int create(const dgm_plan *plan, bool json, dgm_error *err)
 		return -1;
 	}
 	dgm_lock_release(&lock);
+	mark(plan, &s);
 	dgm_info("snapshot '%s' written and verified in %.1f s: database %.1f MiB, model store "
 		 "%.1f MiB (%lld entries)", s.id, (double)s.total_ms / 1000.0,
 		 (double)s.db_bytes / 1048576.0, (double)s.archive_bytes / 1048576.0, s.entries);
@@ -248,8 +275,27 @@ static int verify(const dgm_plan *plan, const char *id, dgm_error *err)
 		dgm_info("snapshot '%s' is intact: %d dump entries%s%s%s, %lld archive entries, "
 			 "checksums match", s.id, s.toc_entries, s.db_copy ? " (and database copy '" :
 			 "", s.db_copy ? s.db_copy : "", s.db_copy ? "')" : "", s.entries);
+	if (ret == 0)
+		result("verified", s.id, NULL);
 	dgm_snapshot_free(&s);
 	return ret;
+}
+
+/* --accept-data-loss: say what the restore discards and where it stays. */
+static void say_loss(const dgm_dataloss *dl, const char *kept_in)
+{
+	char *what = dgm_dataloss_summary(dl), *j = dgm_dataloss_json(dl, kept_in);
+	dgm_buf f = DGM_BUF_INIT;
+
+	dgm_warn("--accept-data-loss: restoring snapshot '%s' discards writes made since it "
+		 "was taken (%s); they are kept in safety snapshot '%s'", dl->snapshot, what,
+		 kept_in);
+	dgm_buf_puts(&f, "\"data_loss\":");
+	dgm_buf_puts(&f, j);
+	dgm_event("data_loss", f.ptr);
+	dgm_buf_free(&f);
+	free(j);
+	free(what);
 }
 
 /* Put a snapshot back, after a safety snapshot of the current state, so
@@ -263,10 +309,16 @@ static int restore(const dgm_plan *plan, const char *id, const dgm_args *args, d
 				       DGM_SNAPSHOT_COPY : DGM_SNAPSHOT_DUMP };
 	dgm_snapshot snap = { 0 }, safety = { 0 };
 	dgm_lock lock = { 0 };
+	dgm_dataloss dl = { 0 };
 	int ret = -1;
 
 	if (dgm_snapshot_find(&snap, plan->snapshot.directory, id, err) ||
 	    dgm_lock_acquire(&lock, plan->database.url, "backups restore", 0, err))
+		goto out;
+	/* the same check as every other restore, before anything changes */
+	dgm_dataloss_check(&dl, plan, &snap, NULL);
+	if (dgm_dataloss_gate(&dl, dgm_args_flag(args, "accept-data-loss"), "leave the "
+			      "database as it is", err))
 		goto out;
 	so.store_like = &snap;
 	if (dgm_snapshot_create(&safety, plan, &so, err)) {
@@ -274,14 +326,20 @@ static int restore(const dgm_plan *plan, const char *id, const dgm_args *args, d
 		goto out;
 	}
 	dgm_info("safety snapshot '%s' holds the current state", safety.id);
+	if (dl.verdict != DGM_DATALOSS_NONE)
+		say_loss(&dl, safety.id);
 	if (dgm_snapshot_restore(plan, &snap, &ro, err)) {
 		dgm_error_hint(err, "the current state is also in safety snapshot '%s'", safety.id);
 		goto out;
 	}
+	mark(plan, &snap);
+	mark(plan, &safety);
+	result("restored", snap.id, safety.id);
 	dgm_info("snapshot '%s' restored (database%s); the state before is in snapshot '%s'",
 		 snap.id, ro.store && snap.has_store ? " and model store" : "", safety.id);
 	ret = 0;
 out:
+	dgm_dataloss_free(&dl);
 	dgm_lock_release(&lock);
 	dgm_snapshot_free(&safety);
 	dgm_snapshot_free(&snap);
@@ -307,6 +365,12 @@ static int prune(const dgm_plan *plan, const char *keep_arg, bool force, dgm_err
 		return -1;
 	dgm_info("pruned %d snapshot%s; kept the %d newest and those named above", removed,
 		 removed == 1 ? "" : "s", keep);
+	{
+		char f[64];
+
+		snprintf(f, sizeof(f), "\"removed\":%d,\"kept\":%d", removed, keep);
+		dgm_event("pruned", f);
+	}
 	return 0;
 }
 

@@ -21,7 +21,9 @@ static const dgm_opt rollback_opts[] = {
 	{ "to", 0, "TAG", "the release to go back to (required)" },
 	{ "restore", 0, NULL, "restore the database snapshot instead of downgrading" },
 	{ "no-restore", 0, NULL, "never restore the database snapshot" },
-	{ "accept-data-loss", 0, NULL, "allow a restore that discards writes made since the snapshot" },
+	{ "accept-data-loss", 0, NULL, "allow a restore (asked, or the fallback of a failed "
+	  "downgrade) that discards writes made since the release finished, or when that cannot "
+	  "be known" },
 	{ "reason", 0, "TEXT", "why, recorded in the history" },
 	{ "dry-run", 'n', NULL, "show the rollback plan, SQL included; change nothing" },
 	{ "wait-lock", 0, "DURATION", "wait up to DURATION for the database lock instead of exiting 3" },
@@ -55,6 +57,8 @@ static const dgm_opt backups_opts[] = {
 	{ "force", 0, NULL, "with prune: also remove the newest pre-apply snapshot (the way back)" },
 	{ "terminate-connections", 0, NULL, "with restore: end sessions on the database" },
 	{ "no-store", 0, NULL, "with restore: leave the model store as it is" },
+	{ "accept-data-loss", 0, NULL, "with restore: allow it to discard writes made since the "
+	  "snapshot's release finished (or when that cannot be known)" },
 	{ "json", 0, NULL, "print the result as JSON on stdout" },
 	DGM_OPT_END
 };
@@ -87,7 +91,7 @@ const dgm_cmd dgm_commands[] = {
 	  "'alembic upgrade FROM:TO --sql' from the tag's migrations; nothing changes.",
 	  apply_opts, 1, 1, NULL },
 	{ "rollback", dgm_cmd_rollback, "go back to the release at TAG: downgrade, checkout, restore",
-	  "--to TAG [PLAN] [--restore|--no-restore] [--accept-data-loss] [--reason TEXT] [--dry-run]",
+	  "--to TAG [PLAN] [--restore|--no-restore] [--accept-data-loss] [--reason TEXT] [--dry-run] [--json]",
 	  "The target is the set of Alembic heads of the graph as it stood at TAG (read\n"
 	  "from git). In this order: lock; a safety snapshot of the current database and\n"
 	  "model store, so the rollback itself can be undone (with snapshot.rollback_safety\n"
@@ -97,12 +101,22 @@ const dgm_cmd dgm_commands[] = {
 	  "archive instead of writing it again); alembic downgrade while the newer code,\n"
 	  "which holds the downgrade scripts, is still checked out - in\n"
 	  "as many steps as it takes for alembic_version to hold exactly TAG's heads,\n"
-	  "also where the newer release merged a branch that forked before TAG; check\n"
-	  "out TAG; restore the model store from TAG's snapshot; restore TAG's database\n"
-	  "snapshot where --restore asks or the downgrade failed (a restore that would\n"
-	  "discard writes made since needs --accept-data-loss); verify (revisions, HEAD,\n"
-	  "the tables of TAG's snapshot); record with --reason. PLAN defaults to\n"
-	  "$DGMIGRATE_PLAN. --dry-run prints the steps and the downgrade SQL.",
+	  "also where the newer release merged a branch that forked before TAG (when the\n"
+	  "work tree does not know the database's revisions, the commit that does - from\n"
+	  "the journal or the tags - is checked out first); restore TAG's database\n"
+	  "snapshot where --restore asks or the downgrade failed; restore the model store\n"
+	  "from TAG's snapshot; only then check out TAG; verify (revisions, HEAD, the\n"
+	  "tables of TAG's snapshot); record with --reason. Every restore first counts\n"
+	  "the writes made since the release finished (table write counters against\n"
+	  "those recorded then); when there were any, or when that cannot be known\n"
+	  "(statistics reset, server restarted, database replaced, no record), it needs\n"
+	  "--accept-data-loss, and the report and history name the tables, the counts and\n"
+	  "the safety snapshot that keeps them. Without it a failed downgrade stops there:\n"
+	  "database as the downgrade left it, code at the newer release, exit 1. A failed\n"
+	  "or killed rollback can be run again. PLAN defaults to $DGMIGRATE_PLAN.\n"
+	  "--dry-run prints the path (downgrade, fallback, data-loss check) and the\n"
+	  "downgrade SQL, and keeps no journal; a step whose SQL cannot be rendered is\n"
+	  "named with alembic's error, exit 1.",
 	  rollback_opts, 0, 1, NULL },
 	{ "rehearse", dgm_cmd_rehearse, "upgrade, verify, downgrade and compare on a scratch copy",
 	  "PLAN [--step] [--json] [--wait-lock DURATION]",
@@ -150,7 +164,7 @@ const dgm_cmd dgm_commands[] = {
 	  "depends_on. --dot prints Graphviz input: dgmigrate graph --dot | dot -Tsvg",
 	  graph_opts, 0, 0, NULL },
 	{ "backups", dgm_cmd_backups, "list, take, verify, restore or prune snapshots",
-	  "list PLAN | create PLAN | verify ID PLAN | restore ID PLAN | prune PLAN [--keep N] [--force]",
+	  "list PLAN | create PLAN | verify ID PLAN | restore ID PLAN [--accept-data-loss] | prune PLAN [--keep N] [--force]",
 	  "list    the snapshots in the plan's snapshot.directory, newest first, each\n"
 	  "        with the release whose state it holds (the tags at the commit that\n"
 	  "        was checked out when it was taken), then what an unfinished snapshot\n"
@@ -167,7 +181,9 @@ const dgm_cmd dgm_commands[] = {
 	  "        comment and limits, and dgmigrate.runs is carried over); the model store\n"
 	  "        staged beside it and swapped by rename; what they replace is dropped\n"
 	  "        only once both are in place. A role without CREATEDB restores in place\n"
-	  "        instead: pg_restore --clean's script in one transaction (psql)\n"
+	  "        instead: pg_restore --clean's script in one transaction (psql). Like\n"
+	  "        every restore it needs --accept-data-loss when writes were made since\n"
+	  "        the snapshot's release finished, or when that cannot be known\n"
 	  "prune   remove all but the N newest (default snapshot.keep), database copies\n"
 	  "        dropped with them; the newest is never removed, nor (without --force)\n"
 	  "        the newest pre-apply snapshot: a rollback to the previous release\n"

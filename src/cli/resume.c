@@ -28,12 +28,16 @@ static int print_history(PGconn *conn, bool json, dgm_error *err)
 		"SELECT coalesce(json_agg(r ORDER BY started_at DESC), '[]')::text FROM"
 		" (SELECT run_id, command, release, tag, outcome, reason, db_user, host,"
 		" revisions_before, revisions_after, commit_before, commit_after, snapshot_id,"
-		" started_at, finished_at FROM dgmigrate.runs) r" :
+		" started_at, finished_at, report->'data_loss' AS data_loss FROM dgmigrate.runs) r" :
 		"SELECT run_id, command, coalesce(tag, ''), outcome,"
 		" coalesce(array_to_string(revisions_before, ','), '') || ' -> ' ||"
 		" coalesce(array_to_string(revisions_after, ','), ''),"
 		" to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS\"Z\"'),"
-		" coalesce(db_user, ''), coalesce(reason, '') FROM dgmigrate.runs"
+		" coalesce(db_user, ''), coalesce(reason, ''),"
+		" coalesce((SELECT string_agg(format('%s: %s', t.key, t.value), ', ')"
+		"  FROM jsonb_each_text(report->'data_loss'->'tables') t)"
+		"  || ' (kept in snapshot ' || (report->'data_loss'->>'kept_in') || ')', '')"
+		" FROM dgmigrate.runs"
 		" ORDER BY started_at DESC";
 
 	if (dgm_pg_query(&res, conn, sql, 0, NULL, err))
@@ -48,6 +52,11 @@ static int print_history(PGconn *conn, bool json, dgm_error *err)
 			       PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
 			       PQgetvalue(res, i, 5), PQgetvalue(res, i, 4), PQgetvalue(res, i, 6),
 			       *PQgetvalue(res, i, 7) ? ": " : "", PQgetvalue(res, i, 7));
+		/* a restore that discarded writes says which, and where they are */
+		for (int i = 0; i < PQntuples(res); i++)
+			if (*PQgetvalue(res, i, 8))
+				printf("%s discarded writes: %s\n", PQgetvalue(res, i, 0),
+				       PQgetvalue(res, i, 8));
 	}
 	PQclear(res);
 	return 0;

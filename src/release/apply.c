@@ -162,7 +162,9 @@ static int step_health(dgm_job *r, dgm_error *err)
 /* What follows the upgrade; resume runs it too. */
 int dgm_release_finish_apply(dgm_job *r, dgm_error *err)
 {
-	if (step_verify(r, err) || step_hooks(r, &r->plan->hooks.after, "after", err) ||
+	/* the release is finished: a restore discards what is written from here */
+	if (step_verify(r, err) || dgm_job_mark_baseline(r, r->have_snap ? &r->snap : NULL) ||
+	    step_hooks(r, &r->plan->hooks.after, "after", err) ||
 	    step_health(r, err))
 		return -1;
 	return 0;

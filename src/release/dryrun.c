@@ -2,6 +2,7 @@
  * would run, the SQL included, with nothing changed: the SQL comes from
  * `alembic upgrade FROM:TO --sql` run against the tag exported to a
  * temporary folder, not the work tree. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,52 +16,102 @@
 #include "dgm/migrate.h"
 #include "dgm/release.h"
 
+/* One line of the plan: "ITEM  DETAIL" as text, or with --json an
+ * event {"event":"plan","item":...,"detail":...}: stdout is JSON only. */
+static void line(const char *item, const char *fmt, ...) DGM_PRINTF(2, 3);
+
+static void line(const char *item, const char *fmt, ...)
+{
+	dgm_buf b = DGM_BUF_INIT, f = DGM_BUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	dgm_buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	if (dgm_log_json()) {
+		dgm_buf_puts(&f, "\"item\":");
+		dgm_buf_json_str(&f, item);
+		dgm_buf_puts(&f, ",\"detail\":");
+		dgm_buf_json_str(&f, dgm_buf_cstr(&b));
+		dgm_event("plan", f.ptr);
+	} else
+		printf("%-12s %s\n", item, dgm_buf_cstr(&b));
+	dgm_buf_free(&b);
+	dgm_buf_free(&f);
+}
+
 static void print_hooks(const char *which, const dgm_plan_hooks *h)
 {
+	char item[16];
+
+	snprintf(item, sizeof(item), "hooks.%s", which);
 	for (size_t i = 0; i < h->count; i++) {
-		printf("hooks.%-6s '%s':", which, h->items[i].name);
+		dgm_buf b = DGM_BUF_INIT;
+
 		for (size_t j = 0; j < h->items[i].argv.count; j++)
-			printf(" %s", h->items[i].argv.items[j]);
-		printf(" (timeout %ld s)\n", h->items[i].timeout_ms / 1000);
+			dgm_buf_printf(&b, " %s", h->items[i].argv.items[j]);
+		line(item, "'%s':%s (timeout %ld s)", h->items[i].name, dgm_buf_cstr(&b),
+		     h->items[i].timeout_ms / 1000);
+		dgm_buf_free(&b);
 	}
 }
 
 static void print_steps(const dgm_plan *plan, const dgm_facts *f)
 {
 	const dgm_alembic_steps *up = &f->upgrade;
+	dgm_buf heads = DGM_BUF_INIT;
 
 	print_hooks("before", &plan->hooks.before);
-	printf("snapshot     into '%s': pg_dump %s, %d jobs, compression %d (database %lld MiB); "
-	       "model store archive, zstd level %d (%lld MiB of files); both verified\n",
-	       plan->snapshot.directory, plan->snapshot.format == DGM_DUMP_DIRECTORY ?
-	       "directory format" : "custom format", plan->snapshot.jobs, plan->snapshot.compression,
-	       f->db_bytes >> 20, plan->model_store.level, f->store_bytes >> 20);
+	line("snapshot", "into '%s': pg_dump %s, %d jobs, compression %d (database %lld MiB); "
+	     "model store archive, zstd level %d (%lld MiB of files); both verified",
+	     plan->snapshot.directory, plan->snapshot.format == DGM_DUMP_DIRECTORY ?
+	     "directory format" : "custom format", plan->snapshot.jobs, plan->snapshot.compression,
+	     f->db_bytes >> 20, plan->model_store.level, f->store_bytes >> 20);
 	if (plan->snapshot.keep_copies > 0)
-		printf("             first a server-side copy of the database, kept for a fast "
-		       "restore (another %lld MiB on the database server; snapshot.keep_copies: %d), "
-		       "which the dump then reads; without other sessions connected, else the dump "
-		       "reads the database\n", f->db_bytes >> 20, plan->snapshot.keep_copies);
-	printf("checkout     '%s': HEAD %.12s -> '%s' (%.12s), detached\n",
-	       plan->release.repository, f->head, plan->release.tag, f->tag_commit);
-	printf("upgrade      alembic upgrade %s: %s -> ", plan->alembic.target,
-	       f->nrevs ? f->revs[0] : "base");
+		line("", "first a server-side copy of the database, kept for a fast "
+		     "restore (another %lld MiB on the database server; snapshot.keep_copies: %d), "
+		     "which the dump then reads; without other sessions connected, else the dump "
+		     "reads the database", f->db_bytes >> 20, plan->snapshot.keep_copies);
+	line("checkout", "'%s': HEAD %.12s -> '%s' (%.12s), detached",
+	     plan->release.repository, f->head, plan->release.tag, f->tag_commit);
 	for (size_t i = 0; i < up->nheads_after; i++)
-		printf("%s%s", i ? ", " : "", up->heads_after[i]->id);
-	printf("%s, %zu revision%s in this order:\n", up->nheads_after ? "" : "base", up->count,
-	       up->count == 1 ? "" : "s");
+		dgm_buf_printf(&heads, "%s%s", i ? ", " : "", up->heads_after[i]->id);
+	line("upgrade", "alembic upgrade %s: %s -> %s, %zu revision%s in this order:",
+	     plan->alembic.target, f->nrevs ? f->revs[0] : "base",
+	     up->nheads_after ? dgm_buf_cstr(&heads) : "base", up->count,
+	     up->count == 1 ? "" : "s");
 	for (size_t i = 0; i < up->count; i++)
-		printf("               %s  %s\n", up->revs[i]->id, up->revs[i]->doc);
-	printf("verify       alembic_version = the heads above; %zu tables, %zu indexes%s%s\n",
-	       plan->postconditions.tables.count, plan->postconditions.indexes.count,
-	       plan->postconditions.foreign_keys_validated ? ", foreign keys validated" : "",
-	       plan->postconditions.analyze ? ", then ANALYZE" : "");
+		line("", "  %s  %s", up->revs[i]->id, up->revs[i]->doc);
+	line("verify", "alembic_version = the heads above; %zu tables, %zu indexes%s%s",
+	     plan->postconditions.tables.count, plan->postconditions.indexes.count,
+	     plan->postconditions.foreign_keys_validated ? ", foreign keys validated" : "",
+	     plan->postconditions.analyze ? ", then ANALYZE" : "");
 	print_hooks("after", &plan->hooks.after);
 	if (plan->health_check.url)
-		printf("health       GET the health check URL until 2xx (%d tries)\n",
-		       plan->health_check.retries);
-	printf("on failure   %s\n", plan->on_failure == DGM_ON_FAILURE_ROLLBACK ?
-	       "rollback: downgrade (or restore the snapshot), check out the previous commit" :
-	       "stop and report the state of each part");
+		line("health", "GET the health check URL until 2xx (%d tries)",
+		     plan->health_check.retries);
+	line("on failure", "%s", plan->on_failure == DGM_ON_FAILURE_ROLLBACK ?
+	     "rollback: downgrade (or restore the snapshot), check out the previous commit" :
+	     "stop and report the state of each part");
+	dgm_buf_free(&heads);
+}
+
+/* The SQL as text, or one JSON event. */
+static void print_sql_text(const char *range, const char *tag, const char *sql)
+{
+	dgm_buf f = DGM_BUF_INIT;
+
+	if (!dgm_log_json()) {
+		printf("\n-- SQL of 'alembic upgrade %s --sql', from the migrations at '%s':\n%s",
+		       range, tag, sql);
+		return;
+	}
+	dgm_buf_puts(&f, "\"range\":");
+	dgm_buf_json_str(&f, range);
+	dgm_buf_puts(&f, ",\"sql\":");
+	dgm_buf_json_str(&f, sql);
+	dgm_event("sql", f.ptr);
+	dgm_buf_free(&f);
 }
 
 /* The SQL the upgrade would run, from the tag's own migrations. */
@@ -72,8 +123,9 @@ static int print_sql(const dgm_plan *plan, const dgm_facts *f, dgm_error *err)
 	int ret = -1;
 
 	if (f->nrevs > 1) {
-		printf("\n-- the database has %zu heads: 'alembic --sql' cannot start from several; "
-		       "no SQL shown\n", f->nrevs);
+		line("sql", "the database has %zu heads: 'alembic --sql' cannot start from several; "
+		     "no SQL shown", f->nrevs);
+		free(tmp);
 		return 0;
 	}
 	if (dgm_fs_mkdir_p(plan->state_dir, 0700, err))
@@ -87,8 +139,7 @@ static int print_sql(const dgm_plan *plan, const dgm_facts *f, dgm_error *err)
 	if (dgm_git_export(plan->release.repository, plan->release.tag, tmp, err) ||
 	    dgm_migrate_alembic(plan, tmp, "upgrade", range, true, &sql, err))
 		goto out;
-	printf("\n-- SQL of 'alembic upgrade %s --sql', from the migrations at '%s':\n%s", range,
-	       plan->release.tag, dgm_buf_cstr(&sql));
+	print_sql_text(range, plan->release.tag, dgm_buf_cstr(&sql));
 	ret = 0;
 out:
 	{
@@ -114,8 +165,8 @@ int dgm_release_dry_run(const dgm_plan *plan, const dgm_apply_opts *o, dgm_error
 	dgm_info("dry run: every check runs, nothing changes");
 	if (dgm_preflight(&f, plan, DGM_PREFLIGHT_APPLY, false, err))
 		goto out;
-	printf("dry run of release '%s' (tag %s): nothing was changed\n", plan->release.name,
-	       plan->release.tag);
+	line("dry run", "of release '%s' (tag %s): nothing was changed", plan->release.name,
+	     plan->release.tag);
 	print_steps(plan, &f);
 	if (f.upgrade.count && print_sql(plan, &f, err))
 		goto out;

@@ -6,9 +6,11 @@
 #include <stdbool.h>
 
 #include "dgm/clock.h"
+#include "dgm/dataloss.h"
 #include "dgm/git.h"
 #include "dgm/lock.h"
 #include "dgm/release.h"
+#include "dgm/restore.h"
 #include "dgm/snapshot.h"
 
 /* One run of apply or rollback: what it knows and what it has done, so
@@ -36,6 +38,7 @@ typedef struct dgm_job {
 	int seq;
 	const char *reason;           /* --reason, for the history */
 	const char *tag;              /* the release this run goes to (plan's tag by default) */
+	json_t *data_loss;            /* what a restore of this run discarded, or NULL */
 } dgm_job;
 
 
@@ -83,5 +86,23 @@ int dgm_release_check_untracked(const char *repo_dir, const dgm_alembic_script *
 
 /* Put the database, code and model store back to where the run started. */
 int dgm_job_undo(dgm_job *r, dgm_error *err);
+
+/* A restore of the database (dataloss.c) that passes the data-loss
+ * check first; what it discards goes to the report, the events and the
+ * history, and afterwards the counters are the snapshot's baseline. */
+typedef struct dgm_job_restore_opts {
+	dgm_restore_opts ro;
+	const dgm_dataloss *checked;  /* a check made earlier, or NULL: check now */
+	bool accept;                  /* --accept-data-loss */
+	bool own_unfinished;          /* undo of the run that took the snapshot */
+	const char *kept_in;          /* the safety snapshot holding what is replaced */
+	const char *instead;          /* the other way forward, for a refusal's hint */
+} dgm_job_restore_opts;
+
+int dgm_job_restore(dgm_job *r, const dgm_snapshot *snap, const dgm_job_restore_opts *o,
+		    dgm_error *err);
+/* Record the write counters now as snap's baseline; a failure is
+ * a warning (later restores then need --accept-data-loss). Returns 0. */
+int dgm_job_mark_baseline(dgm_job *r, const dgm_snapshot *snap);
 
 #endif

@@ -216,6 +216,7 @@ void dgm_job_free(dgm_job *r)
 	if (r->journal_fd >= 0)
 		close(r->journal_fd);
 	json_decref(r->steps);
+	json_decref(r->data_loss);
 	free(r->json_path);
 	dgm_pg_strings_free(r->revs_after);
 	if (r->have_snap)

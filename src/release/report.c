@@ -71,21 +71,39 @@ static const char *not_covered =
 	"Application dependencies, static files, restarting the application, other "
 	"deployments and user communication (hooks can run them)";
 
+/* The commit checked out now, read rather than assumed: a failed run may
+ * have checked out another commit than the one it was going to. */
+static const char *commit_now(const dgm_job *r, const char *outcome, char buf[41])
+{
+	dgm_git_state st;
+	dgm_error e = DGM_ERROR_INIT;
+
+	if (dgm_git_state_read(&st, r->plan->release.repository, &e) == 0) {
+		memcpy(buf, st.commit, 41);
+		return buf;
+	}
+	return r->checked_out && !strcmp(outcome, "success") ? r->facts.tag_commit : r->facts.head;
+}
+
 static json_t *report_json(const dgm_job *r, const char *outcome, const dgm_error *e)
 {
-	char host[256] = "";
+	char host[256] = "", now[41];
+	json_t *j;
 
 	gethostname(host, sizeof(host) - 1);
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:s, s:I, s:O, s:s}",
+	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:s, s:I, s:O, s:s}",
 		"run", r->id, "command", r->command, "release", r->plan->release.name,
 		"tag", r->tag ? r->tag : r->plan->release.tag, "outcome", outcome, "message", e ? e->msg : "",
-		"commit_before", r->facts.head, "commit_after",
-		r->checked_out && !strcmp(outcome, "success") ? r->facts.tag_commit : r->facts.head,
+		"commit_before", r->facts.head, "commit_after", commit_now(r, outcome, now),
 		"revisions_before", dgm_json_strs(r->facts.revs, r->facts.nrevs),
 		"revisions_after", dgm_json_strs(r->revs_after, r->nrevs_after),
 		"snapshot", r->have_snap ? r->snap.id : "",
 		"host", host, "duration_ms", (json_int_t)(dgm_now_ms() - r->started_ms),
 		"steps", r->steps, "not_covered", not_covered);
+	/* which tables lost how many writes, and where they still are */
+	if (r->data_loss)
+		json_object_set(j, "data_loss", r->data_loss);
+	return j;
 }
 
 static void md_row(dgm_buf *b, const char *k, const char *v)
@@ -149,6 +167,21 @@ static char *report_md(const dgm_job *r, json_t *j)
 		md_row(&b, "Dump files SHA-256 (db.sha256)", r->snap.db_sha256);
 		if (r->snap.has_store)
 			md_row(&b, "Model store archive SHA-256", r->snap.archive_sha256);
+	}
+	if (r->data_loss) {
+		dgm_buf dl = DGM_BUF_INIT;
+		const char *name;
+		json_t *n;
+
+		json_object_foreach(json_object_get(r->data_loss, "tables"), name, n)
+			dgm_buf_printf(&dl, "%s%s: %lld", dl.len ? ", " : "", name,
+				       (long long)json_integer_value(n));
+		dgm_buf_printf(&dl, "%s (snapshot %s restored; kept in safety snapshot %s)",
+			       dl.len ? "" : json_string_value(json_object_get(r->data_loss, "why")),
+			       json_string_value(json_object_get(r->data_loss, "snapshot")),
+			       json_string_value(json_object_get(r->data_loss, "kept_in")));
+		md_row(&b, "Writes discarded", dl.ptr);
+		dgm_buf_free(&dl);
 	}
 	dgm_buf_printf(&b, "| Duration | %.1f s |\n\n", (double)json_integer_value(
 		json_object_get(j, "duration_ms")) / 1000.0);

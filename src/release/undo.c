@@ -86,7 +86,9 @@ static int restore_db(dgm_job *r, dgm_error *err)
 	dgm_restore_opts o = { .database = true, .store = false, .terminate = true };
 
 	dgm_warn("restoring the database from snapshot '%s'", r->snap.id);
-	return dgm_snapshot_restore(r->plan, &r->snap, &o, err);
+	return dgm_job_restore(r, &r->snap, &(dgm_job_restore_opts){ .ro = o, .own_unfinished = true,
+			       .instead = "keep them: fix the failing downgrade, then run "
+			       "'dgmigrate rollback --to <previous tag> PLAN'" }, err);
 }
 
 static int undo_database(dgm_job *r, dgm_error *err)

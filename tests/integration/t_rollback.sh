@@ -114,7 +114,7 @@ test_rollback_restore_needs_consent_and_keeps_a_safety_snapshot() {
 	psql_db "$TEST_DB" -c "INSERT INTO organizations (name, slug) VALUES ('after release', 'after-release')" >/dev/null
 	run_dgm rollback --to v1.5 plan.yaml --restore
 	expect_rc 2
-	expect_err "would discard writes made since it was taken: public.organizations"
+	expect_err "would discard writes made since the release finished: 'public.organizations': 1 write"
 	[[ $(revisions) == b6e14d8a0f97 ]] || fail "something changed: $(revisions)"
 	run_dgm rollback --to v1.5 plan.yaml --restore --accept-data-loss
 	expect_rc 0

@@ -42,7 +42,11 @@ test_round_trip_restores_database_and_store() {
 	echo changed > models/README.changed
 	f=$(find models -name '*.json' | sort | sed -n 1p); echo '{}' > "$f"
 	rm -rf "$(find models -mindepth 1 -type d | sort | tail -1)"
+	# the rows deleted since the snapshot are writes a restore discards
 	run_dgm backups restore "$id" plan.yaml
+	expect_rc 2
+	expect_err "would discard writes made since"
+	run_dgm backups restore "$id" plan.yaml --accept-data-loss
 	expect_rc 0
 	after_db=$(db_fingerprint "$TEST_DB")
 	[[ "$before_db" == "$after_db" ]] || fail "database differs after restore:
