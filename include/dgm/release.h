@@ -41,6 +41,7 @@ void dgm_facts_free(dgm_facts *facts);
 
 typedef struct dgm_apply_opts {
 	bool dry_run;
+	bool force;                   /* snapshot and record even when up to date */
 	long wait_lock_ms;
 	const char *plan_path;        /* as given, for the journal */
 } dgm_apply_opts;

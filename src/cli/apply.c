@@ -6,7 +6,8 @@
 
 int dgm_cmd_apply(const dgm_args *args, dgm_error *err)
 {
-	dgm_apply_opts o = { .dry_run = dgm_args_flag(args, "dry-run"), .plan_path = args->pos[0] };
+	dgm_apply_opts o = { .dry_run = dgm_args_flag(args, "dry-run"),
+			     .force = dgm_args_flag(args, "force"), .plan_path = args->pos[0] };
 	dgm_plan plan;
 	int ret;
 

@@ -14,6 +14,7 @@ static const dgm_opt apply_opts[] = {
 	{ "dry-run", 'n', NULL, "run every check and show what would run, SQL included; change nothing" },
 	{ "json", 0, NULL, "one JSON event a line on stdout" },
 	{ "wait-lock", 0, "DURATION", "wait up to DURATION for the database lock instead of exiting 3" },
+	{ "force", 0, NULL, "snapshot and record a run even when the database and code are up to date" },
 	DGM_OPT_END
 };
 
@@ -73,8 +74,10 @@ const dgm_cmd dgm_commands[] = {
 	  "answers.",
 	  validate_opts, 1, 1, NULL },
 	{ "apply", dgm_cmd_apply, "apply a release: lock, preflight, snapshot, checkout, migrate, verify",
-	  "PLAN [--dry-run] [--json] [--wait-lock DURATION]",
-	  "In this order: take the database's advisory lock (exit 3 if another run holds\n"
+	  "PLAN [--dry-run] [--json] [--wait-lock DURATION] [--force]",
+	  "When the database already holds the target and HEAD is at the tag, apply\n"
+	  "says 'up to date' and exits 0: no snapshot, no report, no history row\n"
+	  "(--force runs the release anyway). Otherwise, in this order: take the database's advisory lock (exit 3 if another run holds\n"
 	  "it); preflight (every check, reported together; 'privileges' says how the\n"
 	  "snapshot and a restore will go for this role, and an apply no restore could\n"
 	  "undo is refused unless snapshot.allow_no_restore); hooks.before; snapshot the\n"

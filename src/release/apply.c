@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dgm/buf.h"
 #include "dgm/json.h"
 #include "dgm/log.h"
 #include "dgm/migrate.h"
@@ -234,6 +235,31 @@ static void handle_failure(dgm_job *r, dgm_error *err)
 	dgm_job_finish(r, "rolled-back", err);
 }
 
+/* Nothing to do is not a release: with the database at the target and
+ * HEAD at the tag there is nothing to snapshot or record. The journal is
+ * ended (it was opened under the lock) and no report or history row is
+ * written; --force makes it a run like any other. */
+static bool up_to_date(const dgm_job *r)
+{
+	return r->facts.upgrade_known && r->facts.upgrade.count == 0 &&
+	       !strcmp(r->facts.head, r->facts.tag_commit);
+}
+
+static void say_up_to_date(dgm_job *r)
+{
+	dgm_buf f = DGM_BUF_INIT;
+
+	dgm_job_journal_end(r, "up-to-date", NULL);
+	dgm_buf_puts(&f, "\"outcome\":\"up-to-date\",\"run\":");
+	dgm_buf_json_str(&f, r->id);
+	dgm_event("end", f.ptr);
+	dgm_buf_free(&f);
+	if (!dgm_log_json())
+		printf("apply '%s': up to date (database at %s, HEAD at '%s'): nothing to do; "
+		       "--force takes a snapshot and records a run anyway\n", r->plan->release.tag,
+		       r->facts.nrevs ? r->facts.revs[0] : "base", r->plan->release.tag);
+}
+
 int dgm_release_apply(const dgm_plan *plan, const dgm_apply_opts *o, dgm_error *err)
 {
 	dgm_job r;
@@ -244,6 +270,11 @@ int dgm_release_apply(const dgm_plan *plan, const dgm_apply_opts *o, dgm_error *
 	dgm_info("preflight:");
 	if (dgm_preflight(&r.facts, plan, DGM_PREFLIGHT_APPLY, false, err)) {
 		dgm_job_finish(&r, "failed", err);
+		goto out;
+	}
+	if (!o->force && up_to_date(&r)) {
+		say_up_to_date(&r);
+		ret = 0;
 		goto out;
 	}
 	if (dgm_job_record_facts(&r, err)) {
