@@ -18,7 +18,6 @@ typedef struct dgm_dump_info {
 	int toc_entries;           /* entries pg_restore --list reads back */
 	long long bytes;           /* size on disk */
 	long ms;                   /* wall time of pg_dump */
-	int tables;                /* tables whose data pg_dump copies (for progress) */
 } dgm_dump_info;
 
 typedef struct dgm_dump_opts {

@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "dgm/clock.h"
 #include "dgm/buf.h"
 #include "dgm/dump.h"
@@ -46,16 +48,8 @@ static int server_info(dgm_dump_info *info, const char *url, dgm_error *err)
 
 	if (dgm_pg_connect(&conn, url, "dgmigrate snapshot", err))
 		return -1;
-	PGresult *res = NULL;
-
 	dgm_pg_server_version(conn, info->server_version, sizeof(info->server_version));
 	snprintf(info->database, sizeof(info->database), "%s", PQdb(conn));
-	if (dgm_pg_query(&res, conn, "SELECT count(*) FROM pg_class c JOIN pg_namespace n"
-			 " ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')"
-			 " AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-			 " AND n.nspname NOT LIKE 'pg_toast%'", 0, NULL, err) == 0)
-		info->tables = atoi(PQgetvalue(res, 0, 0));
-	PQclear(res);
 	dgm_pg_close(conn);
 	return 0;
 }
@@ -94,11 +88,36 @@ int dgm_dump_list(int *entries, const char *path, dgm_dump_format format, dgm_er
 	return 0;
 }
 
+/* Progress in bytes of table data, not in tables: one table often holds
+ * most of the data. A table counts once pg_dump starts copying it. */
 typedef struct dump_progress {
 	dgm_progress_state st;
-	int done, total;
+	long long done, total;
+	json_t *sizes;             /* {"schema.table": pg_table_size} */
 	dgm_buf errors;            /* pg_dump's own error lines, not its progress */
 } dump_progress;
+
+/* The size of every table whose data pg_dump copies, named as pg_dump's
+ * --verbose names them ("schema.table", unquoted). None: no sizes. */
+static void table_sizes(dump_progress *p, const dgm_dump_opts *o)
+{
+	static const char *sql =
+		"SELECT coalesce(json_object_agg(n.nspname || '.' || c.relname, pg_table_size(c.oid)),"
+		" '{}')::text, coalesce(sum(pg_table_size(c.oid)), 0) FROM pg_class c JOIN pg_namespace n"
+		" ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm')"
+		" AND n.nspname NOT IN ('pg_catalog', 'information_schema')";
+	dgm_error ignore = DGM_ERROR_INIT;
+	PGconn *conn = NULL;
+	PGresult *res = NULL;
+
+	if (dgm_pg_connect_db(&conn, o->url, o->dbname, "dgmigrate snapshot", &ignore) == 0 &&
+	    dgm_pg_query(&res, conn, sql, 0, NULL, &ignore) == 0) {
+		p->sizes = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+		p->total = atoll(PQgetvalue(res, 0, 1));
+	}
+	PQclear(res);
+	dgm_pg_close(conn);
+}
 
 static bool starts(const char *s, const char *head)
 {
@@ -125,20 +144,27 @@ static void fault_kill_during_dump(void)
 		raise(SIGKILL);
 }
 
-/* pg_dump --verbose says "dumping contents of table ..." per table. */
+/* pg_dump --verbose says 'dumping contents of table "schema.table"' per
+ * table: add that table's size. */
 static void on_dump_line(const char *line, int fd, void *payload)
 {
+	static const char mark[] = "dumping contents of table \"";
 	dump_progress *p = payload;
+	const char *name;
+	char table[512];
 
 	if (fd != 2)
 		return;
 	if (is_error_line(line) && p->errors.len < 1200)
 		dgm_buf_printf(&p->errors, "%s%s", p->errors.len ? "; " : "", line);
-	if (!strstr(line, "dumping contents of table"))
+	if (!(name = strstr(line, mark)))
 		return;
 	fault_kill_during_dump();
-	if (p->done < p->total)
-		p->done++;
+	name += sizeof(mark) - 1;
+	snprintf(table, sizeof(table), "%.*s", (int)strcspn(name, "\""), name);
+	p->done += json_integer_value(json_object_get(p->sizes, table));
+	if (p->done > p->total)
+		p->done = p->total;
 	dgm_progress(&p->st, p->done, p->total);
 }
 
@@ -150,9 +176,9 @@ static void dump_error(const dgm_child *c, const dump_progress *p, dgm_error *er
 			      c->exit_code, dgm_buf_cstr(&p->errors));
 }
 
-static int run_pg_dump(const dgm_dump_opts *o, const char *partial, int tables, dgm_error *err)
+static int run_pg_dump(const dgm_dump_opts *o, const char *partial, dgm_error *err)
 {
-	dump_progress prog = { DGM_PROGRESS_INIT("database", "tables"), 0, tables, DGM_BUF_INIT };
+	dump_progress prog = { DGM_PROGRESS_INIT("database", "MiB"), 0, 0, NULL, DGM_BUF_INIT };
 	char jobs[16], level[16], file_opt[4096];
 	const char *argv[14];
 	char **env = NULL;
@@ -188,13 +214,15 @@ static int run_pg_dump(const dgm_dump_opts *o, const char *partial, int tables, 
 				.on_line = on_dump_line, .payload = &prog };
 
 		prog.st.lines = true;
-		dgm_progress(&prog.st, 0, tables);
+		table_sizes(&prog, o);
+		dgm_progress(&prog.st, 0, prog.total);
 		ret = dgm_run(&c, err);
 		if (ret == 0)
-			dgm_progress(&prog.st, tables, tables);
+			dgm_progress(&prog.st, prog.total, prog.total);
 		else
 			dump_error(&c, &prog, err);
 	}
+	json_decref(prog.sizes);
 	dgm_buf_free(&prog.errors);
 	dgm_pg_env_free(env);
 	return ret;
@@ -213,7 +241,7 @@ int dgm_dump_create(dgm_dump_info *info, const dgm_dump_opts *o, dgm_error *err)
 		goto out;
 	if (dgm_fs_remove_tree(partial, err))
 		goto out;
-	if (run_pg_dump(o, partial, info->tables, err))
+	if (run_pg_dump(o, partial, err))
 		goto out;
 	info->ms = dgm_now_ms() - start;
 	if (o->format == DGM_DUMP_DIRECTORY)

@@ -167,3 +167,23 @@ test_prune_keeps_what_an_unfinished_run_needs() {
 	expect_err "keeping snapshot '$needed': an unfinished run still needs it"
 	[[ -d backups/$needed ]] || fail "the snapshot the journal needs was pruned"
 }
+
+# The dump's progress counts bytes of table data, not tables: one big
+# table among empty ones moves it from 0 to all, not 1/n at a time.
+test_dump_progress_is_in_bytes() {
+	setup_release "$TEST_DB"
+	migrate_app app head
+	psql_db "$TEST_DB" -c "CREATE TABLE big AS SELECT g, repeat(md5(g::text), 8) AS pad FROM generate_series(1, 20000) g" >/dev/null
+	total=$(psql_db "$TEST_DB" -c "SELECT sum(pg_table_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE relkind IN ('r', 'm') AND nspname NOT IN ('pg_catalog', 'information_schema')")
+	run_dgm backups create plan.yaml --json
+	expect_rc 0
+	printf '%s\n' "$out" > events.jsonl
+	python3 - "$total" events.jsonl <<'PY' || fail "no progress in bytes of table data: $out"
+import json, sys
+total = int(sys.argv[1])
+ev = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+p = [e for e in ev if e.get("event") == "progress" and e.get("step") == "database"]
+assert p and all(e["unit"] == "bytes" and e["total"] == total for e in p), p
+assert p[-1]["done"] == total, p
+PY
+}
