@@ -122,8 +122,13 @@ int dgm_alembic_get_revision(long *out, const dgm_alembic_script *s, const char 
 int dgm_alembic_filter_lineage(dgm_revlist *out, const dgm_alembic_script *s,
 			       const long *targets, size_t n, const char *check_against,
 			       bool include_deps, dgm_error *err);
+/* A relative count as written ("+2", "-10", "3"; digits only after the
+ * sign) into *steps. Python's ints have no bound, but a walk stops at
+ * the end of the graph, so any count that fits in a long means the same
+ * to Alembic; a larger one is refused. */
+int dgm_alembic_parse_steps(long *steps, const char *number, dgm_error *err);
 /* _walk; start NONE means "from nothing" (bases up, heads down). */
-int dgm_alembic_walk_steps(long *out, const dgm_alembic_script *s, long start, int steps,
+int dgm_alembic_walk_steps(long *out, const dgm_alembic_script *s, long start, long steps,
 			   const char *branch_label, bool no_overwalk, dgm_error *err);
 /* _resolve_branch */
 int dgm_alembic_resolve_branch(long *out, const dgm_alembic_script *s, const char *label,

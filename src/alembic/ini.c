@@ -9,6 +9,12 @@
  * dropped); [DEFAULT] options show in every section; a section or key
  * given twice is an error; `%(name)s` expands from the section and the
  * defaults, recursively, `%%` is a percent sign.
+ *
+ * configparser bounds the depth of interpolation (10) but not its size:
+ * ten options naming the next one sixteen times each expand to 16^9
+ * bytes. A value here is at most MAX_VALUE bytes after interpolation,
+ * reached through at most MAX_REFS references (references to empty
+ * values cost time without growing the value).
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -36,6 +42,8 @@ struct dgm_alembic_ini {
 };
 
 #define MAX_DEPTH 10
+#define MAX_VALUE 65536
+#define MAX_REFS 65536
 
 static ini_sect *find_sect(const dgm_alembic_ini *ini, const char *name)
 {
@@ -263,9 +271,38 @@ static const ini_opt *lookup(const dgm_alembic_ini *ini, const ini_sect *s, cons
 	return o ? o : find_opt(&ini->sects[0], key);
 }
 
-static int interpolate(dgm_buf *out, const dgm_alembic_ini *ini, const ini_sect *s,
-		       const char *key, const char *rest, int depth, dgm_error *err)
+/* The value being expanded: for messages and the size bounds. */
+typedef struct expansion {
+	const dgm_alembic_ini *ini;
+	const ini_sect *s;
+	const char *key;     /* as the caller asked for it */
+	int line;            /* where it is set */
+	size_t refs;
+} expansion;
+
+static int too_large(const expansion *x, const dgm_buf *out, dgm_error *err)
 {
+	if (out->len <= MAX_VALUE && x->refs <= MAX_REFS)
+		return 0;
+	if (out->len > MAX_VALUE)
+		dgm_error_set(err, DGM_E_ALEMBIC, "%s:%d: option '%s' in section '%s' expands to "
+			      "more than %d bytes", x->ini->name, x->line, x->key, x->s->name,
+			      MAX_VALUE);
+	else
+		dgm_error_set(err, DGM_E_ALEMBIC, "%s:%d: option '%s' in section '%s' expands more "
+			      "than %d references", x->ini->name, x->line, x->key, x->s->name,
+			      MAX_REFS);
+	dgm_error_hint(err, "check the %%(name)s references of '%s' and of the options they "
+		       "name: they repeat each other", x->key);
+	return -1;
+}
+
+static int interpolate(dgm_buf *out, expansion *x, const char *rest, int depth, dgm_error *err)
+{
+	const dgm_alembic_ini *ini = x->ini;
+	const ini_sect *s = x->s;
+	const char *key = x->key;
+
 	if (depth > MAX_DEPTH)
 		return dgm_error_set(err, DGM_E_ALEMBIC, "%s: recursion limit exceeded in value "
 				     "substitution: option '%s' in section '%s'",
@@ -280,6 +317,8 @@ static int interpolate(dgm_buf *out, const dgm_alembic_ini *ini, const ini_sect 
 			break;
 		}
 		dgm_buf_put(out, rest, (size_t)(pct - rest));
+		if (too_large(x, out, err) != 0)
+			return -1;
 		if (pct[1] == '%') {
 			dgm_buf_putc(out, '%');
 			rest = pct + 2;
@@ -301,11 +340,13 @@ static int interpolate(dgm_buf *out, const dgm_alembic_ini *ini, const ini_sect 
 			return -1;
 		}
 		free(var);
-		if (interpolate(out, ini, s, key, dgm_buf_cstr(&o->value), depth + 1, err) != 0)
+		x->refs++;
+		if (too_large(x, out, err) != 0 ||
+		    interpolate(out, x, dgm_buf_cstr(&o->value), depth + 1, err) != 0)
 			return -1;
 		rest = close + 2;
 	}
-	return 0;
+	return too_large(x, out, err);
 }
 
 int dgm_alembic_ini_get(char **value, const dgm_alembic_ini *ini, const char *section,
@@ -323,7 +364,8 @@ int dgm_alembic_ini_get(char **value, const dgm_alembic_ini *ini, const char *se
 	free(lkey);
 	if (!o)
 		return 0;
-	if (interpolate(&out, ini, s, key, dgm_buf_cstr(&o->value), 1, err) != 0) {
+	if (interpolate(&out, &(expansion){ ini, s, key, o->line, 0 }, dgm_buf_cstr(&o->value), 1,
+			err) != 0) {
 		dgm_buf_free(&out);
 		return -1;
 	}
