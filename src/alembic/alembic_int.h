@@ -49,11 +49,14 @@ void dgm_bits_andnot(dgm_bits *dst, const dgm_bits *src);
 bool dgm_bits_any(const dgm_bits *b);
 size_t dgm_bits_count(const dgm_bits *b);
 
-/* String -> index hash table (open addressing; keys are borrowed). */
+/* String -> index hash table (open addressing; keys are borrowed). The
+ * keys come from files of any repository: each map hashes with its own
+ * random seed, so that no file can be written to collide. */
 typedef struct dgm_strmap {
 	const char **keys;
 	size_t *vals;
 	size_t cap, count;
+	uint64_t seed;
 } dgm_strmap;
 
 void dgm_strmap_init(dgm_strmap *m, size_t expected);

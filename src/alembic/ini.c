@@ -22,6 +22,7 @@
 
 #include "dgm/alembic.h"
 #include "dgm/buf.h"
+#include "alembic_int.h"
 
 typedef struct ini_opt {
 	char *key;
@@ -29,16 +30,21 @@ typedef struct ini_opt {
 	int line;
 } ini_opt;
 
+/* Sections and options are found through hash maps: a file of many keys
+ * must not cost time quadratic in their number (100,000 keys took
+ * minutes). */
 typedef struct ini_sect {
 	char *name;
 	ini_opt *opts;
 	size_t nopts;
+	dgm_strmap index;  /* key -> index in opts */
 } ini_sect;
 
 struct dgm_alembic_ini {
 	char *name;
 	ini_sect *sects;  /* [0] is DEFAULT */
 	size_t nsects;
+	dgm_strmap index; /* name -> index in sects */
 };
 
 #define MAX_DEPTH 10
@@ -47,18 +53,16 @@ struct dgm_alembic_ini {
 
 static ini_sect *find_sect(const dgm_alembic_ini *ini, const char *name)
 {
-	for (size_t i = 0; i < ini->nsects; i++)
-		if (strcmp(ini->sects[i].name, name) == 0)
-			return &ini->sects[i];
-	return NULL;
+	size_t i;
+
+	return dgm_strmap_get(&ini->index, name, &i) ? &ini->sects[i] : NULL;
 }
 
 static ini_opt *find_opt(const ini_sect *s, const char *key)
 {
-	for (size_t i = 0; s && i < s->nopts; i++)
-		if (strcmp(s->opts[i].key, key) == 0)
-			return &s->opts[i];
-	return NULL;
+	size_t i;
+
+	return s && dgm_strmap_get(&s->index, key, &i) ? &s->opts[i] : NULL;
 }
 
 static ini_sect *add_sect(dgm_alembic_ini *ini, const char *name, size_t len)
@@ -69,6 +73,8 @@ static ini_sect *add_sect(dgm_alembic_ini *ini, const char *name, size_t len)
 	s = &ini->sects[ini->nsects++];
 	memset(s, 0, sizeof(*s));
 	s->name = dgm_xstrndup(name, len);
+	dgm_strmap_init(&s->index, 8);
+	dgm_strmap_put(&ini->index, s->name, ini->nsects - 1);
 	return s;
 }
 
@@ -83,6 +89,7 @@ static ini_opt *add_opt(ini_sect *s, const char *key, size_t len, int line)
 	for (char *p = o->key; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
 	o->line = line;
+	dgm_strmap_put(&s->index, o->key, s->nopts - 1);
 	return o;
 }
 
@@ -234,6 +241,7 @@ int dgm_alembic_ini_parse(dgm_alembic_ini **out, const char *name, const char *h
 
 	*out = NULL;
 	ini->name = dgm_xstrdup(name);
+	dgm_strmap_init(&ini->index, 8);
 	add_sect(ini, "DEFAULT", 7);
 	if (here) {
 		ini_opt *o = add_opt(&ini->sects[0], "here", 4, 0);
@@ -384,7 +392,9 @@ void dgm_alembic_ini_free(dgm_alembic_ini *ini)
 		}
 		free(ini->sects[i].opts);
 		free(ini->sects[i].name);
+		dgm_strmap_free(&ini->sects[i].index);
 	}
+	dgm_strmap_free(&ini->index);
 	free(ini->sects);
 	free(ini->name);
 	free(ini);

@@ -9,7 +9,7 @@
 #include "dgm/alembic.h"
 #include "fuzz.h"
 
-#define MAX_NAMES 32
+#define MAX_NAMES 16
 
 typedef struct names {
 	char *v[MAX_NAMES];

@@ -285,6 +285,34 @@ static void interpolation_size_is_bounded(void **state)
 	free(text);
 }
 
+/* Options and sections are looked up through hash maps: 100,000 keys
+ * used to cost minutes (each new key was compared with every other). */
+static void many_keys_cost_linear_time(void **state)
+{
+	dgm_buf b = DGM_BUF_INIT;
+	dgm_alembic_ini *ini = NULL;
+	dgm_error err = DGM_ERROR_INIT;
+	char *v;
+
+	dgm_buf_puts(&b, "[s]\n");
+	for (int i = 0; i < 100000; i++)
+		dgm_buf_printf(&b, "key%d = %d\n", i, i);
+	for (int i = 0; i < 20000; i++)
+		dgm_buf_printf(&b, "[sect%d]\nk = %%(key%d)s\n", i, i);
+	dgm_buf_puts(&b, "[s]\n");
+	assert_int_equal(dgm_alembic_ini_parse(&ini, "a.ini", "/h", b.ptr, b.len, &err), -1);
+	assert_non_null(strstr(err.msg, "a.ini:140002: section 's' already exists"));
+	b.len -= 4;
+	b.ptr[b.len] = '\0';
+	assert_int_equal(dgm_alembic_ini_parse(&ini, "a.ini", "/h", b.ptr, b.len, &err), 0);
+	v = get(ini, "s", "KEY99999");
+	assert_string_equal(v, "99999");
+	free(v);
+	assert_true(dgm_alembic_ini_has_section(ini, "sect19999"));
+	dgm_alembic_ini_free(ini);
+	dgm_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -294,6 +322,7 @@ int main(void)
 		cmocka_unit_test(version_path_separators_split_as_alembic),
 		cmocka_unit_test(config_errors_are_clear),
 		cmocka_unit_test(interpolation_size_is_bounded),
+		cmocka_unit_test(many_keys_cost_linear_time),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
