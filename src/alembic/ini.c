@@ -49,7 +49,7 @@ struct dgm_alembic_ini {
 
 #define MAX_DEPTH 10
 #define MAX_VALUE 65536
-#define MAX_REFS 65536
+#define MAX_REFS 16384
 
 static ini_sect *find_sect(const dgm_alembic_ini *ini, const char *name)
 {

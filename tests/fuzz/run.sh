@@ -27,9 +27,10 @@ for name in "$@"; do
 	done
 	echo "== fuzz $name for ${seconds}s"
 	# -timeout: one input may take 10 s; -rss_limit_mb: 2 GiB in all;
+	# -max_len: 16 KiB, a large revision file (longer seeds are cut);
 	# -malloc_limit_mb: no single allocation above 512 MiB
 	"$ROOT/$bindir/$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-		-malloc_limit_mb=512 -max_len=65536 -print_final_stats=1 \
+		-malloc_limit_mb=512 -max_len=16384 -print_final_stats=1 \
 		-artifact_prefix="$dir/" "$dir/corpus" "${seeds[@]}" >"$dir/log" 2>&1
 	status=$?
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -1)

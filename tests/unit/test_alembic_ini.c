@@ -259,7 +259,7 @@ static char *fan_out(int levels, int width, const char *leaf)
 
 /* configparser's depth limit (10) bounds recursion, not size: 720 bytes
  * of ini used to expand to 16^9 bytes. A value is at most 64 KiB after
- * interpolation, and expands at most 64 Ki references. */
+ * interpolation, and expands at most 16 Ki references. */
 static void interpolation_size_is_bounded(void **state)
 {
 	char *text = fan_out(4, 16, "abcd");   /* 16 KiB: fine */
@@ -273,14 +273,14 @@ static void interpolation_size_is_bounded(void **state)
 	free(v);
 	dgm_alembic_ini_free(ini);
 	free(text);
-	text = fan_out(6, 16, "abcd");          /* 4 MiB */
+	text = fan_out(5, 16, "0123456789abcdef");  /* 1 MiB */
 	ini_fails(text, "k0", "a.ini:2: option 'k0' in section 's' expands to more than 65536 bytes");
 	free(text);
-	text = fan_out(10, 16, "abcd");         /* 16^9 * 4 bytes */
+	text = fan_out(10, 16, "0123456789abcdef"); /* 16^10 bytes */
 	ini_fails(text, "k0", "option 'k0' in section 's' expands to more than 65536 bytes");
 	free(text);
 	text = fan_out(6, 16, "");              /* 1 Mi references to nothing */
-	ini_fails(text, "K0", "a.ini:2: option 'K0' in section 's' expands more than 65536 "
+	ini_fails(text, "K0", "a.ini:2: option 'K0' in section 's' expands more than 16384 "
 		  "references");
 	free(text);
 }
