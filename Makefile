@@ -7,6 +7,8 @@
 #   make bench    benchmarks (see bench/)
 #   make install  ./dgmigrate, dgmigrate(1) and the bash completion under
 #                 $(DESTDIR)$(PREFIX) (PREFIX=/usr/local); make uninstall
+#   make fuzz     libFuzzer (clang) on every harness of tests/fuzz/ for
+#                 FUZZ_SECONDS each (default 60); FUZZ="ini graph" for some
 
 PKGS     := libpq libgit2 libarchive yaml-0.1 libcrypto jansson libcurl
 CC       ?= cc
@@ -32,7 +34,8 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HDRS     := $(wildcard include/dgm/*.h src/*/*.h)
 
-.PHONY: all deps check test test-unit test-integration demo bench clean doc install uninstall
+.PHONY: all deps check test test-unit test-integration demo bench clean doc install uninstall \
+	fuzz fuzz-build
 
 all: dgmigrate
 
@@ -98,6 +101,37 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/dgmigrate $(DESTDIR)$(MANDIR)/dgmigrate.1 \
 		$(DESTDIR)$(COMPDIR)/dgmigrate
 
+# Fuzz harnesses (tests/fuzz/fuzz_NAME.c). Each is built twice: with
+# tests/fuzz/standalone.c and the normal compiler, so that the unit tests
+# run it over tests/fuzz/corpus/NAME and tests/fuzz/regress/NAME; and by
+# `make fuzz` with clang's libFuzzer.
+FUZZ_HARNESSES := plan revfile ini config graph manifest catalog journal
+FUZZ_SECONDS   ?= 60
+FUZZ           ?= $(FUZZ_HARNESSES)
+FUZZ_BIN       := $(FUZZ_HARNESSES:%=$(BUILD)/fuzz/%)
+FUZZ_HDRS      := tests/fuzz/fuzz.h
+
+$(BUILD)/fuzz/%: tests/fuzz/fuzz_%.c tests/fuzz/standalone.c $(FUZZ_HDRS) $(LIB) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/standalone.c $(LIB) $(LIBS)
+
+# libFuzzer: the library instrumented for coverage, the harness linked with
+# libFuzzer's main (clang-14 with libclang-rt-14-dev).
+ifeq ($(LIBFUZZER),1)
+CFLAGS   += -fsanitize=fuzzer-no-link
+endif
+$(BUILD)/fuzzer/%: tests/fuzz/fuzz_%.c $(FUZZ_HDRS) $(LIB) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB) $(LIBS)
+
+fuzz-build: $(FUZZ:%=$(BUILD)/fuzzer/%)
+
+fuzz:
+	@bash .ci/install-deps && bash .ci/install-deps fuzz
+	@$(MAKE) --no-print-directory BUILD=build/libfuzzer CC=clang SAN=1 LIBFUZZER=1 FUZZ="$(FUZZ)" \
+		fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh build/libfuzzer/fuzzer $(FUZZ)
+
 deps:
 	@bash .ci/install-deps
 
@@ -105,10 +139,10 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test
 
-test: $(BIN) $(UNIT_BIN) $(TOOLS) $(DOCS)
+test: $(BIN) $(UNIT_BIN) $(FUZZ_BIN) $(TOOLS) $(DOCS)
 	@BUILD=$(BUILD) DGMIGRATE=$(abspath $(BIN)) bash tests/run-all.sh
 
-test-unit: $(UNIT_BIN)
+test-unit: $(UNIT_BIN) $(FUZZ_BIN)
 	@BUILD=$(BUILD) bash tests/run-all.sh unit
 
 test-integration: $(BIN) $(TOOLS) $(DOCS)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run-all.sh [unit|integration]: the test suite behind `make check`.
-# Unit tests are cmocka binaries in $BUILD/tests; integration tests are
+# Unit tests are cmocka binaries in $BUILD/tests and the fuzz harnesses
+# of tests/fuzz/ run over their seeds ($BUILD/fuzz); integration tests are
 # tests/integration/t_*.sh run against one throwaway PostgreSQL cluster
 # (each test gets its own database and folder). Ends with the line
 # "N passed, N failed".
@@ -37,6 +38,26 @@ if [[ $what == all || $what == unit ]]; then
 		for ((i = 0; i < ${f:-0}; i++)); do echo fail >>"$RESULTS"; done
 		if [[ $status -ne 0 && ${f:-0} -eq 0 ]]; then
 			echo "not ok - $(basename "$t") exited $status" && echo fail >>"$RESULTS"
+		fi
+		rm -f "$log"
+	done
+	# Every fuzz harness over its seed corpus and the inputs of past
+	# findings (tests/fuzz/), without fuzzing: one test per harness.
+	for t in "$ROOT/$BUILD"/fuzz/*; do
+		[[ -x "$t" ]] || continue
+		name=$(basename "$t")
+		log=$(mktemp)
+		dirs=()
+		for d in "$ROOT/tests/fuzz/corpus/$name" "$ROOT/tests/fuzz/regress/$name"; do
+			[[ -d $d ]] && dirs+=("$d")
+		done
+		if [[ ${#dirs[@]} -gt 0 ]] && "$t" "${dirs[@]}" >"$log" 2>&1; then
+			echo "ok - fuzz seeds: $(tail -1 "$log" | sed 's|.*/fuzz/||')"
+			echo pass >>"$RESULTS"
+		else
+			tail -30 "$log"
+			echo "not ok - fuzz seeds: $name (the last input named above failed)"
+			echo fail >>"$RESULTS"
 		fi
 		rm -f "$log"
 	done

@@ -49,11 +49,14 @@ void dgm_bits_andnot(dgm_bits *dst, const dgm_bits *src);
 bool dgm_bits_any(const dgm_bits *b);
 size_t dgm_bits_count(const dgm_bits *b);
 
-/* String -> index hash table (open addressing; keys are borrowed). */
+/* String -> index hash table (open addressing; keys are borrowed). The
+ * keys come from files of any repository: each map hashes with its own
+ * random seed, so that no file can be written to collide. */
 typedef struct dgm_strmap {
 	const char **keys;
 	size_t *vals;
 	size_t cap, count;
+	uint64_t seed;
 } dgm_strmap;
 
 void dgm_strmap_init(dgm_strmap *m, size_t expected);
@@ -122,8 +125,13 @@ int dgm_alembic_get_revision(long *out, const dgm_alembic_script *s, const char 
 int dgm_alembic_filter_lineage(dgm_revlist *out, const dgm_alembic_script *s,
 			       const long *targets, size_t n, const char *check_against,
 			       bool include_deps, dgm_error *err);
+/* A relative count as written ("+2", "-10", "3"; digits only after the
+ * sign) into *steps. Python's ints have no bound, but a walk stops at
+ * the end of the graph, so any count that fits in a long means the same
+ * to Alembic; a larger one is refused. */
+int dgm_alembic_parse_steps(long *steps, const char *number, dgm_error *err);
 /* _walk; start NONE means "from nothing" (bases up, heads down). */
-int dgm_alembic_walk_steps(long *out, const dgm_alembic_script *s, long start, int steps,
+int dgm_alembic_walk_steps(long *out, const dgm_alembic_script *s, long start, long steps,
 			   const char *branch_label, bool no_overwalk, dgm_error *err);
 /* _resolve_branch */
 int dgm_alembic_resolve_branch(long *out, const dgm_alembic_script *s, const char *label,

@@ -6,6 +6,8 @@
  * filter_for_lineage, _walk), ported from alembic/script/revision.py
  * 1.8.1 statement by statement so that corner cases behave the same.
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -830,13 +832,35 @@ int dgm_alembic_for_ident(long *out, const dgm_alembic_script *s, const char *id
 	return 0;
 }
 
-/* Python's int() on a revision-like string: [+-]digits[_digits],
- * surrounded by optional white space. */
-static bool parse_int(const char *s, long *out)
+int dgm_alembic_parse_steps(long *steps, const char *number, dgm_error *err)
 {
+	const char *p = number + (*number == '+' || *number == '-');
 	char *end;
+	long v;
+
+	*steps = 0;
+	errno = 0;
+	v = strtol(number, &end, 10);
+	/* LONG_MIN too: its absolute value is not a long */
+	if (*p < '0' || *p > '9' || *end || errno == ERANGE || v == LONG_MIN) {
+		dgm_error_set(err, DGM_E_ALEMBIC, "relative revision %s is out of range (at most "
+			      "%ld steps either way)", number, LONG_MAX);
+		dgm_error_hint(err, "name the revision (an id, a label, 'heads' or 'base') "
+			       "instead of counting steps");
+		return -1;
+	}
+	*steps = v;
+	return 0;
+}
+
+/* Python's int() on a revision-like string: [+-]digits[_digits],
+ * surrounded by optional white space. 1: an int (a positive one beyond a
+ * long reads as LONG_MAX), 0: not an int, -1: a negative count out of
+ * range (err set). */
+static int parse_int(const char *s, long *out, dgm_error *err)
+{
 	dgm_buf digits = DGM_BUF_INIT;
-	bool ok = false;
+	int ok = 0;
 	const char *p = s;
 
 	while (*p == ' ' || *p == '\t' || *p == '\n')
@@ -857,8 +881,15 @@ static bool parse_int(const char *s, long *out)
 		p++;
 	if (*p)
 		goto out;
-	*out = strtol(digits.ptr, &end, 10);
-	ok = true;
+	ok = 1;
+	if (digits.ptr[0] != '-') {
+		errno = 0;
+		*out = strtol(digits.ptr, NULL, 10);
+		if (errno == ERANGE)
+			*out = LONG_MAX;
+	} else if (dgm_alembic_parse_steps(out, digits.ptr, err) != 0) {
+		ok = -1;
+	}
 out:
 	dgm_buf_free(&digits);
 	return ok;
@@ -870,19 +901,21 @@ int dgm_alembic_get_revisions(dgm_revlist *out, const dgm_alembic_script *s, con
 	const char **ids = NULL;
 	size_t nids = 0;
 	char *label = NULL, *buf = NULL;
-	long rint, r;
-	int ret = -1;
+	long rint = 0, r;
+	int ret = -1, isint = 0;
 
 	if (dgm_alembic_resolve_number(s, id, &ids, &nids, &label, &buf, err) != 0)
 		return -1;
-	if (nids == 1 && parse_int(ids[0], &rint) && rint < 0) {
+	if (nids == 1 && (isint = parse_int(ids[0], &rint, err)) < 0)
+		goto out;
+	if (isint && rint < 0) {
 		/* branch@-n: walk down from the heads */
 		for (size_t i = 0; i < s->nreal_heads; i++) {
 			const dgm_alembic_rev *h = s->real_heads[i];
 
 			if (label && !dgm_alembic_has_label(h, label))
 				continue;
-			if (dgm_alembic_walk_steps(&r, s, (long)h->index, (int)rint, NULL, true,
+			if (dgm_alembic_walk_steps(&r, s, (long)h->index, rint, NULL, true,
 						   err) != 0)
 				goto out;
 			dgm_revlist_push(out, r);
@@ -958,13 +991,15 @@ static int walk_children(dgm_revlist *children, const dgm_alembic_script *s, lon
 	return ret;
 }
 
-int dgm_alembic_walk_steps(long *out, const dgm_alembic_script *s, long start, int steps,
+int dgm_alembic_walk_steps(long *out, const dgm_alembic_script *s, long start, long steps,
 			   const char *branch_label, bool no_overwalk, dgm_error *err)
 {
 	long initial = start;
-	int n = steps < 0 ? -steps : steps;
+	/* unsigned: even LONG_MIN has a magnitude; the loop ends at the
+	 * graph's end (no children) long before a large count runs out */
+	unsigned long n = steps < 0 ? 0UL - (unsigned long)steps : (unsigned long)steps;
 
-	for (int i = 0; i < n; i++) {
+	for (unsigned long i = 0; i < n; i++) {
 		dgm_revlist children = { 0 };
 
 		if (walk_children(&children, s, initial, steps > 0, branch_label, err) != 0) {

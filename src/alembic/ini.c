@@ -9,6 +9,12 @@
  * dropped); [DEFAULT] options show in every section; a section or key
  * given twice is an error; `%(name)s` expands from the section and the
  * defaults, recursively, `%%` is a percent sign.
+ *
+ * configparser bounds the depth of interpolation (10) but not its size:
+ * ten options naming the next one sixteen times each expand to 16^9
+ * bytes. A value here is at most MAX_VALUE bytes after interpolation,
+ * reached through at most MAX_REFS references (references to empty
+ * values cost time without growing the value).
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -16,6 +22,7 @@
 
 #include "dgm/alembic.h"
 #include "dgm/buf.h"
+#include "alembic_int.h"
 
 typedef struct ini_opt {
 	char *key;
@@ -23,34 +30,39 @@ typedef struct ini_opt {
 	int line;
 } ini_opt;
 
+/* Sections and options are found through hash maps: a file of many keys
+ * must not cost time quadratic in their number (100,000 keys took
+ * minutes). */
 typedef struct ini_sect {
 	char *name;
 	ini_opt *opts;
 	size_t nopts;
+	dgm_strmap index;  /* key -> index in opts */
 } ini_sect;
 
 struct dgm_alembic_ini {
 	char *name;
 	ini_sect *sects;  /* [0] is DEFAULT */
 	size_t nsects;
+	dgm_strmap index; /* name -> index in sects */
 };
 
 #define MAX_DEPTH 10
+#define MAX_VALUE 65536
+#define MAX_REFS 16384
 
 static ini_sect *find_sect(const dgm_alembic_ini *ini, const char *name)
 {
-	for (size_t i = 0; i < ini->nsects; i++)
-		if (strcmp(ini->sects[i].name, name) == 0)
-			return &ini->sects[i];
-	return NULL;
+	size_t i;
+
+	return dgm_strmap_get(&ini->index, name, &i) ? &ini->sects[i] : NULL;
 }
 
 static ini_opt *find_opt(const ini_sect *s, const char *key)
 {
-	for (size_t i = 0; s && i < s->nopts; i++)
-		if (strcmp(s->opts[i].key, key) == 0)
-			return &s->opts[i];
-	return NULL;
+	size_t i;
+
+	return s && dgm_strmap_get(&s->index, key, &i) ? &s->opts[i] : NULL;
 }
 
 static ini_sect *add_sect(dgm_alembic_ini *ini, const char *name, size_t len)
@@ -61,6 +73,8 @@ static ini_sect *add_sect(dgm_alembic_ini *ini, const char *name, size_t len)
 	s = &ini->sects[ini->nsects++];
 	memset(s, 0, sizeof(*s));
 	s->name = dgm_xstrndup(name, len);
+	dgm_strmap_init(&s->index, 8);
+	dgm_strmap_put(&ini->index, s->name, ini->nsects - 1);
 	return s;
 }
 
@@ -75,6 +89,7 @@ static ini_opt *add_opt(ini_sect *s, const char *key, size_t len, int line)
 	for (char *p = o->key; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
 	o->line = line;
+	dgm_strmap_put(&s->index, o->key, s->nopts - 1);
 	return o;
 }
 
@@ -226,6 +241,7 @@ int dgm_alembic_ini_parse(dgm_alembic_ini **out, const char *name, const char *h
 
 	*out = NULL;
 	ini->name = dgm_xstrdup(name);
+	dgm_strmap_init(&ini->index, 8);
 	add_sect(ini, "DEFAULT", 7);
 	if (here) {
 		ini_opt *o = add_opt(&ini->sects[0], "here", 4, 0);
@@ -263,9 +279,38 @@ static const ini_opt *lookup(const dgm_alembic_ini *ini, const ini_sect *s, cons
 	return o ? o : find_opt(&ini->sects[0], key);
 }
 
-static int interpolate(dgm_buf *out, const dgm_alembic_ini *ini, const ini_sect *s,
-		       const char *key, const char *rest, int depth, dgm_error *err)
+/* The value being expanded: for messages and the size bounds. */
+typedef struct expansion {
+	const dgm_alembic_ini *ini;
+	const ini_sect *s;
+	const char *key;     /* as the caller asked for it */
+	int line;            /* where it is set */
+	size_t refs;
+} expansion;
+
+static int too_large(const expansion *x, const dgm_buf *out, dgm_error *err)
 {
+	if (out->len <= MAX_VALUE && x->refs <= MAX_REFS)
+		return 0;
+	if (out->len > MAX_VALUE)
+		dgm_error_set(err, DGM_E_ALEMBIC, "%s:%d: option '%s' in section '%s' expands to "
+			      "more than %d bytes", x->ini->name, x->line, x->key, x->s->name,
+			      MAX_VALUE);
+	else
+		dgm_error_set(err, DGM_E_ALEMBIC, "%s:%d: option '%s' in section '%s' expands more "
+			      "than %d references", x->ini->name, x->line, x->key, x->s->name,
+			      MAX_REFS);
+	dgm_error_hint(err, "check the %%(name)s references of '%s' and of the options they "
+		       "name: they repeat each other", x->key);
+	return -1;
+}
+
+static int interpolate(dgm_buf *out, expansion *x, const char *rest, int depth, dgm_error *err)
+{
+	const dgm_alembic_ini *ini = x->ini;
+	const ini_sect *s = x->s;
+	const char *key = x->key;
+
 	if (depth > MAX_DEPTH)
 		return dgm_error_set(err, DGM_E_ALEMBIC, "%s: recursion limit exceeded in value "
 				     "substitution: option '%s' in section '%s'",
@@ -280,6 +325,8 @@ static int interpolate(dgm_buf *out, const dgm_alembic_ini *ini, const ini_sect 
 			break;
 		}
 		dgm_buf_put(out, rest, (size_t)(pct - rest));
+		if (too_large(x, out, err) != 0)
+			return -1;
 		if (pct[1] == '%') {
 			dgm_buf_putc(out, '%');
 			rest = pct + 2;
@@ -301,11 +348,13 @@ static int interpolate(dgm_buf *out, const dgm_alembic_ini *ini, const ini_sect 
 			return -1;
 		}
 		free(var);
-		if (interpolate(out, ini, s, key, dgm_buf_cstr(&o->value), depth + 1, err) != 0)
+		x->refs++;
+		if (too_large(x, out, err) != 0 ||
+		    interpolate(out, x, dgm_buf_cstr(&o->value), depth + 1, err) != 0)
 			return -1;
 		rest = close + 2;
 	}
-	return 0;
+	return too_large(x, out, err);
 }
 
 int dgm_alembic_ini_get(char **value, const dgm_alembic_ini *ini, const char *section,
@@ -323,7 +372,8 @@ int dgm_alembic_ini_get(char **value, const dgm_alembic_ini *ini, const char *se
 	free(lkey);
 	if (!o)
 		return 0;
-	if (interpolate(&out, ini, s, key, dgm_buf_cstr(&o->value), 1, err) != 0) {
+	if (interpolate(&out, &(expansion){ ini, s, key, o->line, 0 }, dgm_buf_cstr(&o->value), 1,
+			err) != 0) {
 		dgm_buf_free(&out);
 		return -1;
 	}
@@ -342,7 +392,9 @@ void dgm_alembic_ini_free(dgm_alembic_ini *ini)
 		}
 		free(ini->sects[i].opts);
 		free(ini->sects[i].name);
+		dgm_strmap_free(&ini->sects[i].index);
 	}
+	dgm_strmap_free(&ini->index);
 	free(ini->sects);
 	free(ini->name);
 	free(ini);

@@ -11,6 +11,10 @@
  * strings. As in Python, the last assignment wins. The docstring is the
  * first statement when it is a string; what it says ("Revises: ...",
  * even "revision = 'x'") is never read as code.
+ *
+ * Brackets nest at most 200 deep, as in CPython's tokenizer ("too many
+ * nested parentheses"); the lexer pairs them once, so that reading a
+ * value costs time linear in its length and stack bounded by the limit.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -31,7 +35,12 @@ typedef struct tok {
 	/* strings */
 	unsigned char prefix; /* bit set of STR_* */
 	size_t qlen;          /* 1 or 3 */
+	/* opening brackets: index of the closing one, 0 when unclosed */
+	size_t match;
 } tok;
+
+/* CPython's MAXLEVEL: 200 nested brackets compile, 201 do not */
+#define MAX_NESTING 200
 
 enum { STR_RAW = 1, STR_BYTES = 2, STR_F = 4 };
 
@@ -42,6 +51,7 @@ typedef struct lexer {
 	int line;
 	size_t line_start;
 	int depth;
+	size_t open[MAX_NESTING]; /* token index of each open bracket */
 	tok *toks;
 	size_t ntoks, cap;
 	bool line_has_tokens;
@@ -166,17 +176,37 @@ static size_t op_len(const lexer *lx)
 	return 1;
 }
 
-static void lex_op(lexer *lx)
+static bool is_open(const tok *t)
 {
-	size_t len = op_len(lx);
-	char c = lx->s[lx->i];
+	return t->kind == T_OP && t->len == 1 &&
+	       (t->p[0] == '(' || t->p[0] == '[' || t->p[0] == '{');
+}
 
-	push(lx, T_OP, lx->i, len, lx->line, (int)(lx->i - lx->line_start));
-	if (len == 1 && (c == '(' || c == '[' || c == '{'))
-		lx->depth++;
-	if (len == 1 && (c == ')' || c == ']' || c == '}') && lx->depth > 0)
-		lx->depth--;
-	lx->i += len;
+static bool is_close(const tok *t)
+{
+	return t->kind == T_OP && t->len == 1 &&
+	       (t->p[0] == ')' || t->p[0] == ']' || t->p[0] == '}');
+}
+
+static int lex_op(lexer *lx, dgm_error *err)
+{
+	size_t at = lx->ntoks;
+	const tok *t = push(lx, T_OP, lx->i, op_len(lx), lx->line,
+			    (int)(lx->i - lx->line_start));
+
+	lx->i += t->len;
+	if (is_open(t)) {
+		if (lx->depth == MAX_NESTING) {
+			dgm_error_set(err, DGM_E_ALEMBIC, "%s:%d: too many nested parentheses "
+				      "(more than %d levels)", lx->path, t->line, MAX_NESTING);
+			dgm_error_hint(err, "Python refuses this file too; Alembic could not load it");
+			return -1;
+		}
+		lx->open[lx->depth++] = at;
+	} else if (is_close(t) && lx->depth > 0) {
+		lx->toks[lx->open[--lx->depth]].match = at;
+	}
+	return 0;
 }
 
 static int lex_word(lexer *lx, dgm_error *err)
@@ -235,8 +265,8 @@ static int lex(lexer *lx, dgm_error *err)
 		} else if (isdigit(c) || (c == '.' && lx->i + 1 < lx->n &&
 					   isdigit((unsigned char)lx->s[lx->i + 1]))) {
 			lex_number(lx);
-		} else {
-			lex_op(lx);
+		} else if (lex_op(lx, err) != 0) {
+			return -1;
 		}
 	}
 	if (lx->line_has_tokens)
@@ -363,22 +393,6 @@ static bool is_name(const tok *t, const char *name)
 	return t->kind == T_NAME && t->len == strlen(name) && !memcmp(t->p, name, t->len);
 }
 
-/* Index of the bracket closing the one at `open`, or `end`. */
-static size_t matching(const tok *toks, size_t open, size_t end)
-{
-	int depth = 0;
-
-	for (size_t i = open; i < end; i++) {
-		if (toks[i].kind != T_OP || toks[i].len != 1)
-			continue;
-		if (strchr("([{", toks[i].p[0]))
-			depth++;
-		else if (strchr(")]}", toks[i].p[0]) && --depth == 0)
-			return i;
-	}
-	return end;
-}
-
 static int parse_value(value *out, const tok *toks, size_t a, size_t b, bool in_seq);
 
 /* One element: strings, None, or a bracketed sequence. *next gets the
@@ -408,11 +422,12 @@ static int parse_elem(value *out, const tok *toks, size_t a, size_t b, size_t *n
 		*next = a + 1;
 		return 0;
 	}
-	if (is_op(&toks[a], "(") || is_op(&toks[a], "[") || is_op(&toks[a], "{")) {
-		size_t close = matching(toks, a, b);
+	if (is_open(&toks[a])) {
+		size_t close = toks[a].match;
 		bool paren = is_op(&toks[a], "(");
 
-		if (close >= b)
+		/* recursion is bounded by MAX_NESTING */
+		if (close == 0 || close >= b)
 			return -1;
 		*next = close + 1;
 		if (close == a + 1) {
@@ -513,9 +528,9 @@ static void statement(assign *as, const tok *toks, size_t a, size_t b)
 	if (b - a >= 2 && toks[a].kind == T_NAME && is_op(&toks[a + 1], ":")) {
 		/* annotated: NAME ':' annotation '=' value */
 		for (size_t i = a + 2; i < b; i++) {
-			if (toks[i].kind == T_OP && toks[i].len == 1 && strchr("([{", toks[i].p[0]))
+			if (is_open(&toks[i]))
 				depth++;
-			else if (toks[i].kind == T_OP && toks[i].len == 1 && strchr(")]}", toks[i].p[0]))
+			else if (is_close(&toks[i]))
 				depth--;
 			else if (depth == 0 && is_op(&toks[i], "=")) {
 				int key = key_of(&toks[a]);
@@ -528,9 +543,9 @@ static void statement(assign *as, const tok *toks, size_t a, size_t b)
 		return;
 	}
 	for (size_t i = a; i < b && neq < 16; i++) {
-		if (toks[i].kind == T_OP && toks[i].len == 1 && strchr("([{", toks[i].p[0]))
+		if (is_open(&toks[i]))
 			depth++;
-		else if (toks[i].kind == T_OP && toks[i].len == 1 && strchr(")]}", toks[i].p[0]))
+		else if (is_close(&toks[i]))
 			depth--;
 		else if (depth == 0 && is_op(&toks[i], "="))
 			eq[neq++] = i;

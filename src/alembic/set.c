@@ -3,6 +3,8 @@
  * lookup may scan the whole map. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "dgm/buf.h"
 #include "alembic_int.h"
@@ -90,16 +92,31 @@ size_t dgm_bits_count(const dgm_bits *b)
 	return c;
 }
 
-/* FNV-1a */
-static size_t hash_str(const char *s)
+/* FNV-1a from a seeded basis, then MurmurHash3's finalizer: the slot
+ * (the low bits) then depends on every bit of the seeded state. */
+static size_t hash_str(const char *s, uint64_t seed)
 {
-	uint64_t h = 14695981039346656037ULL;
+	uint64_t h = 14695981039346656037ULL ^ seed;
 
 	for (; *s; s++) {
 		h ^= (unsigned char)*s;
 		h *= 1099511628211ULL;
 	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
 	return (size_t)h;
+}
+
+static uint64_t new_seed(const void *salt)
+{
+	uint64_t seed = 0;
+
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+		seed = (uint64_t)(uintptr_t)salt ^ ((uint64_t)time(NULL) << 20) ^ (uint64_t)clock();
+	return seed;
 }
 
 void dgm_strmap_init(dgm_strmap *m, size_t expected)
@@ -110,6 +127,7 @@ void dgm_strmap_init(dgm_strmap *m, size_t expected)
 		cap *= 2;
 	m->cap = cap;
 	m->count = 0;
+	m->seed = new_seed(m);
 	m->keys = dgm_xcalloc(cap, sizeof(*m->keys));
 	m->vals = dgm_xcalloc(cap, sizeof(*m->vals));
 }
@@ -123,7 +141,7 @@ void dgm_strmap_free(dgm_strmap *m)
 
 static size_t slot_of(const dgm_strmap *m, const char *key)
 {
-	size_t i = hash_str(key) & (m->cap - 1);
+	size_t i = hash_str(key, m->seed) & (m->cap - 1);
 
 	while (m->keys[i] && strcmp(m->keys[i], key) != 0)
 		i = (i + 1) & (m->cap - 1);

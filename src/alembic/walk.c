@@ -27,7 +27,7 @@ typedef struct relative {
 	char *label;    /* NULL: none */
 	char *symbol;   /* NULL: none */
 	char *number;   /* "+2", "-1" as written */
-	long value;
+	long value;     /* set by relative_steps() */
 } relative;
 
 static bool word_char(unsigned char c)
@@ -48,7 +48,6 @@ static bool match_rest(relative *m, const char *t)
 		;
 	m->symbol = w ? dgm_xstrndup(t, w) : NULL;
 	m->number = dgm_xstrndup(t + w, d - w);
-	m->value = strtol(m->number, NULL, 10);
 	return true;
 }
 
@@ -78,6 +77,13 @@ static void relative_free(relative *m)
 	memset(m, 0, sizeof(*m));
 }
 
+/* The count of a matched target; never cut to a narrower type. */
+static int relative_steps(relative *m, dgm_error *err)
+{
+	return dgm_alembic_parse_steps(&m->value, m->number, err);
+}
+
+/* NUMBER passed relative_steps() */
 static int didnt_produce(dgm_error *err, const char *number)
 {
 	return dgm_error_set(err, DGM_E_ALEMBIC, "relative revision %s didn't produce %ld "
@@ -221,9 +227,11 @@ static int upgrade_target(dgm_revlist *out, const dgm_alembic_script *s, const c
 
 	if (!match_relative(&m, target))
 		return dgm_alembic_get_revisions(out, s, target, err);
+	if (relative_steps(&m, err) != 0)
+		goto out;
 	if (m.value > 0 && !m.symbol) {
 		if (upgrade_start(&start, s, cur, ncur, m.label, err) != 0 ||
-		    dgm_alembic_walk_steps(&rev, s, start, (int)m.value, m.label, assert_rel,
+		    dgm_alembic_walk_steps(&rev, s, start, m.value, m.label, assert_rel,
 					   err) != 0)
 			goto out;
 		if (rev == DGM_REV_NONE) {
@@ -232,7 +240,7 @@ static int upgrade_target(dgm_revlist *out, const dgm_alembic_script *s, const c
 		}
 	} else if (m.value > 0) {
 		if (dgm_alembic_get_revision(&start, s, m.symbol, err) != 0 ||
-		    dgm_alembic_walk_steps(&rev, s, start, (int)m.value, m.label, assert_rel,
+		    dgm_alembic_walk_steps(&rev, s, start, m.value, m.label, assert_rel,
 					   err) != 0)
 			goto out;
 	} else {
@@ -241,7 +249,7 @@ static int upgrade_target(dgm_revlist *out, const dgm_alembic_script *s, const c
 			goto out;
 		}
 		if (get_rev_labelled(&start, s, m.label, m.symbol, err) != 0 ||
-		    dgm_alembic_walk_steps(&rev, s, start, (int)m.value, NULL, assert_rel,
+		    dgm_alembic_walk_steps(&rev, s, start, m.value, NULL, assert_rel,
 					   err) != 0)
 			goto out;
 	}
@@ -323,13 +331,15 @@ static int downgrade_target(char **label, long *rev, const dgm_alembic_script *s
 			*label = dgm_xstrndup(target, (size_t)(at - target));
 		return dgm_alembic_get_revision(rev, s, at ? at + 1 : target, err);
 	}
+	if (relative_steps(&m, err) != 0)
+		goto out;
 	if (m.value >= 0) {
 		if (!m.symbol) {
 			didnt_produce(err, m.number);
 			goto out;
 		}
 		if (dgm_alembic_get_revision(&start, s, m.symbol, err) != 0 ||
-		    dgm_alembic_walk_steps(rev, s, start, (int)m.value, m.label, assert_rel,
+		    dgm_alembic_walk_steps(rev, s, start, m.value, m.label, assert_rel,
 					   err) != 0)
 			goto out;
 		if (*rev == DGM_REV_NONE) {
@@ -342,7 +352,7 @@ static int downgrade_target(char **label, long *rev, const dgm_alembic_script *s
 		if (rel && downgrade_symbol(&m.symbol, &m.label, s, cur, ncur, m.number, err) != 0)
 			goto out;
 		if (get_rev_labelled(&start, s, m.label, m.symbol, err) != 0 ||
-		    dgm_alembic_walk_steps(rev, s, start, (int)m.value, NULL, assert_rel, err) != 0)
+		    dgm_alembic_walk_steps(rev, s, start, m.value, NULL, assert_rel, err) != 0)
 			goto out;
 		if (*rev == DGM_REV_NONE) {
 			if (rel)

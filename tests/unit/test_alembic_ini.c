@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dgm/alembic.h"
+#include "dgm/buf.h"
 
 static const char sample[] =
 	"# c\n"
@@ -239,6 +240,79 @@ static void config_errors_are_clear(void **state)
 		     "no '[db2]' section");
 }
 
+/* LEVELS options, each naming the one below it WIDTH times; the last
+ * holds LEAF. Key "k0" expands to WIDTH^(LEVELS-1) copies of LEAF. */
+static char *fan_out(int levels, int width, const char *leaf)
+{
+	dgm_buf b = DGM_BUF_INIT;
+
+	dgm_buf_puts(&b, "[s]\n");
+	for (int i = 0; i < levels - 1; i++) {
+		dgm_buf_printf(&b, "k%d = ", i);
+		for (int j = 0; j < width; j++)
+			dgm_buf_printf(&b, "%%(k%d)s", i + 1);
+		dgm_buf_puts(&b, "\n");
+	}
+	dgm_buf_printf(&b, "k%d = %s\n", levels - 1, leaf);
+	return dgm_buf_detach(&b);
+}
+
+/* configparser's depth limit (10) bounds recursion, not size: 720 bytes
+ * of ini used to expand to 16^9 bytes. A value is at most 64 KiB after
+ * interpolation, and expands at most 16 Ki references. */
+static void interpolation_size_is_bounded(void **state)
+{
+	char *text = fan_out(4, 16, "abcd");   /* 16 KiB: fine */
+	dgm_alembic_ini *ini = NULL;
+	dgm_error err = DGM_ERROR_INIT;
+	char *v;
+
+	assert_int_equal(dgm_alembic_ini_parse(&ini, "a.ini", "/h", text, strlen(text), &err), 0);
+	v = get(ini, "s", "k0");
+	assert_int_equal(strlen(v), 16 * 16 * 16 * 4);
+	free(v);
+	dgm_alembic_ini_free(ini);
+	free(text);
+	text = fan_out(5, 16, "0123456789abcdef");  /* 1 MiB */
+	ini_fails(text, "k0", "a.ini:2: option 'k0' in section 's' expands to more than 65536 bytes");
+	free(text);
+	text = fan_out(10, 16, "0123456789abcdef"); /* 16^10 bytes */
+	ini_fails(text, "k0", "option 'k0' in section 's' expands to more than 65536 bytes");
+	free(text);
+	text = fan_out(6, 16, "");              /* 1 Mi references to nothing */
+	ini_fails(text, "K0", "a.ini:2: option 'K0' in section 's' expands more than 16384 "
+		  "references");
+	free(text);
+}
+
+/* Options and sections are looked up through hash maps: 100,000 keys
+ * used to cost minutes (each new key was compared with every other). */
+static void many_keys_cost_linear_time(void **state)
+{
+	dgm_buf b = DGM_BUF_INIT;
+	dgm_alembic_ini *ini = NULL;
+	dgm_error err = DGM_ERROR_INIT;
+	char *v;
+
+	dgm_buf_puts(&b, "[s]\n");
+	for (int i = 0; i < 100000; i++)
+		dgm_buf_printf(&b, "key%d = %d\n", i, i);
+	for (int i = 0; i < 20000; i++)
+		dgm_buf_printf(&b, "[sect%d]\nk = %%(key%d)s\n", i, i);
+	dgm_buf_puts(&b, "[s]\n");
+	assert_int_equal(dgm_alembic_ini_parse(&ini, "a.ini", "/h", b.ptr, b.len, &err), -1);
+	assert_non_null(strstr(err.msg, "a.ini:140002: section 's' already exists"));
+	b.len -= 4;
+	b.ptr[b.len] = '\0';
+	assert_int_equal(dgm_alembic_ini_parse(&ini, "a.ini", "/h", b.ptr, b.len, &err), 0);
+	v = get(ini, "s", "KEY99999");
+	assert_string_equal(v, "99999");
+	free(v);
+	assert_true(dgm_alembic_ini_has_section(ini, "sect19999"));
+	dgm_alembic_ini_free(ini);
+	dgm_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -247,6 +321,8 @@ int main(void)
 		cmocka_unit_test(script_location_is_made_tree_relative),
 		cmocka_unit_test(version_path_separators_split_as_alembic),
 		cmocka_unit_test(config_errors_are_clear),
+		cmocka_unit_test(interpolation_size_is_bounded),
+		cmocka_unit_test(many_keys_cost_linear_time),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,7 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "dgm/buf.h"
 
 #include "dgm/alembic.h"
 
@@ -269,6 +272,45 @@ static void a_non_literal_that_is_replaced_is_fine(void **state)
 	dgm_alembic_revfile_free(&rf);
 }
 
+/* "revision = ((...('a',)...))" nested LEVELS deep on line 3 */
+static char *nested(size_t levels)
+{
+	dgm_buf b = DGM_BUF_INIT;
+
+	dgm_buf_puts(&b, "\"\"\"deep\"\"\"\ndown_revision = None\nrevision = ");
+	for (size_t i = 0; i < levels; i++)
+		dgm_buf_putc(&b, '(');
+	dgm_buf_puts(&b, "'abc1'");
+	for (size_t i = 0; i < levels; i++)
+		dgm_buf_putc(&b, ')');
+	dgm_buf_puts(&b, "\n");
+	return dgm_buf_detach(&b);
+}
+
+/* Python 3.11 compiles 200 nested brackets and refuses 201 ("too many
+ * nested parentheses"); deeper files used to cost quadratic time and,
+ * from about 60,000 levels, overflow the stack. */
+static void bracket_nesting_is_bounded_as_in_python(void **state)
+{
+	char *text = nested(200);
+	dgm_alembic_revfile rf = parse_ok("v/deep.py", text);
+
+	assert_string_equal(rf.revision, "abc1");
+	dgm_alembic_revfile_free(&rf);
+	free(text);
+	text = nested(201);
+	parse_fails("v/deep.py", text, "v/deep.py:3: too many nested parentheses (more than 200");
+	free(text);
+	text = nested(1000000);
+	parse_fails("v/deep.py", text, "v/deep.py:3: too many nested parentheses (more than 200");
+	free(text);
+	/* brackets that are never closed count as well */
+	text = dgm_xasprintf("revision = 'a'\ndown_revision = None\nx = [%0*d", 300, 0);
+	memset(strchr(text, '[') + 1, '{', 299);
+	parse_fails("v/open.py", text, "v/open.py:3: too many nested parentheses");
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -284,6 +326,7 @@ int main(void)
 		cmocka_unit_test(legacy_file_name_gives_the_id),
 		cmocka_unit_test(errors_name_file_and_line),
 		cmocka_unit_test(a_non_literal_that_is_replaced_is_fine),
+		cmocka_unit_test(bracket_nesting_is_bounded_as_in_python),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

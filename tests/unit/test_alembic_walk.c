@@ -248,6 +248,56 @@ static void history_lists_newest_first(void **state)
 	dgm_alembic_free(s);
 }
 
+static const spec line3[] = {
+	{ "aaa001", NULL, NULL, NULL },
+	{ "bbb002", "aaa001", NULL, NULL },
+	{ "ccc003", "bbb002", NULL, NULL },
+};
+
+/* Counts are Python ints in Alembic: a count larger than the graph
+ * walks off its end ("didn't produce N migrations"). They used to be
+ * cut to an int: +4294967297 ran one step, -2147483648 was undefined
+ * behaviour. Counts beyond a long are refused. */
+static void relative_counts_are_never_truncated(void **state)
+{
+	dgm_alembic_script *s = BUILD(line3);
+	const dgm_alembic_rev **out = NULL;
+	dgm_error err = DGM_ERROR_INIT;
+	size_t n = 0;
+
+	expect_run(s, true, "aaa001", "+1", "bbb002", "bbb002");
+	expect_fail(s, true, "aaa001", "+4294967297",
+		    "relative revision +4294967297 didn't produce 4294967297 migrations");
+	expect_fail(s, true, "aaa001", "+2147483648",
+		    "relative revision +2147483648 didn't produce 2147483648 migrations");
+	expect_fail(s, false, "ccc003", "-2147483648",
+		    "relative revision -2147483648 didn't produce 2147483648 migrations");
+	expect_fail(s, false, "ccc003", "-4294967298",
+		    "relative revision -4294967298 didn't produce 4294967298 migrations");
+	expect_fail(s, false, "ccc003", "ccc003-2147483648", "walked too far");
+	expect_fail(s, true, "aaa001", "+99999999999999999999",
+		    "relative revision +99999999999999999999 is out of range");
+	expect_fail(s, false, "ccc003", "-99999999999999999999",
+		    "relative revision -99999999999999999999 is out of range");
+	expect_fail(s, false, "ccc003", "-9223372036854775808",
+		    "relative revision -9223372036854775808 is out of range");
+	expect_fail(s, true, "aaa001", "aaa001+9223372036854775808", "is out of range");
+	/* "-N" as an identifier walks down from the heads (to None when too far) */
+	assert_int_equal(dgm_alembic_resolve(&out, &n, s, "-1", &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(out[0]->id, "bbb002");
+	free(out);
+	out = NULL;
+	assert_int_equal(dgm_alembic_resolve(&out, &n, s, "-2147483648", &err), 0);
+	assert_int_equal(n, 0);
+	free(out);
+	out = NULL;
+	assert_int_equal(dgm_alembic_resolve(&out, &n, s, "-99999999999999999999", &err), -1);
+	assert_non_null(strstr(err.msg, "-99999999999999999999 is out of range"));
+	free(out);
+	dgm_alembic_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +306,7 @@ int main(void)
 		cmocka_unit_test(downgrades_run_in_alembic_order),
 		cmocka_unit_test(downgrade_errors_match_alembic),
 		cmocka_unit_test(history_lists_newest_first),
+		cmocka_unit_test(relative_counts_are_never_truncated),
 	};
 
 	/* Alembic warns about "downgrade -1" from several heads, so do we */

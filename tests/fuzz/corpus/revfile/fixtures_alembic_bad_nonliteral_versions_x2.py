@@ -1,0 +1,4 @@
+import os
+revision = "xxxx0002"
+down_revision = os.environ.get(
+    "PARENT")

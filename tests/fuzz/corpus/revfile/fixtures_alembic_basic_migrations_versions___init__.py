@@ -1,0 +1,2 @@
+revision = 'notarevision'
+down_revision = None
