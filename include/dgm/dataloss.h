@@ -81,6 +81,11 @@ char *dgm_dataloss_json(const dgm_dataloss *dl, const char *kept_in);
 
 /* Record the counters now as the baseline of snap (run: the run that
  * records it, for the record). */
+/* --accept-data-loss: warn and emit the "data_loss" event naming what a
+ * restore discards and where it stays (kept_in may be NULL); returns the
+ * event's JSON text (free it). */
+char *dgm_dataloss_announce(const dgm_dataloss *dl, const char *kept_in);
+
 int dgm_dataloss_mark(const dgm_plan *plan, const dgm_snapshot *snap, const char *run,
 		      dgm_error *err);
 

@@ -281,22 +281,6 @@ static int verify(const dgm_plan *plan, const char *id, dgm_error *err)
 	return ret;
 }
 
-/* --accept-data-loss: say what the restore discards and where it stays. */
-static void say_loss(const dgm_dataloss *dl, const char *kept_in)
-{
-	char *what = dgm_dataloss_summary(dl), *j = dgm_dataloss_json(dl, kept_in);
-	dgm_buf f = DGM_BUF_INIT;
-
-	dgm_warn("--accept-data-loss: restoring snapshot '%s' discards writes made since it "
-		 "was taken (%s); they are kept in safety snapshot '%s'", dl->snapshot, what,
-		 kept_in);
-	dgm_buf_puts(&f, "\"data_loss\":");
-	dgm_buf_puts(&f, j);
-	dgm_event("data_loss", f.ptr);
-	dgm_buf_free(&f);
-	free(j);
-	free(what);
-}
 
 /* Put a snapshot back, after a safety snapshot of the current state, so
  * the restore itself can be undone. */
@@ -327,7 +311,7 @@ static int restore(const dgm_plan *plan, const char *id, const dgm_args *args, d
 	}
 	dgm_info("safety snapshot '%s' holds the current state", safety.id);
 	if (dl.verdict != DGM_DATALOSS_NONE)
-		say_loss(&dl, safety.id);
+		free(dgm_dataloss_announce(&dl, safety.id));
 	if (dgm_snapshot_restore(plan, &snap, &ro, err)) {
 		dgm_error_hint(err, "the current state is also in safety snapshot '%s'", safety.id);
 		goto out;

@@ -279,9 +279,7 @@ int dgm_job_mark_baseline(dgm_job *r, const dgm_snapshot *snap)
 	return 0;
 }
 
-/* Say what is discarded: a warning, a JSON event, the report and the
- * history (through r->data_loss). */
-static void record_loss(dgm_job *r, const dgm_dataloss *dl, const char *kept_in)
+char *dgm_dataloss_announce(const dgm_dataloss *dl, const char *kept_in)
 {
 	char *what = dgm_dataloss_summary(dl), *j = dgm_dataloss_json(dl, kept_in);
 	dgm_buf f = DGM_BUF_INIT;
@@ -289,14 +287,23 @@ static void record_loss(dgm_job *r, const dgm_dataloss *dl, const char *kept_in)
 	dgm_warn("--accept-data-loss: restoring snapshot '%s' discards writes made since the "
 		 "release finished (%s)%s%s%s", dl->snapshot, what, kept_in ? "; they are kept in "
 		 "safety snapshot '" : "", kept_in ? kept_in : "", kept_in ? "'" : "");
-	json_decref(r->data_loss);
-	r->data_loss = json_loads(j, 0, NULL);
 	dgm_buf_puts(&f, "\"data_loss\":");
 	dgm_buf_puts(&f, j);
 	dgm_event("data_loss", f.ptr);
 	dgm_buf_free(&f);
-	free(j);
 	free(what);
+	return j;
+}
+
+/* Say what is discarded: a warning, a JSON event, the report and the
+ * history (through r->data_loss). */
+static void record_loss(dgm_job *r, const dgm_dataloss *dl, const char *kept_in)
+{
+	char *j = dgm_dataloss_announce(dl, kept_in);
+
+	json_decref(r->data_loss);
+	r->data_loss = json_loads(j, 0, NULL);
+	free(j);
 }
 
 int dgm_job_restore(dgm_job *r, const dgm_snapshot *snap, const dgm_job_restore_opts *o,
