@@ -203,6 +203,8 @@ void dgm_plan_free(dgm_plan *p)
 	free(p->alembic.target);
 	free(p->alembic.version_table);
 	free(p->alembic.version_schema);
+	dgm_strlist_free(&p->alembic.env);
+	dgm_strlist_free(&p->alembic.x);
 	free(p->snapshot.directory);
 	free(p->model_store.path);
 	dgm_strlist_free(&p->model_store.extra_paths);
