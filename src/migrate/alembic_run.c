@@ -136,7 +136,7 @@ static void call_build(call *k, const dgm_plan *plan, const dgm_migrate_target *
 	pt_view = (dgm_plan_target){ .url = t->url, .host = pt.host, .port = pt.port,
 				     .user = pt.user, .password = pt.password, .dbname = pt.dbname };
 	k->cwd = ini_dir(plan, app_dir);
-	k->marker = dgm_xasprintf("dgmigrate-alembic-%ld", (long)getpid());
+	k->marker = dgm_xasprintf("alembic-dgmigrate-%ld", (long)getpid());
 	push(&k->env, dgm_xasprintf("DATABASE_URL=%s", t->url));
 	push(&k->env, dgm_xasprintf("PGOPTIONS=-c lock_timeout=%ld -c statement_timeout=%ld",
 				    plan->timeouts.lock_ms, plan->timeouts.statement_ms));

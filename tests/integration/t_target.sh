@@ -42,7 +42,7 @@ $(diff <(echo "$before") <(db_fingerprint "$TEST_DB"))"
 	[[ -z $(tg_scratch_dbs) ]] || fail "scratch database left: $(tg_scratch_dbs)"
 	# nothing of alembic's is left on the live database
 	[[ $(psql_db postgres -c "SELECT count(*) FROM pg_stat_activity
-		WHERE datname = '$TEST_DB' AND application_name LIKE 'dgmigrate-alembic%'") == 0 ]] ||
+		WHERE datname = '$TEST_DB' AND application_name LIKE 'alembic-dgmigrate%'") == 0 ]] ||
 		fail "an alembic session is still connected"
 }
 
@@ -140,7 +140,7 @@ open(p, "w").write(s)
 PY
 	run_dgm rehearse plan.yaml
 	expect_rc 0
-	grep -q "^url postgresql localhost $DGM_PGPORT /${TEST_DB:0:40}_dgm_rehearse_[0-9]* appname=dgmigrate-alembic" seen.txt ||
+	grep -q "^url postgresql localhost $DGM_PGPORT /${TEST_DB:0:40}_dgm_rehearse_[0-9]* appname=alembic-dgmigrate" seen.txt ||
 		fail "DATABASE_URL of the scratch copy: $(cat seen.txt)"
 	grep -q "^argv db=${TEST_DB:0:40}_dgm_rehearse_[0-9]*\$" seen.txt || fail "-x: $(cat seen.txt)"
 }
