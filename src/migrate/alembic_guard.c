@@ -261,17 +261,21 @@ static void wait_gone(dgm_guard *g)
 	}
 }
 
-int dgm_guard_open(dgm_guard *g, const dgm_plan *plan, const dgm_migrate_target *t,
-		   bool probe, const char *marker, dgm_error *err)
+int dgm_guard_connect(dgm_guard *g, const dgm_plan *plan, const dgm_migrate_target *t,
+		      dgm_error *err)
 {
 	memset(g, 0, sizeof(*g));
 	g->plan = plan;
-	g->marker = marker;
+	g->marker = "";
 	g->bad_label = t->forbidden_label ? t->forbidden_label : "live database";
 	atomic_init(&g->stop, 0);
-	if (dgm_pg_connect(&g->mon, t->url, "dgmigrate guard", err) ||
-	    (probe && fence_open(&g->ok, plan, t->url, true, err)) ||
-	    (t->forbidden && fence_open(&g->bad, plan, t->forbidden, false, err)))
+	return dgm_pg_connect(&g->mon, t->url, "dgmigrate guard", err);
+}
+
+int dgm_guard_fence(dgm_guard *g, const dgm_migrate_target *t, bool probe, dgm_error *err)
+{
+	if ((probe && fence_open(&g->ok, g->plan, t->url, true, err)) ||
+	    (t->forbidden && fence_open(&g->bad, g->plan, t->forbidden, false, err)))
 		return -1;
 	return 0;
 }
@@ -286,6 +290,7 @@ int dgm_guard_start(dgm_guard *g, dgm_error *err)
 	PQclear(res);
 	if (!g->ok.held && !g->bad.held)
 		return 0;
+	atomic_store(&g->stop, 0);
 	if (pthread_create(&g->thread, NULL, watch, g) != 0)
 		return dgm_error_set(err, DGM_E_RUN, "cannot start the thread that watches alembic");
 	g->running = true;

@@ -215,10 +215,9 @@ static int run(const dgm_plan *plan, const call *k, const char *verb, const char
 static char *proven_keys[16];
 static size_t nproven;
 
-static char *proof_key(const dgm_fence *f, PGconn *mon, const char *cwd)
+static char *proof_key(PGconn *mon, const char *cwd)
 {
-	return dgm_xasprintf("%s:%s/%s %s", PQhost(mon), PQport(mon), f->dbname ? f->dbname :
-			     PQdb(mon), cwd);
+	return dgm_xasprintf("%s:%s/%s %s", PQhost(mon), PQport(mon), PQdb(mon), cwd);
 }
 
 static bool was_proven(const char *key)
@@ -280,7 +279,7 @@ int dgm_migrate_alembic_at(const dgm_plan *plan, const dgm_migrate_target *t,
 	dgm_guard g;
 	call k;
 	char *key = NULL, *intended = NULL;
-	bool refused = false;
+	bool ran = false;     /* until alembic runs, a version table made for the probe goes */
 	int ret = -1;
 
 	memset(&g, 0, sizeof(g));
@@ -290,28 +289,27 @@ int dgm_migrate_alembic_at(const dgm_plan *plan, const dgm_migrate_target *t,
 		ret = run(plan, &k, verb, target, true, sql_out, NULL, err);
 		goto out;
 	}
-	/* a first, unfenced connection: is this database proven already? */
-	if (dgm_guard_open(&g, plan, t, false, "", err))
+	if (dgm_guard_connect(&g, plan, t, err))
 		goto out;
 	call_build(&k, plan, t, app_dir, g.mon);
 	g.marker = k.marker;
 	intended = dgm_xstrdup(PQdb(g.mon));
-	key = proof_key(&g.ok, g.mon, k.cwd);
+	key = proof_key(g.mon, k.cwd);
 	if (!was_proven(key)) {
-		dgm_guard_close(&g, false);
-		if (dgm_guard_open(&g, plan, t, true, k.marker, err))
+		if (dgm_guard_fence(&g, t, true, err))
 			goto out;
-		if (probe(&g, plan, &k, intended, err)) {
-			refused = true;
+		if (probe(&g, plan, &k, intended, err))
 			goto out;
-		}
 		dgm_info("alembic connects to '%s' (proven: its session waited on dgmigrate's lock "
 			 "of the version table there)", intended);
 		if (nproven < sizeof(proven_keys) / sizeof(proven_keys[0]))
 			proven_keys[nproven++] = dgm_xstrdup(key);
+	} else if (dgm_guard_fence(&g, t, false, err)) {
+		goto out;
 	}
 	if (dgm_guard_start(&g, err))
 		goto out;
+	ran = true;
 	ret = run(plan, &k, verb, target, false, NULL, &g.cancel, err);
 	dgm_guard_stop(&g);
 	if (g.breach) {
@@ -319,7 +317,7 @@ int dgm_migrate_alembic_at(const dgm_plan *plan, const dgm_migrate_target *t,
 		ret = -1;
 	}
 out:
-	dgm_guard_close(&g, refused);
+	dgm_guard_close(&g, !ran);
 	if (ret)
 		dgm_error_prefix(err, "alembic %s %s%s", verb, target, sql ? " --sql" : "");
 	call_free(&k);

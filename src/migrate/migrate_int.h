@@ -42,10 +42,12 @@ typedef struct dgm_guard {
 	char watch_error[256];
 } dgm_guard;
 
-/* Connect and fence: the target when probe, the forbidden database when
- * t names one. dgm_guard_close also after a failure. */
-int dgm_guard_open(dgm_guard *g, const dgm_plan *plan, const dgm_migrate_target *t,
-		   bool probe, const char *marker, dgm_error *err);
+/* The watching connection, to the target; dgm_guard_close also after a
+ * failure. Set g->marker before dgm_guard_start. */
+int dgm_guard_connect(dgm_guard *g, const dgm_plan *plan, const dgm_migrate_target *t,
+		      dgm_error *err);
+/* Fence the target when probe, the forbidden database when t names one. */
+int dgm_guard_fence(dgm_guard *g, const dgm_migrate_target *t, bool probe, dgm_error *err);
 /* Right before alembic starts: note the time, start the watch. */
 int dgm_guard_start(dgm_guard *g, dgm_error *err);
 /* Once alembic has ended. */
