@@ -90,6 +90,29 @@ static char *create_sql(const char *table)
 			     "alembic_version_pkc PRIMARY KEY (version_num))", table);
 }
 
+/* The version table made for the probe belongs to the database's owner
+ * (the application's role, as a rule), as if alembic had made it: when
+ * dgmigrate runs as another role, alembic could not use it otherwise. */
+static void give_to_owner(PGconn *conn, const char *table)
+{
+	dgm_error e = DGM_ERROR_INIT;
+	PGresult *res = NULL;
+
+	if (dgm_pg_query(&res, conn, "SELECT pg_get_userbyid(datdba) FROM pg_database"
+			 " WHERE datname = current_database() AND datdba <> (SELECT oid FROM"
+			 " pg_roles WHERE rolname = current_user) AND pg_has_role(datdba, 'MEMBER')",
+			 0, NULL, &e) == 0 && PQntuples(res) == 1) {
+		char *owner = dgm_pg_quote_ident(conn, PQgetvalue(res, 0, 0));
+		char *sql = dgm_xasprintf("ALTER TABLE %s OWNER TO %s", table, owner);
+
+		if (dgm_pg_exec(conn, sql, &e))
+			dgm_warn("the version table dgmigrate made keeps its owner: %s", e.msg);
+		free(sql);
+		free(owner);
+	}
+	PQclear(res);
+}
+
 /* Open a fence on url's database. create: when the version table is
  * missing, create it for good (the probe needs a table `alembic current`
  * reads); otherwise the fence creates it uncommitted. */
@@ -114,6 +137,7 @@ static int fence_open(dgm_fence *f, const dgm_plan *plan, const char *url, bool 
 			goto out;
 		f->created = true;
 		exists = true;
+		give_to_owner(f->conn, table);
 		free(sql);
 	}
 	sql = dgm_xasprintf("SET lock_timeout = %ld", plan->timeouts.lock_ms);

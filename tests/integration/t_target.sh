@@ -144,3 +144,35 @@ PY
 		fail "DATABASE_URL of the scratch copy: $(cat seen.txt)"
 	grep -q "^argv db=${TEST_DB:0:40}_dgm_rehearse_[0-9]*\$" seen.txt || fail "-x: $(cat seen.txt)"
 }
+
+# A database alembic never touched has no version table to lock: the live
+# one is fenced by an uncommitted CREATE TABLE of it (rehearse), the probe
+# makes it as alembic would and drops it again when refused (apply).
+test_empty_database_is_fenced_too() {
+	APP2_DB_USER=dgm setup_release_app2 "$TEST_DB" v1.0
+	no_table() { [[ $(psql_db "$TEST_DB" -c "SELECT to_regclass('alembic_version') IS NULL") == t ]]; }
+	run_dgm rehearse plan.yaml
+	[[ $rc -ne 0 ]] || fail "the rehearsal passed: $out $err"
+	expect_err "alembic.env"
+	no_table || fail "the rehearsal created the live version table"
+	[[ $(psql_db "$TEST_DB" -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0 ]] ||
+		fail "the rehearsal created tables in the live database"
+	APP2_DB_USER=dgm APP2_ALEMBIC='  env:
+    POSTGRES_DB: other_inventory' write_plan_app2 plan.yaml v1.0
+	pg_admin -q -c "SET client_min_messages = warning" \
+		-c "DROP DATABASE IF EXISTS other_inventory WITH (FORCE)" \
+		-c "CREATE DATABASE other_inventory OWNER app_owner" >/dev/null
+	run_dgm apply plan.yaml
+	expect_rc 1
+	expect_err "alembic did not connect to database '$TEST_DB'"
+	no_table || fail "the refused apply left a version table behind"
+	[[ $(psql_db other_inventory -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0 ]] ||
+		fail "the other database was changed"
+	APP2_DB_USER=dgm APP2_ALEMBIC="$TG_TARGET_ENV" write_plan_app2 plan.yaml v1.0
+	sed -i 's/"${target.user}"/app_owner/' plan.yaml
+	run_dgm apply plan.yaml
+	expect_rc 0
+	[[ $(psql_db "$TEST_DB" -c "SELECT version_num FROM alembic_version") == 7a2e9d4c1b85 ]] ||
+		fail "not migrated"
+	pg_admin -q -c "DROP DATABASE other_inventory" >/dev/null
+}
