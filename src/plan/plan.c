@@ -46,7 +46,10 @@ static void hooks_finish(dgm_plan_hooks *h, long hook_ms)
 
 static void finish(dgm_plan *p)
 {
-	char *config = p->alembic.config ? p->alembic.config : dgm_xstrdup("alembic.ini");
+	/* like alembic: alembic.config, else $ALEMBIC_CONFIG, else alembic.ini */
+	const char *env = getenv("ALEMBIC_CONFIG");
+	char *config = p->alembic.config ? p->alembic.config :
+		       dgm_xstrdup(env && *env ? env : "alembic.ini");
 
 	p->alembic.config = dgm_plan_path_join(p->release.repository, config);
 	free(config);

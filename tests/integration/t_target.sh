@@ -176,3 +176,29 @@ test_empty_database_is_fenced_too() {
 		fail "not migrated"
 	pg_admin -q -c "DROP DATABASE other_inventory" >/dev/null
 }
+
+# Issue 12.2: alembic.ini under backend/ is found where it lives.
+test_alembic_ini_found_where_it_lives() {
+	tg_at_v10
+	sed -i -e '/^alembic:$/d' -e '/config: backend\/alembic.ini/d' plan.yaml
+	run_dgm validate plan.yaml
+	[[ $rc -ne 0 ]] || fail "validate passed without the ini"
+	expect_err "alembic.ini in the repository: backend/alembic.ini"
+	ALEMBIC_CONFIG=backend/alembic.ini run_dgm validate plan.yaml
+	expect_rc 0
+	run_dgm heads --repo app
+	[[ $rc -ne 0 ]] || fail "heads passed without the ini"
+	expect_err "alembic.ini in the repository: backend/alembic.ini"
+	run_dgm heads --repo app --config "$PWD/app/backend/alembic.ini"
+	expect_rc 0
+	expect_out "7a2e9d4c1b85 (head)"
+	ALEMBIC_CONFIG=backend/alembic.ini run_dgm heads --repo app --at v1.1
+	expect_rc 0
+	expect_out "d4e8b1f7a962 (head)"
+	# an absolute path inside the repository, in a plan too
+	printf 'alembic:\n  config: %s\n' "$PWD/app/backend/alembic.ini" >> plan.yaml
+	run_dgm status plan.yaml
+	expect_rc 0
+	run_dgm validate plan.yaml
+	expect_rc 0
+}
