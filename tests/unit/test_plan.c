@@ -638,6 +638,29 @@ static void alembic_env_and_x_keep_target_placeholders(void **state)
 	unsetenv("DGM_T_TRICKY");
 }
 
+
+/* An absolute alembic.config reached through a symlink is rewritten under
+ * release.repository, where alembic_run.c finds the ini's folder. */
+static void absolute_config_through_a_symlink_lands_in_the_repository(void **state)
+{
+	char tmpl[] = "/tmp/dgm-plan-XXXXXX", link[64], text[512];
+	dgm_plan p;
+	dgm_error e = DGM_ERROR_INIT;
+
+	assert_non_null(mkdtemp(tmpl));
+	snprintf(link, sizeof(link), "%s-link", tmpl);
+	assert_int_equal(symlink(tmpl, link), 0);
+	snprintf(text, sizeof(text), "version: 1\nrelease:\n  name: demo\n  repository: %s\n"
+		 "  tag: v1\ndatabase:\n  url: postgresql://localhost/app\nsnapshot:\n"
+		 "  directory: backups\nalembic:\n  config: %s/alembic.ini\n", tmpl, link);
+	assert_int_equal(parse(&p, text, &e), 0);
+	snprintf(text, sizeof(text), "%s/alembic.ini", tmpl);
+	assert_string_equal(p.alembic.config, text);
+	dgm_plan_free(&p);
+	unlink(link);
+	rmdir(tmpl);
+}
+
 /* ---- ${VAR} ------------------------------------------------------------- */
 
 static void variables_expand_in_values_only(void **state)
@@ -986,6 +1009,7 @@ int main(void)
 		cmocka_unit_test(variables_expand_in_values_only),
 		cmocka_unit_test(expand_handles_edges),
 		cmocka_unit_test(alembic_env_and_x_keep_target_placeholders),
+		cmocka_unit_test(absolute_config_through_a_symlink_lands_in_the_repository),
 		cmocka_unit_test(durations_parse),
 		cmocka_unit_test(sizes_parse),
 		cmocka_unit_test(suggestions_pick_likely_typos),
