@@ -13,12 +13,31 @@
 #include "dgm/error.h"
 #include "dgm/plan.h"
 
-/* Run `<alembic.command> -c <ini> <verb> <target> [--sql]` in the ini's
- * folder under app_dir (the repository work tree, or a tag exported
- * elsewhere), with DATABASE_URL from the plan and PGOPTIONS carrying the
- * plan's lock_timeout and statement_timeout. Output lines go to the log
- * (debug level; info with --verbose); with sql, stdout is kept in
- * sql_out. The step's timeout is plan->timeouts.migrate_ms. */
+/* The database alembic must migrate, and one it must never reach. */
+typedef struct dgm_migrate_target {
+	const char *url;             /* holds the password: never printed */
+	const char *forbidden;       /* NULL, or a URL alembic must not reach */
+	const char *forbidden_label; /* "live database" */
+} dgm_migrate_target;
+
+/* Run `<alembic.command> -c <ini> [-x ARG]... <verb> <target> [--sql]`
+ * in the ini's folder under app_dir (the repository work tree, or a tag
+ * exported elsewhere), on t->url: DATABASE_URL is that URL, PGAPPNAME
+ * marks alembic's sessions, PGOPTIONS carries the plan's lock_timeout
+ * and statement_timeout, then the plan's alembic.env; alembic.env and
+ * alembic.x have ${target.*} filled in from t->url. Output lines go to
+ * the log (debug level; info with --verbose); with sql, stdout is kept
+ * in sql_out. The step's timeout is plan->timeouts.migrate_ms.
+ *
+ * Without sql, alembic is first proven to connect to t->url (once per
+ * database and folder, alembic_guard.c), and t->forbidden is fenced
+ * while it runs: a refusal or a breach fails with DGM_E_RUN before
+ * alembic changed anything, naming alembic.env and alembic.x. */
+int dgm_migrate_alembic_at(const dgm_plan *plan, const dgm_migrate_target *t,
+			   const char *app_dir, const char *verb, const char *target, bool sql,
+			   dgm_buf *sql_out, dgm_error *err);
+
+/* dgm_migrate_alembic_at on the plan's database. */
 int dgm_migrate_alembic(const dgm_plan *plan, const char *app_dir, const char *verb,
 			const char *target, bool sql, dgm_buf *sql_out, dgm_error *err);
 

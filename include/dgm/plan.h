@@ -92,6 +92,10 @@ typedef struct dgm_plan {
 		char *target;         /* target revision, default "heads" */
 		char *version_table;  /* default "alembic_version" */
 		char *version_schema; /* NULL: search_path */
+		dgm_strlist env;      /* "NAME=value" set for alembic; values may
+				       * hold ${target.*} (dgm_plan_target_expand) */
+		dgm_strlist x;        /* `-x` arguments, the same placeholders but
+				       * never ${target.password} or ${target.url} */
 	} alembic;
 
 	struct {
@@ -195,6 +199,23 @@ const dgm_plan_mark *dgm_plan_where(const dgm_plan *plan, const char *key);
  * KEY was defaulted), for errors found after parsing, e.g.
  *   plans/x.yaml:4:15: repository '/srv/app' does not exist          */
 void dgm_plan_error_at(const dgm_plan *plan, const char *key, dgm_error *err);
+
+/* The database a command aims alembic at: the plan's in apply, rollback
+ * and resume, the scratch copy in rehearse. url and password are
+ * secrets. */
+typedef struct dgm_plan_target {
+	const char *url;
+	const char *host;         /* a unix-socket folder stays a path */
+	const char *port;
+	const char *user;
+	const char *password;     /* NULL: none */
+	const char *dbname;
+} dgm_plan_target;
+
+/* A value of alembic.env or alembic.x with ${target.url}, ${target.host},
+ * ${target.port}, ${target.user}, ${target.password}, ${target.dbname}
+ * replaced (NULL parts by "") and "$${" turned into "${". malloc'd. */
+char *dgm_plan_target_expand(const char *s, const dgm_plan_target *t);
 
 /* Parse "500ms", "30s", "5m", "2h", "1h30m", "0" into milliseconds.
  * Units are ms, s, m, h, each at most once, largest first; a number

@@ -1,6 +1,7 @@
 /* graph.c - `dgmigrate heads` and `dgmigrate graph`: the Alembic
  * revision graph of the code, at the work tree or at --at TAG. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dgm/buf.h"
@@ -12,7 +13,11 @@ static int load(dgm_alembic_script **s, const dgm_args *args, dgm_error *err)
 	const char *repo = dgm_args_get(args, "repo");
 	const char *config = dgm_args_get(args, "config");
 
-	return dgm_cli_load_graph(s, repo ? repo : ".", config ? config : "alembic.ini",
+	/* like alembic: --config, else $ALEMBIC_CONFIG, else alembic.ini */
+	if (!config)
+		config = getenv("ALEMBIC_CONFIG") && *getenv("ALEMBIC_CONFIG") ?
+			 getenv("ALEMBIC_CONFIG") : "alembic.ini";
+	return dgm_cli_load_graph(s, repo ? repo : ".", config,
 				  dgm_args_get(args, "at"), err);
 }
 

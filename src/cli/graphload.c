@@ -18,20 +18,114 @@ static char *ini_folder(const char *ini_rel)
 	return slash ? dgm_xstrndup(ini_rel, (size_t)(slash - ini_rel)) : dgm_xstrdup("");
 }
 
-int dgm_cli_load_graph(dgm_alembic_script **out, const char *repo, const char *ini_rel,
+/* ---- finding alembic.ini (issue 12.2) ---------------------------------- */
+
+typedef struct ini_search {
+	dgm_tree *tree;
+	dgm_buf found;        /* "backend/alembic.ini, ..." */
+	char dir[PATH_MAX];   /* the folder being listed, "" for the root */
+	int depth, seen;
+} ini_search;
+
+static int ini_entry(const char *name, bool is_dir, void *payload)
+{
+	ini_search *q = payload;
+	dgm_error ignore = DGM_ERROR_INIT;
+	size_t len = strlen(q->dir);
+
+	if (++q->seen > 20000 || name[0] == '.')
+		return 0;
+	if (!is_dir) {
+		if (!strcmp(name, "alembic.ini"))
+			dgm_buf_printf(&q->found, "%s%s%s%s", q->found.len ? ", " : "", q->dir,
+				       len ? "/" : "", name);
+		return 0;
+	}
+	if (q->depth >= 4 || !strcmp(name, "node_modules") || len + strlen(name) + 2 > PATH_MAX)
+		return 0;
+	snprintf(q->dir + len, sizeof(q->dir) - len, "%s%s", len ? "/" : "", name);
+	q->depth++;
+	q->tree->list(q->tree->ctx, q->dir, ini_entry, q, &ignore);
+	q->depth--;
+	q->dir[len] = '\0';
+	return 0;
+}
+
+/* The alembic.ini files of the repository's git tree (at `at`, else
+ * HEAD; the work tree when it is no git repository), as a hint. */
+static void suggest_inis(dgm_error *err, const char *root, const char *at)
+{
+	dgm_error ignore = DGM_ERROR_INIT;
+	dgm_tree tree;
+	ini_search q;
+
+	memset(&q, 0, sizeof(q));
+	if (dgm_tree_open_git(&tree, root, at ? at : "HEAD", &ignore) &&
+	    dgm_tree_open_fs(&tree, root, &ignore))
+		return;
+	q.tree = &tree;
+	tree.list(tree.ctx, "", ini_entry, &q, &ignore);
+	if (q.found.len)
+		dgm_error_hint(err, "alembic.ini in the repository: %s; set alembic.config in the "
+			       "plan (relative to the repository), or --config, or ALEMBIC_CONFIG",
+			       q.found.ptr);
+	else
+		dgm_error_hint(err, "the repository holds no alembic.ini: set alembic.config in the "
+			       "plan, or --config, or ALEMBIC_CONFIG");
+	dgm_buf_free(&q.found);
+	dgm_tree_close(&tree);
+}
+
+/* ini as the tree knows it: relative to the repository's root, also when
+ * given as an absolute path inside it (symlinks resolved). */
+static int tree_relative(char **out, const char *root, const char *ini, dgm_error *err)
+{
+	char *dir, real[PATH_MAX];
+	const char *slash = strrchr(ini, '/');
+	size_t n = strlen(root);
+
+	if (ini[0] != '/') {
+		*out = dgm_xstrdup(ini);
+		return 0;
+	}
+	dir = dgm_xstrndup(ini, (size_t)(slash - ini));
+	if (!realpath(*dir ? dir : "/", real)) {
+		dgm_error_errno(err, DGM_E_USAGE, "cannot use alembic config '%s'", ini);
+		free(dir);
+		return -1;
+	}
+	free(dir);
+	if (!strcmp(real, root))
+		*out = dgm_xstrdup(slash + 1);
+	else if (!strncmp(real, root, n) && real[n] == '/')
+		*out = dgm_xasprintf("%s%s", real + n + 1, slash);
+	else {
+		dgm_error_set(err, DGM_E_USAGE, "alembic config '%s' is outside the repository '%s'",
+			      ini, root);
+		dgm_error_hint(err, "give a path inside the repository, or relative to it");
+		return -1;
+	}
+	return 0;
+}
+
+int dgm_cli_load_graph(dgm_alembic_script **out, const char *repo, const char *ini_given,
 		       const char *at, dgm_error *err)
 {
 	char root[PATH_MAX];
 	dgm_alembic_load_opts o = { 0 };
 	dgm_tree tree;
-	char *cwd;
+	char *cwd, *ini_rel = NULL;
 	int ret;
 
 	*out = NULL;
 	if (!realpath(repo, root))
 		return dgm_error_errno(err, DGM_E_USAGE, "cannot use repository '%s'", repo);
-	if (at ? dgm_tree_open_git(&tree, root, at, err) : dgm_tree_open_fs(&tree, root, err))
+	if (tree_relative(&ini_rel, root, ini_given, err))
 		return -1;
+	if (at ? dgm_tree_open_git(&tree, root, at, err) : dgm_tree_open_fs(&tree, root, err)) {
+		free(ini_rel);
+		return -1;
+	}
 	cwd = ini_folder(ini_rel);
 	o.cwd = cwd;
 	o.root_on_disk = root;
@@ -39,11 +133,14 @@ int dgm_cli_load_graph(dgm_alembic_script **out, const char *repo, const char *i
 	 * which is what Alembic 1.8 itself sees there. */
 	o.sort_files = at != NULL;
 	ret = dgm_alembic_load(out, &tree, ini_rel, &o, err);
+	if (ret && tree.kind(tree.ctx, ini_rel) != 1)
+		suggest_inis(err, root, at);
 	if (ret)
 		dgm_error_prefix(err, "cannot read the Alembic revisions of '%s'%s%s", root,
 				 at ? " at " : "", at ? at : "");
 	dgm_tree_close(&tree);
 	free(cwd);
+	free(ini_rel);
 	return ret;
 }
 

@@ -221,6 +221,7 @@ static int check_hooks(const dgm_plan *plan, const dgm_plan_hooks *h, const char
 int dgm_plan_check_argv_secrets(const dgm_plan *plan, dgm_error *err)
 {
 	if (check_list(plan, &plan->alembic.command, "alembic.command", err) ||
+	    check_list(plan, &plan->alembic.x, "alembic.x", err) ||
 	    check_hooks(plan, &plan->hooks.before, "before", err) ||
 	    check_hooks(plan, &plan->hooks.after, "after", err))
 		return -1;

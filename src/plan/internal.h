@@ -41,6 +41,10 @@ bool dgm_plan_ynode_is_null(const dgm_ynode *n);
  * variable values never do. *out is malloc'd. */
 int dgm_plan_expand(char **out, const char *in, const char *where, const char *key,
 		    dgm_error *err);
+/* The same, keeping ${target.url|host|port|user|password|dbname} (any
+ * other ${target.*} is an error) and "$${" for dgm_plan_target_expand. */
+int dgm_plan_expand_keep(char **out, const char *in, const char *where, const char *key,
+			 dgm_error *err);
 /* A variable name: [A-Za-z_][A-Za-z0-9_]*. */
 bool dgm_plan_is_var_name(const char *s, size_t len);
 

@@ -44,12 +44,42 @@ static void hooks_finish(dgm_plan_hooks *h, long hook_ms)
 			h->items[i].timeout_ms = hook_ms;
 }
 
+/* An absolute config inside the repository spelled through another path
+ * (a symlink) is rewritten under release.repository: alembic must run
+ * in the tree being migrated (a rehearsal's export), found by prefix. */
+static void config_in_repository(dgm_plan *p)
+{
+	char real_repo[PATH_MAX], real_dir[PATH_MAX];
+	char *dir = dgm_xstrdup(p->alembic.config), *slash = strrchr(dir, '/');
+	size_t n = strlen(p->release.repository);
+
+	if (!strncmp(p->alembic.config, p->release.repository, n) && p->alembic.config[n] == '/')
+		goto out;
+	*slash = '\0';
+	if (!realpath(p->release.repository, real_repo) || !realpath(*dir ? dir : "/", real_dir))
+		goto out;
+	n = strlen(real_repo);
+	if (!strncmp(real_dir, real_repo, n) && (real_dir[n] == '/' || !real_dir[n])) {
+		char *fixed = dgm_xasprintf("%s%s/%s", p->release.repository, real_dir + n,
+					    slash + 1);
+
+		free(p->alembic.config);
+		p->alembic.config = fixed;
+	}
+out:
+	free(dir);
+}
+
 static void finish(dgm_plan *p)
 {
-	char *config = p->alembic.config ? p->alembic.config : dgm_xstrdup("alembic.ini");
+	/* like alembic: alembic.config, else $ALEMBIC_CONFIG, else alembic.ini */
+	const char *env = getenv("ALEMBIC_CONFIG");
+	char *config = p->alembic.config ? p->alembic.config :
+		       dgm_xstrdup(env && *env ? env : "alembic.ini");
 
 	p->alembic.config = dgm_plan_path_join(p->release.repository, config);
 	free(config);
+	config_in_repository(p);
 	if (!p->alembic.command.count) {
 		p->alembic.command.items = dgm_xcalloc(2, sizeof(char *));
 		p->alembic.command.items[0] = dgm_xstrdup("alembic");
@@ -205,6 +235,8 @@ void dgm_plan_free(dgm_plan *p)
 	free(p->alembic.target);
 	free(p->alembic.version_table);
 	free(p->alembic.version_schema);
+	dgm_strlist_free(&p->alembic.env);
+	dgm_strlist_free(&p->alembic.x);
 	free(p->snapshot.directory);
 	free(p->model_store.path);
 	dgm_strlist_free(&p->model_store.extra_paths);

@@ -803,6 +803,89 @@ static int url_value(pctx *c, const field *f, const dgm_ynode *v, const char *ke
 	return hint(c, "write the full URL, e.g. http://localhost:8000/api/health");
 }
 
+/* ---- alembic.env and alembic.x ------------------------------------------ */
+
+/* One value of alembic.env or alembic.x: a string, ${VAR} expanded now,
+ * ${target.*} kept for the run (dgm_plan_target_expand). */
+static int target_value(pctx *c, const dgm_ynode *v, const char *key, char **out)
+{
+	char where[512], gbuf[160];
+
+	if (v->kind != DGM_Y_SCALAR) {
+		fail(c, v, "'%s' must be a string, got %s", key, got(v, gbuf, sizeof(gbuf)));
+		return hint(c, "write a single value; quote it when it holds ${...}");
+	}
+	if (dgm_plan_ynode_is_null(v))
+		return null_value(c, NULL, v, key);
+	snprintf(where, sizeof(where), "%s:%d:%d", c->plan->path, v->line, v->column);
+	return dgm_plan_expand_keep(out, v->text, where, key, c->err);
+}
+
+/* alembic.env: NAME: value, set in alembic's environment. */
+static int env_value(pctx *c, const field *f, const dgm_ynode *v, const char *key, void *dst)
+{
+	dgm_strlist *l = dst;
+
+	if (v->kind != DGM_Y_MAP)
+		return wrong(c, f, v, key);
+	dgm_strlist_free(l);
+	l->items = dgm_xcalloc(v->n / 2 + 1, sizeof(*l->items));
+	for (size_t i = 0; i < v->n; i += 2) {
+		const dgm_ynode *k = v->kids[i];
+		char ikey[256], *val = NULL;
+
+		snprintf(ikey, sizeof(ikey), "%s.%s", key, k->text);
+		mark(c, ikey, k);
+		if (!dgm_plan_is_var_name(k->text, strlen(k->text))) {
+			fail(c, k, "'%s' must be an environment variable name, got '%.64s'", ikey,
+			     k->text);
+			return hint(c, "a name is letters, digits and '_', not starting with a digit");
+		}
+		if (duplicate_key(c, v, i, key) || target_value(c, v->kids[i + 1], ikey, &val))
+			return -1;
+		l->items[l->count++] = dgm_xasprintf("%s=%s", k->text, val);
+		free(val);
+	}
+	return 0;
+}
+
+/* alembic.x: `-x` arguments. argv is readable by every user (/proc), so
+ * the placeholders that hold the password are refused here. */
+static int x_value(pctx *c, const field *f, const dgm_ynode *v, const char *key, void *dst)
+{
+	static const char *const secret[] = { "${target.password}", "${target.url}", NULL };
+	dgm_strlist *l = dst;
+
+	if (v->kind == DGM_Y_SCALAR) {
+		wrong(c, f, v, key);
+		return hint(c, "write it as a list, e.g. %s", f->example);
+	}
+	if (v->kind != DGM_Y_SEQ)
+		return wrong(c, f, v, key);
+	dgm_strlist_free(l);
+	l->items = dgm_xcalloc(v->n + 1, sizeof(*l->items));
+	for (size_t i = 0; i < v->n; i++) {
+		const dgm_ynode *it = v->kids[i];
+		char ikey[256];
+
+		snprintf(ikey, sizeof(ikey), "%s[%zu]", key, i);
+		mark(c, ikey, it);
+		if (target_value(c, it, ikey, &l->items[i]))
+			return -1;
+		l->count = i + 1;
+		for (size_t j = 0; secret[j]; j++) {
+			if (!strstr(l->items[i], secret[j]))
+				continue;
+			fail(c, it, "'%s' puts %s in alembic's argv, which every user of the machine "
+			     "can read", ikey, secret[j]);
+			return hint(c, "pass it in alembic.env instead (e.g. POSTGRES_PASSWORD: "
+				    "\"${target.password}\", DATABASE_URL: \"${target.url}\"), which "
+				    "env.py reads with os.environ");
+		}
+	}
+	return 0;
+}
+
 /* ---- the schema -------------------------------------------------------- */
 
 static const char *const formats[] = { "directory", "custom", NULL };
@@ -840,6 +923,11 @@ static const field alembic_fields[] = {
 	  .example = "alembic_version" },
 	{ .key = "version_table_schema", .kind = F_STR, .off = OFF(alembic.version_schema),
 	  .example = "public" },
+	{ .key = "env", .kind = F_CUSTOM, .off = OFF(alembic.env), .fn = env_value,
+	  .custom_shape = SH_MAP, .what = "a mapping of variable names to values" },
+	{ .key = "x", .kind = F_CUSTOM, .off = OFF(alembic.x), .fn = x_value,
+	  .custom_shape = SH_LIST, .what = "a list of key=value strings",
+	  .example = "[\"db=${target.dbname}\"]" },
 	{ NULL }
 };
 

@@ -57,10 +57,12 @@ static void release_failed(dgm_rehearsal *r, const dgm_error *e)
 	r->why.code = DGM_E_RUN;
 }
 
-/* alembic failed on the copy: the release's fault, unless interrupted. */
+/* alembic failed on the copy: the release's fault, unless interrupted
+ * or stopped by the guard (it reached the live database, or not the
+ * copy: the plan's alembic.env is at fault, DGM_E_RUN). */
 static void alembic_failed(dgm_rehearsal *r, dgm_error *err)
 {
-	if (dgm_run_interrupted)
+	if (dgm_run_interrupted || err->code != DGM_E_CHILD)
 		return;
 	dgm_error_prefix(err, "rehearsal failed");
 	dgm_error_hint(err, "--verbose shows alembic's full output; the database itself was not "
@@ -130,6 +132,18 @@ static int expect_revs(dgm_rehearsal *r, char *const *want, size_t nwant, const 
 
 /* ---- the steps --------------------------------------------------------- */
 
+/* alembic on the scratch copy, proven to connect there, with the live
+ * database fenced: an env.py that ignores the copy is stopped at the
+ * live database's version table (dgm_migrate_alembic_at). */
+static int alembic(dgm_rehearsal *r, const char *verb, const char *target, dgm_error *err)
+{
+	dgm_migrate_target t = { .url = r->scratch.url, .forbidden = r->plan->database.url,
+				 .forbidden_label = "live database" };
+
+	return dgm_migrate_alembic_at(&r->scratch_plan, &t, r->export_dir, verb, target, false,
+				      NULL, err);
+}
+
 /* alembic upgrade TARGET on the scratch database, with pg_locks sampled
  * meanwhile. A failing upgrade fails the rehearsal. */
 static int upgrade(dgm_rehearsal *r, const char *phase, const char *target, const char *what,
@@ -145,8 +159,7 @@ static int upgrade(dgm_rehearsal *r, const char *phase, const char *target, cons
 	/* without the sampler the rehearsal still proves what matters */
 	if (dgm_rehearse_sampler_start(&r->sampler, r->scratch.url, phase, &e))
 		dgm_warn("no pg_locks sampling during '%s': %s", phase, e.msg);
-	ret = dgm_migrate_alembic(&r->scratch_plan, r->export_dir, "upgrade", target, false, NULL,
-				  err);
+	ret = alembic(r, "upgrade", target, err);
 	dgm_rehearse_sampler_stop(&r->sampler);
 	dgm_rehearse_probe_collect(&r->sampler, r->conn, phase);
 	if (ret) {
@@ -176,8 +189,7 @@ static int downgrade(dgm_rehearsal *r, const char *phase, char *const *want, siz
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		dgm_buf_printf(&ran, "%salembic downgrade %s", i ? "; " : "", targets[i]);
-		if (dgm_migrate_alembic(&r->scratch_plan, r->export_dir, "downgrade", targets[i],
-					false, NULL, err)) {
+		if (alembic(r, "downgrade", targets[i], err)) {
 			dgm_rehearse_phase(r, phase, false, dgm_now_ms() - start, "%s", err->msg);
 			alembic_failed(r, err);
 			goto out;

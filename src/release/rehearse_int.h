@@ -30,10 +30,15 @@ typedef struct dgm_rehearse_scratch {
 	int leftovers;        /* scratch databases of killed runs dropped first */
 } dgm_rehearse_scratch;
 
-/* The plan's URL with dbname replaced, as a postgresql:// URL that both
- * libpq and SQLAlchemy read (every other setting in the query string,
- * percent-encoded). Holds the password: never print it. */
-int dgm_rehearse_url(char **out, const char *url, const char *dbname, dgm_error *err);
+/* The plan's URL with dbname replaced, in the ordinary shape
+ * postgresql://user:password@host:port/dbname that libpq, SQLAlchemy and
+ * settings libraries read (a unix-socket folder as ?host=, with
+ * localhost in the host's place; every other setting in the query
+ * string, percent-encoded). conn (NULL: none) gives what the URL leaves
+ * to libpq's defaults: user, host, port. Holds the password: never
+ * print it. */
+int dgm_rehearse_url(char **out, const char *url, const char *dbname, PGconn *conn,
+		     dgm_error *err);
 
 /* The scratch database's name for source and pid: the source cut to 40
  * bytes (at a character boundary) + "_dgm_rehearse_" + pid. */

@@ -34,36 +34,100 @@ static void put_encoded(dgm_buf *b, const char *s)
 	}
 }
 
-int dgm_rehearse_url(char **out, const char *url, const char *dbname, dgm_error *err)
+/* The encoded password is a secret too: logs may quote the URL. */
+static void put_password(dgm_buf *b, const char *pw)
+{
+	dgm_buf enc = DGM_BUF_INIT;
+
+	put_encoded(&enc, pw);
+	dgm_log_add_secret(dgm_buf_cstr(&enc));
+	dgm_buf_puts(b, dgm_buf_cstr(&enc));
+	memset(enc.ptr, 0, enc.len);
+	dgm_buf_free(&enc);
+}
+
+/* URL keywords: written in the URL's own places, not in the query. */
+static bool in_authority(const char *kw)
+{
+	return !strcmp(kw, "user") || !strcmp(kw, "password") || !strcmp(kw, "host") ||
+	       !strcmp(kw, "port") || !strcmp(kw, "dbname");
+}
+
+/* host[:port]: a name or address as is (IPv6 in brackets); a unix-socket
+ * folder or a list of hosts goes to the query string as host=..., and
+ * the authority says localhost (a socket is always on this machine).
+ * SQLAlchemy does not decode a percent-encoded host (psycopg2 would be
+ * handed "%2Ftmp..."), while libpq and SQLAlchemy both let ?host=
+ * override the authority's; settings libraries want a host there. */
+static void put_host(dgm_buf *b, dgm_buf *query, const char *host, const char *port)
+{
+	if (host && *host && !strchr(host, '/') && !strchr(host, ',') && host[0] != '@')
+		dgm_buf_printf(b, strchr(host, ':') ? "[%s]" : "%s", host);
+	else if (host && *host) {
+		dgm_buf_puts(b, "localhost");
+		dgm_buf_puts(query, "&host=");
+		put_encoded(query, host);
+	}
+	if (port && *port && !strchr(port, ','))
+		dgm_buf_printf(b, ":%s", port);
+	else if (port && *port) {
+		dgm_buf_puts(query, "&port=");
+		put_encoded(query, port);
+	}
+}
+
+int dgm_rehearse_url(char **out, const char *url, const char *dbname, PGconn *conn,
+		     dgm_error *err)
 {
 	char *perr = NULL;
 	PQconninfoOption *opts = PQconninfoParse(url, &perr);
-	dgm_buf b = DGM_BUF_INIT;
-	char sep = '?';
+	const char *user = NULL, *pw = NULL, *host = NULL, *port = NULL;
+	dgm_buf b = DGM_BUF_INIT, query = DGM_BUF_INIT;
 
 	*out = NULL;
 	if (!opts) {
 		PQfreemem(perr);
 		return dgm_error_set(err, DGM_E_PLAN, "the database URL is not valid");
 	}
-	dgm_buf_puts(&b, "postgresql:///");
-	put_encoded(&b, dbname);
 	for (PQconninfoOption *o = opts; o->keyword; o++) {
-		if (!o->val || !*o->val || !strcmp(o->keyword, "dbname"))
+		if (!o->val || !*o->val)
 			continue;
-		dgm_buf_printf(&b, "%c%s=", sep, o->keyword);
-		put_encoded(&b, o->val);
-		sep = '&';
-		if (!strcmp(o->keyword, "password")) {
-			/* the encoded form is a secret too */
-			dgm_buf enc = DGM_BUF_INIT;
-
-			put_encoded(&enc, o->val);
-			dgm_log_add_secret(dgm_buf_cstr(&enc));
-			memset(enc.ptr, 0, enc.len);
-			dgm_buf_free(&enc);
-		}
+		if (!strcmp(o->keyword, "user"))
+			user = o->val;
+		else if (!strcmp(o->keyword, "password"))
+			pw = o->val;
+		else if (!strcmp(o->keyword, "host"))
+			host = o->val;
+		else if (!strcmp(o->keyword, "port"))
+			port = o->val;
+		if (in_authority(o->keyword))
+			continue;
+		dgm_buf_printf(&query, "&%s=", o->keyword);
+		put_encoded(&query, o->val);
 	}
+	/* what libpq's defaults made of the rest (PGHOST, the socket folder) */
+	if (conn) {
+		user = user ? user : PQuser(conn);
+		host = host ? host : PQhost(conn);
+		port = port ? port : PQport(conn);
+	}
+	dgm_buf_puts(&b, "postgresql://");
+	if (user) {
+		put_encoded(&b, user);
+		if (pw) {
+			dgm_buf_putc(&b, ':');
+			put_password(&b, pw);
+		}
+		dgm_buf_putc(&b, '@');
+	}
+	put_host(&b, &query, host, port);
+	dgm_buf_putc(&b, '/');
+	put_encoded(&b, dbname);
+	if (query.len) {
+		query.ptr[0] = '?';
+		dgm_buf_puts(&b, query.ptr);
+	}
+	dgm_buf_free(&query);
 	PQconninfoFree(opts);
 	*out = dgm_buf_detach(&b);
 	return 0;
@@ -193,10 +257,35 @@ static int other_sessions(dgm_buf *who, int *n, PGconn *conn, const char *source
 
 /* CREATE DATABASE ... TEMPLATE. *busy when a session connected to the
  * source in the meantime (the caller then restores a snapshot). */
+/* " OWNER <the source's owner>" when that is another role we may create
+ * databases for (a member of it), else "": in PostgreSQL 15 the public
+ * schema belongs to the database's owner, so an application role that
+ * owns the live database must own the copy too to migrate it. */
+static char *owner_clause(PGconn *conn, const char *source)
+{
+	const char *params[] = { source };
+	dgm_error ignore = DGM_ERROR_INIT;
+	PGresult *res = NULL;
+	char *clause = NULL;
+
+	if (dgm_pg_query(&res, conn, "SELECT pg_get_userbyid(datdba) FROM pg_database"
+			 " WHERE datname = $1 AND datdba <> (SELECT oid FROM pg_roles"
+			 "  WHERE rolname = current_user) AND pg_has_role(datdba, 'MEMBER')",
+			 1, params, &ignore) == 0 && PQntuples(res) == 1) {
+		char *q = dgm_pg_quote_ident(conn, PQgetvalue(res, 0, 0));
+
+		clause = dgm_xasprintf(" OWNER %s", q);
+		free(q);
+	}
+	PQclear(res);
+	return clause ? clause : dgm_xstrdup("");
+}
+
 static int clone_template(dgm_rehearse_scratch *s, PGconn *conn, bool *busy, dgm_error *err)
 {
 	char *qs = dgm_pg_quote_ident(conn, s->source), *qn = dgm_pg_quote_ident(conn, s->name);
-	char *sql = dgm_xasprintf("CREATE DATABASE %s TEMPLATE %s", qn, qs);
+	char *owner = owner_clause(conn, s->source);
+	char *sql = dgm_xasprintf("CREATE DATABASE %s TEMPLATE %s%s", qn, qs, owner);
 	PGresult *res = PQexec(conn, sql);
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	int ret = 0;
@@ -215,6 +304,7 @@ static int clone_template(dgm_rehearse_scratch *s, PGconn *conn, bool *busy, dgm
 	}
 	PQclear(res);
 	free(sql);
+	free(owner);
 	free(qs);
 	free(qn);
 	return ret;
@@ -331,7 +421,7 @@ int dgm_rehearse_scratch_create(dgm_rehearse_scratch *s, const dgm_plan *plan,
 	if (maintenance(&conn, plan, s->source, err))
 		goto out;
 	s->name = dgm_rehearse_scratch_name(s->source, (long)getpid());
-	if (dgm_rehearse_url(&s->url, plan->database.url, s->name, err) ||
+	if (dgm_rehearse_url(&s->url, plan->database.url, s->name, conn, err) ||
 	    drop_leftovers(conn, s->source, &s->leftovers, err) ||
 	    other_sessions(&who, &others, conn, s->source, err))
 		goto out;

@@ -182,3 +182,60 @@ tree_fingerprint() {
 migrate_app() {
 	(cd "$1" && alembic upgrade "$2" >/dev/null 2>&1) || { echo "alembic upgrade $2 failed" >&2; return 1; }
 }
+
+# ---- the second fixture application (fixtures/app2) ----
+
+# setup_release_app2 DB [TAG]: ./app (fixtures/app2 built as a git
+# repository, HEAD detached at v1.0), a role 'app_owner' without
+# CREATEDB or SUPERUSER (password auth, the dgm password) that owns the
+# fresh database DB, the POSTGRES_* variables the application's settings
+# read (DATABASE_URL unset: the application never reads it), and
+# ./plan.yaml (write_plan_app2) connecting as app_owner.
+setup_release_app2() {
+	local db=$1
+	pg_admin -q -c "DO \$\$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app_owner')
+		THEN CREATE ROLE app_owner LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE; END IF; END\$\$" \
+		-c "ALTER ROLE app_owner PASSWORD '$DGM_PGPASS'" >/dev/null
+	pg_admin -q -c "SET client_min_messages = warning" \
+		-c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" \
+		-c "CREATE DATABASE \"$db\" OWNER app_owner" >/dev/null
+	"$ROOT/fixtures/build-app2-repo.sh" app >/dev/null
+	unset DATABASE_URL
+	export POSTGRES_SERVER=$DGM_PGHOST POSTGRES_PORT=$DGM_PGPORT POSTGRES_USER=app_owner
+	export POSTGRES_PASSWORD=$DGM_PGPASS POSTGRES_DB=$db
+	write_plan_app2 plan.yaml "${2:-v1.1}"
+}
+
+# write_plan_app2 FILE [TAG]: a plan for the folder's app2 and database,
+# the URL as a conninfo string built from the POSTGRES_* variables.
+# $APP2_DB_USER replaces the user (e.g. dgm, which may create databases);
+# $APP2_ALEMBIC lines are added under 'alembic:' (indented by the caller).
+write_plan_app2() {
+	local user='${POSTGRES_USER}'
+	[[ -n "${APP2_DB_USER:-}" ]] && user=$APP2_DB_USER
+	cat >"$1" <<PLAN
+version: 1
+release:
+  name: inventory release
+  repository: app
+  tag: ${2:-v1.1}
+database:
+  url: "host=\${POSTGRES_SERVER} port=\${POSTGRES_PORT} user=$user password=\${POSTGRES_PASSWORD} dbname=\${POSTGRES_DB}"
+alembic:
+  config: backend/alembic.ini
+${APP2_ALEMBIC:-}
+snapshot:
+  directory: backups
+environment:
+  required: [POSTGRES_PASSWORD]
+on_failure: rollback
+PLAN
+}
+
+# app2_rows DB: a few users and items, so that the v1.1 data migration
+# has ids to rewrite (the database must be at v1.0's head).
+app2_rows() {
+	psql_db "$1" -q -c "INSERT INTO \"user\" (email, is_active, full_name)
+		SELECT 'u' || g || '@example.com', true, 'user ' || g FROM generate_series(1, 3) g;
+		INSERT INTO item (title, owner_id) SELECT 'item ' || g, 1 + g % 3 FROM generate_series(1, 5) g;" >/dev/null
+}

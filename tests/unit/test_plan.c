@@ -302,6 +302,31 @@ static const struct broken broken[] = {
 	  BASE "  jobs: ${DGM_T_URL}\n",
 	  NAME ":10:9: 'snapshot.jobs' must be an integer from 1 to 64, got '${DGM_T_URL}' "
 	  "(expanded value not shown)", NULL },
+	/* alembic.env and alembic.x */
+	{ "alembic_x_refuses_the_password_placeholder",
+	  BASE "alembic:\n  x: [a=b, \"pw=${target.password}\"]\n",
+	  NAME ":11:12: 'alembic.x[1]' puts ${target.password} in alembic's argv, which every "
+	  "user of the machine can read", NULL },
+	{ "alembic_x_refuses_the_url_placeholder",
+	  BASE "alembic:\n  x:\n    - \"url=${target.url}\"\n",
+	  NAME ":12:7: 'alembic.x[0]' puts ${target.url} in alembic's argv, which every "
+	  "user of the machine can read", NULL },
+	{ "unknown_target_placeholder_suggests",
+	  BASE "alembic:\n  env:\n    POSTGRES_DB: \"${target.dbnam}\"\n",
+	  NAME ":12:18: unknown placeholder '${target.dbnam}' in 'alembic.env.POSTGRES_DB'; "
+	  "did you mean '${target.dbname}'?", NULL },
+	{ "target_placeholder_only_in_alembic_env_and_x",
+	  BASE "state_dir: \"${target.dbname}\"\n",
+	  NAME ":10:12: '${target.dbname}' in 'state_dir': the ${target.*} placeholders are "
+	  "for alembic.env and alembic.x only", NULL },
+	{ "alembic_env_names_are_variable_names",
+	  BASE "alembic:\n  env:\n    9LIVES: x\n",
+	  NAME ":12:5: 'alembic.env.9LIVES' must be an environment variable name, got '9LIVES'",
+	  NULL },
+	{ "alembic_env_is_a_mapping",
+	  BASE "alembic:\n  env: [A=b]\n",
+	  NAME ":11:8: 'alembic.env' must be a mapping of variable names to values, got a list",
+	  NULL },
 };
 
 static void broken_plan_fails_exactly(void **state)
@@ -576,6 +601,65 @@ static void marks_point_at_each_value(void **state)
 	dgm_plan_error_at(&p, "alembic.nothing", &e);
 	assert_string_equal(e.msg, NAME ": boom");
 	dgm_plan_free(&p);
+}
+
+
+/* alembic.env and alembic.x keep ${target.*} for the run; ${VAR} is
+ * expanded at load, and a "${" in its value is not taken for one. */
+static void alembic_env_and_x_keep_target_placeholders(void **state)
+{
+	dgm_plan p;
+	dgm_error e = DGM_ERROR_INIT;
+	dgm_plan_target t = { .url = "postgresql://u:pw@h:5/d", .host = "/tmp/s", .port = "5",
+			      .user = "u", .password = "pw", .dbname = "d" };
+	char *v;
+
+	setenv("DGM_T_TRICKY", "a${target.password}b", 1);
+	assert_int_equal(parse(&p, BASE "alembic:\n  env:\n    POSTGRES_SERVER: \"${target.host}\"\n"
+			       "    URL: \"${target.url}\"\n    T: \"${DGM_T_TRICKY}$${x}\"\n"
+			       "  x: [\"db=${target.dbname}\", \"port=${target.port}\"]\n", &e), 0);
+	assert_int_equal(p.alembic.env.count, 3);
+	assert_string_equal(p.alembic.env.items[0], "POSTGRES_SERVER=${target.host}");
+	assert_int_equal(p.alembic.x.count, 2);
+	v = dgm_plan_target_expand(p.alembic.env.items[0], &t);
+	assert_string_equal(v, "POSTGRES_SERVER=/tmp/s");
+	free(v);
+	v = dgm_plan_target_expand(p.alembic.env.items[1], &t);
+	assert_string_equal(v, "URL=postgresql://u:pw@h:5/d");
+	free(v);
+	/* the variable's "${target.password}" is text, not a placeholder */
+	v = dgm_plan_target_expand(p.alembic.env.items[2], &t);
+	assert_string_equal(v, "T=a${target.password}b${x}");
+	free(v);
+	v = dgm_plan_target_expand(p.alembic.x.items[0], &t);
+	assert_string_equal(v, "db=d");
+	free(v);
+	assert_non_null(dgm_plan_where(&p, "alembic.x[1]"));
+	dgm_plan_free(&p);
+	unsetenv("DGM_T_TRICKY");
+}
+
+
+/* An absolute alembic.config reached through a symlink is rewritten under
+ * release.repository, where alembic_run.c finds the ini's folder. */
+static void absolute_config_through_a_symlink_lands_in_the_repository(void **state)
+{
+	char tmpl[] = "/tmp/dgm-plan-XXXXXX", link[64], text[512];
+	dgm_plan p;
+	dgm_error e = DGM_ERROR_INIT;
+
+	assert_non_null(mkdtemp(tmpl));
+	snprintf(link, sizeof(link), "%s-link", tmpl);
+	assert_int_equal(symlink(tmpl, link), 0);
+	snprintf(text, sizeof(text), "version: 1\nrelease:\n  name: demo\n  repository: %s\n"
+		 "  tag: v1\ndatabase:\n  url: postgresql://localhost/app\nsnapshot:\n"
+		 "  directory: backups\nalembic:\n  config: %s/alembic.ini\n", tmpl, link);
+	assert_int_equal(parse(&p, text, &e), 0);
+	snprintf(text, sizeof(text), "%s/alembic.ini", tmpl);
+	assert_string_equal(p.alembic.config, text);
+	dgm_plan_free(&p);
+	unlink(link);
+	rmdir(tmpl);
 }
 
 /* ---- ${VAR} ------------------------------------------------------------- */
@@ -972,6 +1056,8 @@ int main(void)
 		cmocka_unit_test(marks_point_at_each_value),
 		cmocka_unit_test(variables_expand_in_values_only),
 		cmocka_unit_test(expand_handles_edges),
+		cmocka_unit_test(alembic_env_and_x_keep_target_placeholders),
+		cmocka_unit_test(absolute_config_through_a_symlink_lands_in_the_repository),
 		cmocka_unit_test(durations_parse),
 		cmocka_unit_test(sizes_parse),
 		cmocka_unit_test(suggestions_pick_likely_typos),
