@@ -12,12 +12,21 @@
 #include "dgm/run.h"
 #include "migrate_int.h"
 
+/* alembic's per-revision lines ("Running upgrade A -> B, message") are
+ * the progress of a long migration: shown at normal verbosity, so a
+ * table rewrite does not look hung; the rest is detail (--verbose). */
 static void on_line(const char *line, int fd, void *payload)
 {
+	const char *run = strstr(line, "Running ");
+
 	/* with --sql, stdout is the SQL: kept, not logged */
 	if (fd == 1 && payload)
 		return;
-	dgm_debug("  alembic: %s", line);
+	if (!payload && run && (!strncmp(run + 8, "upgrade ", 8) ||
+				!strncmp(run + 8, "downgrade ", 10)))
+		dgm_info("  alembic: %s", run);
+	else
+		dgm_debug("  alembic: %s", line);
 }
 
 /* The ini's folder inside app_dir, where alembic runs. */

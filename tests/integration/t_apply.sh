@@ -33,6 +33,9 @@ test_apply_v15_to_v16() {
 	ls backups/state/reports/*.md >/dev/null 2>&1 || fail "no report"
 	[[ $(psql_db "$TEST_DB" -c "SELECT outcome FROM dgmigrate.runs") == success ]] || fail "no history row"
 	expect_no "$SECRET_KEY"
+	# alembic's per-revision lines are the progress of the upgrade
+	expect_err "alembic: Running upgrade 5e9f3b7a1c62 -> 0d6b2f9e4a71"
+	[[ $(grep -c 'alembic: Running upgrade' <<<"$err") == 6 ]] || fail "not one progress line a revision: $err"
 }
 
 test_broken_release_is_rolled_back_exactly() {
