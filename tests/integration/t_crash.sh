@@ -14,11 +14,10 @@
 # Trials share one database and run in sequence: a settled v1.5 is the
 # start of the next apply trial, a v1.6 of the next rollback trial.
 
-# Leaks after kills (server-side copies, .partial folders) are helper h2's
-# fix, the model store's swap leftovers (models.restore-*) helper h8's:
-# set these to 1 once both are merged.
-CHECK_LEAKS=${CHECK_LEAKS:-0}
-CHECK_STORE_SWAP=${CHECK_STORE_SWAP:-0}
+# Nothing left behind after a kill: no .partial folder, no server-side
+# copy that no snapshot owns, no model-store staging or aside folder.
+CHECK_LEAKS=${CHECK_LEAKS:-1}
+CHECK_STORE_SWAP=${CHECK_STORE_SWAP:-1}
 
 V15=5e9f3b7a1c62
 V16=b6e14d8a0f97
