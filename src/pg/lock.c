@@ -115,9 +115,16 @@ fail:
 
 void dgm_lock_release(dgm_lock *lock)
 {
+	PGresult *res;
+
 	if (!lock || !lock->conn)
 		return;
-	dgm_pg_close(lock->conn); /* closing the session releases the lock */
+	/* Released before the run ends, not when the server gets round to
+	 * the closed session: the next run (or a check) finds it free at
+	 * once. A failure here is covered by closing the session. */
+	res = PQexec(lock->conn, "SELECT pg_advisory_unlock_all()");
+	PQclear(res);
+	dgm_pg_close(lock->conn);
 	lock->conn = NULL;
 }
 
