@@ -2,9 +2,9 @@
 # run-all.sh [unit|integration]: the test suite behind `make check`.
 # Unit tests are cmocka binaries in $BUILD/tests and the fuzz harnesses
 # of tests/fuzz/ run over their seeds ($BUILD/fuzz); integration tests are
-# tests/integration/t_*.sh run against one throwaway PostgreSQL cluster
-# (each test gets its own database and folder). Ends with the line
-# "N passed, N failed".
+# tests/integration/t_*.sh run against throwaway PostgreSQL clusters, in
+# up to two groups at once, each on its own cluster (each test gets its
+# own database and folder). Ends with the line "N passed, N failed".
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
@@ -63,22 +63,74 @@ if [[ $what == all || $what == unit ]]; then
 	done
 fi
 
-if [[ $what == all || $what == integration ]]; then
-	echo "== integration tests (PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), $(alembic --version 2>/dev/null))"
-	: "${DGMIGRATE:=$ROOT/dgmigrate}"
-	export DGMIGRATE
-	cluster_start "$DGM_WORK/cluster" || { echo "cannot start the test cluster" >&2; exit 1; }
-	# The fixture application, built once; tests copy it.
-	export FIXTURE_APP=$DGM_WORK/app-template
+# One group of integration files on its own cluster (cluster-wide checks -
+# advisory locks, database names, a stopped server - see only that group):
+# run_group DIR FILE...; output to DIR/log.
+run_group() {
+	local dir=$1 f
+	shift
+	export DGM_WORK=$dir
+	trap 'cluster_stop' EXIT
+	trap 'exit 130' INT TERM
+	cluster_start "$dir/cluster" || { echo "not ok - cannot start a test cluster"; echo fail >>"$RESULTS"; return 1; }
+	# The fixture application, built once per group; tests copy it.
+	export FIXTURE_APP=$dir/app-template
 	bash "$ROOT/fixtures/build-app-repo.sh" "$FIXTURE_APP" >/dev/null ||
-		{ echo "cannot build the fixture app" >&2; exit 1; }
-	# TESTS="t_apply t_rollback" runs only those files
-	for f in "$ROOT"/tests/integration/t_*.sh; do
-		[[ -z ${TESTS:-} || " $TESTS " == *" $(basename "$f" .sh) "* ]] || continue
+		{ echo "not ok - cannot build the fixture app"; echo fail >>"$RESULTS"; return 1; }
+	for f in "$@"; do
 		# a file that cannot even load must not pass silently
 		bash "$ROOT/tests/integration/runner.sh" "$f" ||
 			{ echo "not ok - $(basename "$f") did not run to the end"; echo fail >>"$RESULTS"; }
 	done
+}
+
+# Seconds each file took on an idle 2-core machine, to balance the groups
+# (a file not listed counts 30).
+weight() {
+	case $(basename "$1" .sh) in
+	t_rollback) echo 80 ;; t_dataloss) echo 55 ;; t_crash) echo 45 ;; t_alembic) echo 40 ;;
+	t_resume|t_journal) echo 35 ;; t_target|t_rehearse|t_snapshot) echo 30 ;;
+	t_privileges|t_retention|t_app2) echo 20 ;; t_apply|t_report) echo 15 ;;
+	t_store|t_uptodate|t_leaks) echo 10 ;; *) echo 5 ;;
+	esac
+}
+
+if [[ $what == all || $what == integration ]]; then
+	echo "== integration tests (PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), $(alembic --version 2>/dev/null))"
+	: "${DGMIGRATE:=$ROOT/dgmigrate}"
+	export DGMIGRATE
+	# TESTS="t_apply t_rollback" runs only those files; TEST_GROUPS=N runs
+	# them in N groups at once, each on its own cluster (default: one per
+	# core, at most 2: the tests themselves start alembic and pg_dump).
+	files=()
+	for f in "$ROOT"/tests/integration/t_*.sh; do
+		[[ -z ${TESTS:-} || " $TESTS " == *" $(basename "$f" .sh) "* ]] && files+=("$f")
+	done
+	groups=${TEST_GROUPS:-$(nproc)}
+	(( groups > 2 )) && groups=2
+	(( groups > ${#files[@]} )) && groups=${#files[@]}
+	(( groups < 1 )) && groups=1
+	# heaviest first, each to the lightest group
+	declare -a load members
+	for ((g = 0; g < groups; g++)); do load[g]=0; members[g]=""; done
+	while read -r w f; do
+		best=0
+		for ((g = 1; g < groups; g++)); do (( load[g] < load[best] )) && best=$g; done
+		load[best]=$(( load[best] + w )); members[best]+="$f "
+	done < <(for f in "${files[@]}"; do echo "$(weight "$f") $f"; done | sort -rn)
+	pids=()
+	for ((g = 0; g < groups; g++)); do
+		mkdir -p "$DGM_WORK/g$g" && chmod 711 "$DGM_WORK/g$g"
+		# shellcheck disable=SC2086
+		( run_group "$DGM_WORK/g$g" ${members[g]} ) >"$DGM_WORK/g$g.log" 2>&1 &
+		pids+=($!)
+	done
+	trap 'kill "${pids[@]}" 2>/dev/null; wait; exit 130' INT TERM
+	for ((g = 0; g < groups; g++)); do
+		wait "${pids[g]}"
+		cat "$DGM_WORK/g$g.log"
+	done
+	trap 'exit 130' INT TERM
 fi
 
 passed=$(grep -c '^pass$' "$RESULTS")
