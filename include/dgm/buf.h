@@ -37,6 +37,10 @@ void dgm_buf_free(dgm_buf *b);
 void *dgm_xmalloc(size_t n);
 void *dgm_xcalloc(size_t n, size_t size);
 void *dgm_xrealloc(void *p, size_t n);
+/* Room for `need` elements of `size` bytes in p, whose room for *cap is
+ * doubled as needed: appending one at a time costs linear time, also
+ * where realloc always copies (sanitizers). */
+void *dgm_xgrow(void *p, size_t *cap, size_t need, size_t size);
 char *dgm_xstrdup(const char *s);
 /* Copies exactly n bytes (unlike strndup, it does not stop at a NUL). */
 char *dgm_xstrndup(const char *s, size_t n);

@@ -36,14 +36,14 @@ typedef struct ini_opt {
 typedef struct ini_sect {
 	char *name;
 	ini_opt *opts;
-	size_t nopts;
+	size_t nopts, opts_cap;
 	dgm_strmap index;  /* key -> index in opts */
 } ini_sect;
 
 struct dgm_alembic_ini {
 	char *name;
 	ini_sect *sects;  /* [0] is DEFAULT */
-	size_t nsects;
+	size_t nsects, sects_cap;
 	dgm_strmap index; /* name -> index in sects */
 };
 
@@ -69,7 +69,7 @@ static ini_sect *add_sect(dgm_alembic_ini *ini, const char *name, size_t len)
 {
 	ini_sect *s;
 
-	ini->sects = dgm_xrealloc(ini->sects, (ini->nsects + 1) * sizeof(*ini->sects));
+	ini->sects = dgm_xgrow(ini->sects, &ini->sects_cap, ini->nsects + 1, sizeof(*ini->sects));
 	s = &ini->sects[ini->nsects++];
 	memset(s, 0, sizeof(*s));
 	s->name = dgm_xstrndup(name, len);
@@ -82,7 +82,7 @@ static ini_opt *add_opt(ini_sect *s, const char *key, size_t len, int line)
 {
 	ini_opt *o;
 
-	s->opts = dgm_xrealloc(s->opts, (s->nopts + 1) * sizeof(*s->opts));
+	s->opts = dgm_xgrow(s->opts, &s->opts_cap, s->nopts + 1, sizeof(*s->opts));
 	o = &s->opts[s->nopts++];
 	memset(o, 0, sizeof(*o));
 	o->key = dgm_xstrndup(key, len);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -40,6 +41,20 @@ void *dgm_xrealloc(void *p, size_t n)
 	if (!q)
 		oom(n);
 	return q;
+}
+
+void *dgm_xgrow(void *p, size_t *cap, size_t need, size_t size)
+{
+	size_t n = *cap ? *cap : 8;
+
+	if (need <= *cap)
+		return p;
+	while (n < need)
+		n *= 2;
+	if (n > SIZE_MAX / size)
+		oom(SIZE_MAX);
+	*cap = n;
+	return dgm_xrealloc(p, n * size);
 }
 
 char *dgm_xstrdup(const char *s)
