@@ -206,6 +206,7 @@ void dgm_plan_free(dgm_plan *p)
 	free(p->alembic.version_table);
 	free(p->alembic.version_schema);
 	free(p->snapshot.directory);
+	free(p->snapshot.key_file);
 	free(p->model_store.path);
 	dgm_strlist_free(&p->model_store.extra_paths);
 	dgm_strlist_free(&p->required_env);
