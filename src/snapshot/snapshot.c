@@ -166,8 +166,16 @@ static bool link_store(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot
 	bool same = false, ok = false;
 
 	if (plan->model_store.extra_paths.count || !like->has_store ||
-	    strcmp(like->store, plan->model_store.path) ||
-	    dgm_archive_store_matches(&same, from, plan->model_store.path, &e) || !same)
+	    strcmp(like->store, plan->model_store.path))
+		goto out;
+	/* the new snapshot's HMAC vouches for what is linked: only what an
+	 * HMAC already vouched for */
+	if (dgm_snapshot_authenticate(like, plan, &e)) {
+		dgm_info("not linking the archive of snapshot '%s' (%s): archiving the model store",
+			 like->id, e.msg);
+		goto out;
+	}
+	if (dgm_archive_store_matches(&same, from, plan->model_store.path, &e) || !same)
 		goto out;
 	if (link(mfrom, mto) != 0 || link(from, to) != 0) {
 		dgm_info("cannot link the archive of snapshot '%s' (%s): archiving the model store",
