@@ -75,7 +75,10 @@ const dgm_cmd dgm_commands[] = {
 	  "variables are set (secret values - environment.secret, names with PASSWORD,\n"
 	  "SECRET, TOKEN, KEY or CREDENTIAL, URL passwords - are never printed), the\n"
 	  "repository, the tag, alembic.ini and the model store exist, and the database\n"
-	  "answers.",
+	  "answers. It warns when the key that signs snapshots (snapshot.key_file,\n"
+	  "default <state_dir>/snapshot.key - inside snapshot.directory unless state_dir\n"
+	  "is set) lies inside snapshot.directory, where whoever can write snapshots can\n"
+	  "read or replace it, or is readable by group or others.",
 	  validate_opts, 1, 1, NULL },
 	{ "apply", dgm_cmd_apply, "apply a release: lock, preflight, snapshot, checkout, migrate, verify",
 	  "PLAN [--dry-run] [--json] [--wait-lock DURATION] [--force]",
