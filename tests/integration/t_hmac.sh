@@ -147,3 +147,21 @@ test_key_inside_snapshot_folder_warns() {
 	run_dgm validate plan.yaml --offline
 	expect_no "snapshot key"
 }
+
+# rollback --restore looks up the release's snapshot: a forged one is not
+# used (the warning names the file) and nothing changes.
+test_rollback_refuses_a_forged_release_snapshot() {
+	setup_release "$TEST_DB"
+	migrate_app app head
+	run_dgm apply plan.yaml
+	expect_rc 0
+	snap=$(grep -l '"kind": "pre-apply"' backups/*/manifest.json | cut -d/ -f2)
+	revs=$(psql_db "$TEST_DB" -c "SELECT string_agg(version_num, ',' ORDER BY 1) FROM alembic_version")
+	set_manifest "backups/$snap" "m['release'] = 'forged'"
+	run_dgm rollback --to v1.5 plan.yaml --restore --accept-data-loss
+	expect_rc 1
+	expect_err "snapshot '$snap': manifest.json in '$PWD/backups/$snap' does not match its HMAC"
+	expect_err "no snapshot of 'v1.5'"
+	[[ $(psql_db "$TEST_DB" -c "SELECT string_agg(version_num, ',' ORDER BY 1) FROM alembic_version") == "$revs" ]] ||
+		fail "the rollback changed the database"
+}
