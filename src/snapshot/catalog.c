@@ -78,7 +78,7 @@ json_t *dgm_snapshot_manifest_json(const dgm_snapshot *snap)
 	return to_json(snap);
 }
 
-int dgm_snapshot_write_manifest(const dgm_snapshot *snap, const dgm_plan *sign_with,
+int dgm_snapshot_write_manifest(dgm_snapshot *snap, const dgm_plan *sign_with,
 				const char *dir, dgm_error *err)
 {
 	json_t *o = to_json(snap);
@@ -89,6 +89,11 @@ int dgm_snapshot_write_manifest(const dgm_snapshot *snap, const dgm_plan *sign_w
 		goto out;
 	text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	ret = dgm_fs_write_atomic(path, text, strlen(text), 0600, err);
+	/* the snapshot in memory is what was written: a restore of it (an
+	 * apply's undo) checks the same HMAC a later read would find */
+	free(snap->hmac);
+	snap->hmac = ret == 0 && sign_with ?
+		     json_dumps(json_object_get(o, "hmac"), JSON_COMPACT) : NULL;
 out:
 	free(path);
 	free(text);

@@ -462,15 +462,20 @@ static bool inside(const char *path, const char *dir)
 void dgm_snapshot_key_advise(const dgm_plan *plan)
 {
 	char *path = dgm_snapshot_key_path(plan);
+	const dgm_plan_mark *m = dgm_plan_where(plan, "snapshot.key_file");
+	char where[PATH_MAX + 32] = "";
 	struct stat st;
 
+	/* where the plan names the key, the warning says where */
+	if (m)
+		snprintf(where, sizeof(where), "%s:%d:%d: ", plan->path, m->line, m->column);
 	if (inside(path, plan->snapshot.directory))
-		dgm_warn("the snapshot key '%s' is inside snapshot.directory '%s': whoever can write "
-			 "the snapshots can read or replace the key and forge a snapshot; set "
-			 "snapshot.key_file (or state_dir) to a place only this user can read",
+		dgm_warn("%sthe snapshot key '%s' is inside snapshot.directory '%s': whoever can "
+			 "write the snapshots can read or replace the key and forge a snapshot; set "
+			 "snapshot.key_file (or state_dir) to a place only this user can read", where,
 			 path, plan->snapshot.directory);
 	if (stat(path, &st) == 0 && (st.st_mode & 077))
-		dgm_warn("the snapshot key '%s' has mode %04o: others can read or change it; "
-			 "chmod 600 '%s'", path, (unsigned)(st.st_mode & 07777), path);
+		dgm_warn("%sthe snapshot key '%s' has mode %04o: others can read or change it; "
+			 "chmod 600 '%s'", where, path, (unsigned)(st.st_mode & 07777), path);
 	free(path);
 }

@@ -10,8 +10,8 @@
 struct json_t;
 
 /* Write DIR/manifest.json; signed (hmac.c) with the plan's key when
- * sign_with is set, else without an HMAC. */
-int dgm_snapshot_write_manifest(const dgm_snapshot *snap, const dgm_plan *sign_with,
+ * sign_with is set, else without an HMAC; snap->hmac says which. */
+int dgm_snapshot_write_manifest(dgm_snapshot *snap, const dgm_plan *sign_with,
 				const char *dir, dgm_error *err);
 /* The catalog entry as JSON, without "hmac" (the part its MAC covers). */
 struct json_t *dgm_snapshot_manifest_json(const dgm_snapshot *snap);

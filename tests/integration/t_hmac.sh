@@ -146,6 +146,11 @@ test_key_inside_snapshot_folder_warns() {
 	chmod 600 keys/snapshot.key
 	run_dgm validate plan.yaml --offline
 	expect_no "snapshot key"
+	# a key_file the plan puts inside the snapshot folder: the warning says where
+	line=$(grep -n 'key_file:' plan.yaml | cut -d: -f1)
+	sed -i 's#key_file: keys/snapshot.key#key_file: backups/keys/snapshot.key#' plan.yaml
+	run_dgm validate plan.yaml --offline
+	expect_err "plan.yaml:$line:13: the snapshot key '$PWD/backups/keys/snapshot.key' is inside snapshot.directory"
 }
 
 # rollback --restore looks up the release's snapshot: a forged one is not
