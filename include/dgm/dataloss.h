@@ -15,7 +15,8 @@
  * the snapshot's folder, beside its manifest: outside the database, so
  * a restore cannot erase it, found from the snapshot alone, and pruned
  * with it. It is not part of the verified manifest: it is rewritten
- * each time the database becomes the snapshot again.
+ * each time the database becomes the snapshot again, and carries its
+ * own HMAC (snapshot.h), checked with the snapshot's.
  *
  * Fail closed: with no baseline, a database replaced since (another
  * oid), statistics reset since, a server restarted since, counters off

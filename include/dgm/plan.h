@@ -110,6 +110,8 @@ typedef struct dgm_plan {
 				       * copy beside their dump, default 1 */
 		bool allow_no_restore; /* apply even when this role could not
 				       * restore the snapshot (preflight says) */
+		char *key_file;       /* absolute; the HMAC key snapshots are signed
+				       * with; NULL: <state_dir>/snapshot.key */
 	} snapshot;
 
 	struct {

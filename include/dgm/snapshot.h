@@ -9,6 +9,13 @@
  *   <id>/db.sha256           SHA-256 of every dump file (sha256sum format)
  *   <id>/models.tar.zst      the model store and extra paths
  *   <id>/models.tar.zst.manifest.json
+ *   <id>/writes.json         the data-loss baseline (dataloss.h)
+ * manifest.json and writes.json carry an HMAC-SHA-256 ("hmac") keyed by
+ * a secret outside the folder (snapshot.key_file, default
+ * <state_dir>/snapshot.key): manifest.json's covers itself, db.sha256
+ * (so every dump file) and the archive's manifest (so the archive). A
+ * snapshot whose HMAC does not match is never verified, restored or
+ * rolled back to; one without is only with --trust-unsigned (hmac.c).
  * Server-side copies (CREATE DATABASE ... TEMPLATE, seconds where a
  * dump or a restore takes minutes): a rollback's safety snapshot may
  * hold its database only as such a copy, <target>_dgm_safe_<id>, no
@@ -59,6 +66,7 @@ typedef struct dgm_snapshot {
 	long long entries;
 	long long created;        /* unix time */
 	long dump_ms, archive_ms, verify_ms, total_ms;
+	char *hmac;               /* manifest.json's "hmac" as JSON text, NULL unsigned */
 } dgm_snapshot;
 
 /* The write counters of every application table, as one JSON object. */
@@ -144,6 +152,28 @@ void dgm_snapshot_orphans_free(dgm_snapshot_orphan *list, size_t n);
  * held lock or an unreachable server is only reported: never fails the
  * caller. dgm_snapshot_create does the same under the caller's lock. */
 void dgm_snapshot_sweep_locked(const dgm_plan *plan);
+
+/* The snapshot is what was signed: manifest.json, db.sha256, the
+ * archive's manifest and writes.json match their HMACs under the plan's
+ * key; else an error naming the files that do not match and the key
+ * file. A snapshot without HMAC fails too, unless trusted (below). */
+int dgm_snapshot_authenticate(const dgm_snapshot *snap, const dgm_plan *plan, dgm_error *err);
+/* The same as a yes/no; a snapshot that fails is warned about, naming
+ * the files, and skipped (a lookup among the snapshots). */
+bool dgm_snapshot_authentic(const dgm_snapshot *snap, const dgm_plan *plan);
+/* --trust-unsigned: for this process, snapshots without HMAC (made
+ * before snapshots were signed) are used, with a warning. */
+void dgm_snapshot_trust_unsigned(bool on);
+/* The key file: snapshot.key_file, else <state_dir>/snapshot.key. malloc'd. */
+char *dgm_snapshot_key_path(const dgm_plan *plan);
+/* Warn when the key file is inside snapshot.directory (whoever can write
+ * snapshots could then read or replace it) or readable by others. */
+void dgm_snapshot_key_advise(const dgm_plan *plan);
+/* Sign a JSON file of snapshot id kept beside its manifest (writes.json):
+ * sets o's "hmac" to {"algorithm", "key_id", part: MAC of o without "hmac"}. */
+struct json_t;
+int dgm_snapshot_seal_json(struct json_t *o, const dgm_plan *plan, const char *id,
+			   const char *part, dgm_error *err);
 
 void dgm_snapshot_free(dgm_snapshot *snap);
 void dgm_snapshot_list_free(dgm_snapshot *list, size_t n);

@@ -296,7 +296,9 @@ static int restore(const dgm_plan *plan, const char *id, const dgm_args *args, d
 	dgm_dataloss dl = { 0 };
 	int ret = -1;
 
+	/* refused before the safety snapshot: nothing changes for a forged one */
 	if (dgm_snapshot_find(&snap, plan->snapshot.directory, id, err) ||
+	    dgm_snapshot_authenticate(&snap, plan, err) ||
 	    dgm_lock_acquire(&lock, plan->database.url, "backups restore", 0, err))
 		goto out;
 	/* the same check as every other restore, before anything changes */
@@ -366,6 +368,7 @@ int dgm_cmd_backups(const dgm_args *args, dgm_error *err)
 	dgm_plan plan;
 	int ret;
 
+	dgm_snapshot_trust_unsigned(dgm_args_flag(args, "trust-unsigned"));
 	if (strcmp(sub, "list") && strcmp(sub, "create") && !with_id && strcmp(sub, "prune")) {
 		dgm_error_set(err, DGM_E_USAGE, "unknown backups command '%s'", sub);
 		dgm_error_hint(err, "use list, create, verify, restore or prune");

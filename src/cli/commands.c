@@ -26,6 +26,8 @@ static const dgm_opt rollback_opts[] = {
 	  "downgrade) that discards writes made since the release finished, or when that cannot "
 	  "be known" },
 	{ "reason", 0, "TEXT", "why, recorded in the history" },
+	{ "trust-unsigned", 0, NULL, "restore a snapshot that has no HMAC (made before snapshots "
+	  "were signed) if it is the one to restore; only if nobody else could write its folder" },
 	{ "dry-run", 'n', NULL, "show the rollback plan, SQL included; change nothing" },
 	{ "wait-lock", 0, "DURATION", "wait up to DURATION for the database lock instead of exiting 3" },
 	{ "json", 0, NULL, "one JSON event a line on stdout" },
@@ -60,6 +62,8 @@ static const dgm_opt backups_opts[] = {
 	{ "no-store", 0, NULL, "with restore: leave the model store as it is" },
 	{ "accept-data-loss", 0, NULL, "with restore: allow it to discard writes made since the "
 	  "snapshot's release finished (or when that cannot be known)" },
+	{ "trust-unsigned", 0, NULL, "with verify and restore: accept a snapshot that has no HMAC "
+	  "(made before snapshots were signed); only if nobody else could write its folder" },
 	{ "json", 0, NULL, "print the result as JSON on stdout" },
 	DGM_OPT_END
 };
@@ -71,7 +75,10 @@ const dgm_cmd dgm_commands[] = {
 	  "variables are set (secret values - environment.secret, names with PASSWORD,\n"
 	  "SECRET, TOKEN, KEY or CREDENTIAL, URL passwords - are never printed), the\n"
 	  "repository, the tag, alembic.ini and the model store exist, and the database\n"
-	  "answers.",
+	  "answers. It warns when the key that signs snapshots (snapshot.key_file,\n"
+	  "default <state_dir>/snapshot.key - inside snapshot.directory unless state_dir\n"
+	  "is set) lies inside snapshot.directory, where whoever can write snapshots can\n"
+	  "read or replace it, or is readable by group or others.",
 	  validate_opts, 1, 1, NULL },
 	{ "apply", dgm_cmd_apply, "apply a release: lock, preflight, snapshot, checkout, migrate, verify",
 	  "PLAN [--dry-run] [--json] [--wait-lock DURATION] [--force]",
@@ -96,7 +103,7 @@ const dgm_cmd dgm_commands[] = {
 	  "'alembic upgrade FROM:TO --sql' from the tag's migrations; nothing changes.",
 	  apply_opts, 1, 1, NULL },
 	{ "rollback", dgm_cmd_rollback, "go back to the release at TAG: downgrade, checkout, restore",
-	  "--to TAG [PLAN] [--restore|--no-restore] [--accept-data-loss] [--reason TEXT] [--dry-run] [--json]",
+	  "--to TAG [PLAN] [--restore|--no-restore] [--accept-data-loss] [--trust-unsigned] [--reason TEXT] [--dry-run] [--json]",
 	  "The target is the set of Alembic heads of the graph as it stood at TAG (read\n"
 	  "from git). In this order: lock; a safety snapshot of the current database and\n"
 	  "model store, so the rollback itself can be undone (with snapshot.rollback_safety\n"
@@ -173,14 +180,14 @@ const dgm_cmd dgm_commands[] = {
 	  "depends_on. --dot prints Graphviz input: dgmigrate graph --dot | dot -Tsvg",
 	  graph_opts, 0, 0, NULL },
 	{ "backups", dgm_cmd_backups, "list, take, verify, restore or prune snapshots",
-	  "list PLAN | create PLAN | verify ID PLAN | restore ID PLAN [--accept-data-loss] | prune PLAN [--keep N] [--force]",
+	  "list PLAN | create PLAN | verify ID PLAN [--trust-unsigned] | restore ID PLAN [--accept-data-loss] [--trust-unsigned] | prune PLAN [--keep N] [--force]",
 	  "list    the snapshots in the plan's snapshot.directory, newest first, each\n"
 	  "        with the release whose state it holds (the tags at the commit that\n"
 	  "        was checked out when it was taken), then what an unfinished snapshot\n"
 	  "        of the database left (a .partial folder, a server-side copy); --json\n"
 	  "        prints one JSON array, leftovers with kind \"orphan\"\n"
 	  "create  take a snapshot now (database dump + model store archive, verified)\n"
-	  "verify  re-read a snapshot: every dump file against its SHA-256, pg_restore\n"
+	  "verify  re-read a snapshot: its HMAC (below), every dump file against its SHA-256, pg_restore\n"
 	  "        --list, the archive against its manifest (a database copy: it exists\n"
 	  "        and holds the recorded Alembic revisions)\n"
 	  "restore take a safety snapshot of the current state (a database copy, as for\n"
@@ -197,7 +204,16 @@ const dgm_cmd dgm_commands[] = {
 	  "        dropped with them; the newest is never removed, nor (without --force)\n"
 	  "        the newest pre-apply snapshot: a rollback to the previous release\n"
 	  "        restores it; what an unfinished snapshot of the database left goes too\n"
-	  "        (as with resume and the next run)",
+	  "        (as with resume and the next run)\n"
+	  "Snapshots are signed: manifest.json carries an HMAC-SHA-256 over itself,\n"
+	  "db.sha256 (every dump file) and the archive's manifest, writes.json its own,\n"
+	  "keyed by snapshot.key_file (default <state_dir>/snapshot.key, 32 random\n"
+	  "bytes made on first use, 0600). verify, restore and rollback refuse a\n"
+	  "snapshot whose HMAC does not match, naming the files; one without an HMAC\n"
+	  "(made before) only with --trust-unsigned. state_dir defaults to a folder\n"
+	  "INSIDE snapshot.directory: whoever can write the snapshots can then read or\n"
+	  "replace the key. Where others can write snapshot.directory, set\n"
+	  "snapshot.key_file (or state_dir) elsewhere; validate warns.",
 	  backups_opts, 2, 3, NULL },
 	{ "resume", dgm_cmd_resume, "finish or undo an interrupted run from the journal", "PLAN",
 	  "Find the newest run in the plan's state folder whose journal has no end\n"

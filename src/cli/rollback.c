@@ -5,6 +5,7 @@
 #include "dgm/log.h"
 #include "dgm/plan.h"
 #include "dgm/release.h"
+#include "dgm/snapshot.h"
 
 int dgm_cmd_rollback(const dgm_args *args, dgm_error *err)
 {
@@ -33,6 +34,7 @@ int dgm_cmd_rollback(const dgm_args *args, dgm_error *err)
 	}
 	if (dgm_args_wait_lock(&o.wait_lock_ms, args, err))
 		return -1;
+	dgm_snapshot_trust_unsigned(dgm_args_flag(args, "trust-unsigned"));
 	if (dgm_args_flag(args, "restore"))
 		o.restore = 1;
 	if (dgm_args_flag(args, "no-restore"))

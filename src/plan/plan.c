@@ -238,6 +238,7 @@ void dgm_plan_free(dgm_plan *p)
 	dgm_strlist_free(&p->alembic.env);
 	dgm_strlist_free(&p->alembic.x);
 	free(p->snapshot.directory);
+	free(p->snapshot.key_file);
 	free(p->model_store.path);
 	dgm_strlist_free(&p->model_store.extra_paths);
 	dgm_strlist_free(&p->required_env);

@@ -946,6 +946,8 @@ static const field snapshot_fields[] = {
 	  .max = NO_MAX },
 	{ .key = "allow_no_restore", .kind = F_BOOL, .off = OFF(snapshot.allow_no_restore),
 	  .example = "false" },
+	{ .key = "key_file", .kind = F_PATH, .off = OFF(snapshot.key_file),
+	  .example = "/etc/dgmigrate/snapshot.key" },
 	{ NULL }
 };
 

@@ -83,6 +83,8 @@ int dgm_dataloss_mark(const dgm_plan *plan, const dgm_snapshot *snap, const char
 		goto out;
 	json_object_set_new(c, "snapshot", json_string(snapshot_id));
 	json_object_set_new(c, "run", json_string(run ? run : ""));
+	if (dgm_snapshot_seal_json(c, plan, snapshot_id, "writes.json", err))
+		goto out;
 	text = json_dumps(c, JSON_INDENT(1) | JSON_SORT_KEYS);
 	path = baseline_path(snap);
 	if (dgm_fs_write_atomic(path, text, strlen(text), 0600, err))

@@ -322,6 +322,7 @@ int dgm_preflight(dgm_facts *facts, const dgm_plan *plan, dgm_preflight_mode mod
 	check_graph(&p);
 	check_untracked(&p);
 	check_store(&p);
+	dgm_snapshot_key_advise(plan);
 	if (offline)
 		dgm_check_skip(&p.cl, "database", "--offline");
 	else {

@@ -320,7 +320,8 @@ static int pick_snapshot(dgm_snapshot *out, const dgm_plan *plan, char *const *r
 	if (dgm_snapshot_list(&list, &n, plan->snapshot.directory, err))
 		return -1;
 	for (i = 0; i < n; i++)
-		if (dgm_migrate_same_set(list[i].revisions.items, list[i].revisions.count, revs, nrevs))
+		if (dgm_migrate_same_set(list[i].revisions.items, list[i].revisions.count, revs,
+					 nrevs) && dgm_snapshot_authentic(&list[i], plan))
 			break;
 	if (i == n) {
 		if (n == 0)

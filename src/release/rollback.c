@@ -239,7 +239,7 @@ static void find_release_snapshot(rb *b)
 		return;
 	for (size_t i = 0; i < n && !b->have_release; i++)
 		if (dgm_migrate_same_set(all[i].revisions.items, all[i].revisions.count, b->want,
-					 b->nwant)) {
+					 b->nwant) && dgm_snapshot_authentic(&all[i], b->r->plan)) {
 			b->release = all[i];
 			memset(&all[i], 0, sizeof(all[i]));
 			b->have_release = true;

@@ -73,13 +73,28 @@ char *dgm_snapshot_json(const dgm_snapshot *snap)
 	return copy;
 }
 
-int dgm_snapshot_write_manifest(const dgm_snapshot *snap, const char *dir, dgm_error *err)
+json_t *dgm_snapshot_manifest_json(const dgm_snapshot *snap)
+{
+	return to_json(snap);
+}
+
+int dgm_snapshot_write_manifest(dgm_snapshot *snap, const dgm_plan *sign_with,
+				const char *dir, dgm_error *err)
 {
 	json_t *o = to_json(snap);
-	char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	char *path = dgm_xasprintf("%s/manifest.json", dir);
-	int ret = dgm_fs_write_atomic(path, text, strlen(text), 0600, err);
+	char *text = NULL, *path = dgm_xasprintf("%s/manifest.json", dir);
+	int ret = -1;
 
+	if (sign_with && dgm_snapshot_sign(o, snap, sign_with, dir, err))
+		goto out;
+	text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	ret = dgm_fs_write_atomic(path, text, strlen(text), 0600, err);
+	/* the snapshot in memory is what was written: a restore of it (an
+	 * apply's undo) checks the same HMAC a later read would find */
+	free(snap->hmac);
+	snap->hmac = ret == 0 && sign_with ?
+		     json_dumps(json_object_get(o, "hmac"), JSON_COMPACT) : NULL;
+out:
 	free(path);
 	free(text);
 	json_decref(o);
@@ -149,6 +164,8 @@ static void from_json(dgm_snapshot *s, json_t *o, const char *dir)
 	s->archive_ms = (long)json_integer_value(json_object_get(t, "archive"));
 	s->verify_ms = (long)json_integer_value(json_object_get(t, "verify"));
 	s->total_ms = (long)json_integer_value(json_object_get(t, "total"));
+	if (json_object_get(o, "hmac"))
+		s->hmac = json_dumps(json_object_get(o, "hmac"), JSON_COMPACT);
 }
 
 int dgm_snapshot_read(dgm_snapshot *snap, const char *dir, dgm_error *err)
@@ -246,7 +263,14 @@ int dgm_snapshot_find(dgm_snapshot *snap, const char *backup_dir, const char *id
  * stays listed, so the next prune tries again. */
 static int remove_one(const dgm_snapshot *s, const dgm_plan *plan, dgm_error *err)
 {
-	if (s->db_copy && dgm_snapshot_drop_copy(plan, s->db_copy, err))
+	dgm_error e = DGM_ERROR_INIT;
+
+	/* a forged manifest could name any database as its copy */
+	if (s->db_copy && dgm_snapshot_authenticate(s, plan, &e)) {
+		dgm_warn("%s: its server-side copy '%s' is not dropped (drop it by hand if it is "
+			 "one)", e.msg, s->db_copy);
+		dgm_error_clear(&e);
+	} else if (s->db_copy && dgm_snapshot_drop_copy(plan, s->db_copy, err))
 		return -1;
 	return dgm_fs_remove_tree(s->dir, err);
 }
@@ -310,15 +334,23 @@ int dgm_snapshot_trim_copies(const dgm_plan *plan, int keep, dgm_error *err)
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		dgm_snapshot *s = &all[i];
 
+		dgm_error e = DGM_ERROR_INIT;
+
 		if (!s->db_copy || !s->has_dump || kept++ < keep)
 			continue;
+		/* never drop what a forged manifest names, nor re-sign it */
+		if (dgm_snapshot_authenticate(s, plan, &e)) {
+			dgm_warn("%s: its server-side copy '%s' is kept", e.msg, s->db_copy);
+			dgm_error_clear(&e);
+			continue;
+		}
 		ret = dgm_snapshot_drop_copy(plan, s->db_copy, err);
 		if (ret == 0) {
 			dgm_info("dropped the server-side copy '%s' of snapshot '%s' (its dump stays; "
 				 "snapshot.keep_copies is %d)", s->db_copy, s->id, keep);
 			free(s->db_copy);
 			s->db_copy = NULL;
-			ret = dgm_snapshot_write_manifest(s, s->dir, err);
+			ret = dgm_snapshot_write_manifest(s, s->hmac ? plan : NULL, s->dir, err);
 		}
 	}
 	dgm_snapshot_list_free(all, n);
@@ -372,6 +404,7 @@ void dgm_snapshot_free(dgm_snapshot *s)
 	free(s->store);
 	free(s->db_copy);
 	free(s->store_from);
+	free(s->hmac);
 	memset(s, 0, sizeof(*s));
 }
 

@@ -4,7 +4,42 @@
 
 #include "dgm/snapshot.h"
 
-int dgm_snapshot_write_manifest(const dgm_snapshot *snap, const char *dir, dgm_error *err);
+#include <limits.h>
+#include <stddef.h>
+
+struct json_t;
+
+/* Write DIR/manifest.json; signed (hmac.c) with the plan's key when
+ * sign_with is set, else without an HMAC; snap->hmac says which. */
+int dgm_snapshot_write_manifest(dgm_snapshot *snap, const dgm_plan *sign_with,
+				const char *dir, dgm_error *err);
+/* The catalog entry as JSON, without "hmac" (the part its MAC covers). */
+struct json_t *dgm_snapshot_manifest_json(const dgm_snapshot *snap);
+
+/* The secret snapshots are signed with (hmac.c). */
+typedef struct dgm_snapshot_key {
+	unsigned char bytes[1024];
+	size_t len;
+	char id[17];              /* 16 hex: names the key, reveals nothing */
+	char path[PATH_MAX];
+} dgm_snapshot_key;
+
+/* Read the plan's key; create it (32 random bytes, 0600) when missing
+ * and create is set. */
+int dgm_snapshot_key_load(dgm_snapshot_key *k, const dgm_plan *plan, bool create,
+			  dgm_error *err);
+void dgm_snapshot_key_clear(dgm_snapshot_key *k);
+/* HMAC-SHA-256 over the n chunks one after the other, in hex. */
+int dgm_snapshot_mac(char hex[65], const unsigned char *key, size_t keylen,
+		     const void *const *chunks, const size_t *lens, size_t n);
+/* The MAC of one part of snapshot id:
+ * HMAC(key, "dgmigrate-snapshot-hmac-v1\0" id "\0" part "\0" data). */
+int dgm_snapshot_part_mac(char hex[65], const dgm_snapshot_key *k, const char *id,
+			  const char *part, const void *data, size_t len);
+/* Set manifest's "hmac": the MACs of it and of the files in dir it
+ * vouches for. */
+int dgm_snapshot_sign(struct json_t *manifest, const dgm_snapshot *s, const dgm_plan *plan,
+		      const char *dir, dgm_error *err);
 /* Write SNAPDIR/db.sha256 for the dump there; its own SHA-256 in sha. */
 int dgm_snapshot_write_checksums(char sha[65], const char *snapdir, dgm_dump_format fmt,
 				 dgm_error *err);

@@ -110,6 +110,9 @@ int dgm_snapshot_restore(const dgm_plan *plan, const dgm_snapshot *snap,
 	restore_run r = { .plan = plan, .snap = snap, .o = o };
 	int ret = -1;
 
+	/* what the snapshot's files say decides what runs: signed, or nothing */
+	if (dgm_snapshot_authenticate(snap, plan, err))
+		goto done;
 	if (o->database && choose_path(&r, err))
 		goto done;
 	if (r.path == DGM_RESTORE_IN_PLACE) {

@@ -166,8 +166,16 @@ static bool link_store(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot
 	bool same = false, ok = false;
 
 	if (plan->model_store.extra_paths.count || !like->has_store ||
-	    strcmp(like->store, plan->model_store.path) ||
-	    dgm_archive_store_matches(&same, from, plan->model_store.path, &e) || !same)
+	    strcmp(like->store, plan->model_store.path))
+		goto out;
+	/* the new snapshot's HMAC vouches for what is linked: only what an
+	 * HMAC already vouched for */
+	if (dgm_snapshot_authenticate(like, plan, &e)) {
+		dgm_info("not linking the archive of snapshot '%s' (%s): archiving the model store",
+			 like->id, e.msg);
+		goto out;
+	}
+	if (dgm_archive_store_matches(&same, from, plan->model_store.path, &e) || !same)
 		goto out;
 	if (link(mfrom, mto) != 0 || link(from, to) != 0) {
 		dgm_info("cannot link the archive of snapshot '%s' (%s): archiving the model store",
@@ -232,8 +240,8 @@ static int take_both(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_o
 }
 
 /* Checksums, manifest (with the timings so far), flush, rename. */
-static int finish(dgm_snapshot *s, const char *partial, long start, long verify_start,
-		  dgm_error *err)
+static int finish(dgm_snapshot *s, const dgm_plan *plan, const char *partial, long start,
+		  long verify_start, dgm_error *err)
 {
 	char *final = NULL;
 	int ret = -1;
@@ -242,7 +250,7 @@ static int finish(dgm_snapshot *s, const char *partial, long start, long verify_
 		return -1;
 	s->verify_ms = dgm_now_ms() - verify_start;
 	s->total_ms = dgm_now_ms() - start;
-	if (dgm_snapshot_write_manifest(s, partial, err) || dgm_fs_fsync_tree(partial, err))
+	if (dgm_snapshot_write_manifest(s, plan, partial, err) || dgm_fs_fsync_tree(partial, err))
 		return -1;
 	final = dgm_xasprintf("%.*s", (int)(strlen(partial) - strlen(".partial")), partial);
 	if (rename(partial, final) != 0) {
@@ -325,7 +333,7 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 	if (take_both(s, plan, opts, partial, err))
 		goto out;
 	dgm_fault_point("snapshot.taken");
-	if (finish(s, partial, start, start + s->dump_ms, err))
+	if (finish(s, plan, partial, start, start + s->dump_ms, err))
 		goto out;
 	ret = 0;
 	if (opts && opts->db == DGM_SNAPSHOT_COPY_DUMP) {
@@ -370,7 +378,10 @@ out:
 int dgm_snapshot_verify(const dgm_snapshot *snap, const dgm_plan *plan, dgm_error *err)
 {
 	char *archive = dgm_xasprintf("%s/models.tar.zst", snap->dir);
-	int ret = snap->has_dump ? dgm_snapshot_verify_dump(snap, err) : 0;
+	int ret = dgm_snapshot_authenticate(snap, plan, err);
+
+	if (ret == 0 && snap->has_dump)
+		ret = dgm_snapshot_verify_dump(snap, err);
 
 	/* a copy beside a dump is a shortcut: missing, it is only a warning */
 	if (ret == 0 && snap->db_copy && dgm_snapshot_check_copy(snap, plan, err)) {

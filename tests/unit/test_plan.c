@@ -63,7 +63,7 @@ static const struct broken broken[] = {
 	  BASE "  colour: red\n",
 	  NAME ":10:3: unknown key 'colour' in 'snapshot'; valid keys are 'directory', 'format', "
 	  "'jobs', 'compression', 'keep', 'min_free', 'rollback_safety', 'keep_copies', "
-	  "'allow_no_restore'",
+	  "'allow_no_restore', 'key_file'",
 	  "remove 'colour' or rename it to one of the valid keys" },
 	{ "unknown_top_level_key_lists_valid_keys",
 	  BASE "owner: ops\n",
