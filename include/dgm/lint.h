@@ -49,24 +49,40 @@ typedef struct dgm_lint_finding {
 	long long table_bytes;       /* pg_total_relation_size; -1 unknown */
 	long long table_rows;        /* reltuples; -1 unknown */
 	bool table_empty;            /* heap of 0 bytes */
+	char *suppressed;            /* NULL, or why it is not counted ("lint.ignore", ...) */
 } dgm_lint_finding;
 
 typedef struct dgm_lint_result {
 	dgm_lint_finding *items;
 	size_t count, cap;
 	size_t statements;           /* statements parsed */
+	char **created;              /* tables, indexes and "table.column"s the SQL created */
+	size_t ncreated;
 } dgm_lint_result;
 
-/* Lint the SQL that `alembic upgrade|downgrade A:B --sql` printed. Tables
- * created earlier in the same SQL are new in this release: rules on them
- * are not reported. Findings are appended to *out (zeroed by the caller or
- * by an earlier call). A parse error is DGM_E_RUN with its line. */
-int dgm_lint_sql(dgm_lint_result *out, const char *sql, dgm_error *err);
+/* Lint the SQL that `alembic upgrade|downgrade A:B --sql` printed into
+ * *out (zeroed by the caller). Tables, indexes and columns created earlier
+ * in the same SQL - or, for a downgrade, by the release's upgrade (its
+ * result in upgrade, else NULL) - are new in this release: rules on them
+ * are not reported. A parse error is DGM_E_RUN with its line. */
+int dgm_lint_sql(dgm_lint_result *out, const char *sql, const dgm_lint_result *upgrade,
+		 dgm_error *err);
 void dgm_lint_result_free(dgm_lint_result *r);
 
 /* Grade one finding by its table's size: an empty table lowers a lock
  * or rewrite rule to a notice, one of error_bytes or more raises it to an
  * error. Rules that break the running application keep their severity. */
 void dgm_lint_grade(dgm_lint_finding *f, long long error_bytes);
+
+/* Fill table_bytes, table_rows and table_empty of each finding that names
+ * a table, from the catalog of the database at url: read-only, under
+ * lock_timeout lock_ms. A table it cannot size (not there, lock timeout)
+ * keeps -1, with a warning. Fails only when the database cannot be
+ * reached. */
+int dgm_lint_size(dgm_lint_result *r, const char *url, long lock_ms, dgm_error *err);
+
+/* The reason of a "# dgmigrate: allow RULE -- reason" line in a revision
+ * file's text (malloc'd; "" when no reason is given), or NULL. */
+char *dgm_lint_allowed(const char *text, const char *rule);
 
 #endif

@@ -266,6 +266,12 @@ static void add_column(lctx *c, const char *table, json_t *col)
 		has_default = true;
 		vol = type;
 	}
+	if (name) {
+		char *full = dgm_xasprintf("%s.%s", table, name);
+
+		remember(c, full);
+		free(full);
+	}
 	if (vol)
 		add(c, "add-column-volatile-default", table, "column '%s' with %s%s", name, vol,
 		    strchr(vol, ' ') || strstr(vol, "serial") ? "" : "()");
@@ -347,6 +353,15 @@ static void set_not_null(lctx *c, const char *table, const char *col)
 	add(c, "set-not-null", table, "column '%s'", col ? col : "?");
 }
 
+static void drop_column(lctx *c, const char *table, const char *col)
+{
+	char *full = dgm_xasprintf("%s.%s", table, col ? col : "");
+
+	if (!created(c, full))
+		add(c, "drop-column", table, "column '%s'", col ? col : "?");
+	free(full);
+}
+
 static void alter_cmd(lctx *c, const char *table, json_t *cmd)
 {
 	const char *sub = str(cmd, "subtype");
@@ -365,7 +380,7 @@ static void alter_cmd(lctx *c, const char *table, json_t *cmd)
 	else if (!strcmp(sub, "AT_ValidateConstraint"))
 		validate_constraint(c, table, str(cmd, "name"));
 	else if (!strcmp(sub, "AT_DropColumn"))
-		add(c, "drop-column", table, "column '%s'", str(cmd, "name"));
+		drop_column(c, table, str(cmd, "name"));
 }
 
 static void alter_table(lctx *c, json_t *s)
@@ -575,15 +590,12 @@ static void ctx_free(lctx *c)
 {
 	for (size_t i = 0; i < c->nmarks; i++)
 		free(c->marks[i].rev);
-	for (size_t i = 0; i < c->ncreated; i++)
-		free(c->created[i]);
 	for (size_t i = 0; i < c->nchecks; i++) {
 		free(c->checks[i].table);
 		free(c->checks[i].column);
 		free(c->checks[i].name);
 	}
 	free(c->marks);
-	free(c->created);
 	free(c->checks);
 	free(c->stmt);
 }
@@ -618,7 +630,8 @@ static int walk(lctx *c, json_t *stmts, dgm_error *err)
 	return 0;
 }
 
-int dgm_lint_sql(dgm_lint_result *out, const char *sql, dgm_error *err)
+int dgm_lint_sql(dgm_lint_result *out, const char *sql, const dgm_lint_result *upgrade,
+		 dgm_error *err)
 {
 	PgQueryParseResult pr = pg_query_parse(sql);
 	lctx c = { .sql = sql, .out = out, .line = 1 };
@@ -638,10 +651,15 @@ int dgm_lint_sql(dgm_lint_result *out, const char *sql, dgm_error *err)
 		dgm_error_set(err, DGM_E_RUN, "cannot read the parse tree: %s", jerr.text);
 		goto out;
 	}
+	for (size_t i = 0; upgrade && i < upgrade->ncreated; i++)
+		remember(&c, upgrade->created[i]);
 	find_marks(&c);
 	ret = walk(&c, json_object_get(tree, "stmts"), err);
 out:
 	json_decref(tree);
+	/* the result keeps what was created, for the downgrade's lint */
+	out->created = c.created;
+	out->ncreated = c.ncreated;
 	ctx_free(&c);
 	pg_query_free_parse_result(pr);
 	return ret;
@@ -654,7 +672,11 @@ void dgm_lint_result_free(dgm_lint_result *r)
 		free(r->items[i].stmt);
 		free(r->items[i].table);
 		free(r->items[i].detail);
+		free(r->items[i].suppressed);
 	}
+	for (size_t i = 0; i < r->ncreated; i++)
+		free(r->created[i]);
 	free(r->items);
+	free(r->created);
 	memset(r, 0, sizeof(*r));
 }

@@ -6,8 +6,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "dgm/cli.h"
 #include "dgm/lint.h"
 
 /* How many findings of rule the SQL gets. */
@@ -18,7 +20,7 @@ static size_t count(const char *sql, const char *rule)
 	size_t n = 0;
 
 	assert_non_null(dgm_lint_rule_find(rule));
-	if (dgm_lint_sql(&r, sql, &e))
+	if (dgm_lint_sql(&r, sql, NULL, &e))
 		fail_msg("lint failed: %s", e.msg);
 	for (size_t i = 0; i < r.count; i++)
 		n += !strcmp(r.items[i].rule->name, rule);
@@ -109,7 +111,7 @@ static void column_type(void **state)
 	       "alter-column-type");
 	/* to varchar or text: only a notice, which says when it rewrites */
 	assert_int_equal(dgm_lint_sql(&r, TX("ALTER TABLE invoices ALTER COLUMN note TYPE "
-					     "VARCHAR(500);"), &e), 0);
+					     "VARCHAR(500);"), NULL, &e), 0);
 	assert_int_equal(r.count, 1);
 	assert_int_equal(r.items[0].severity, DGM_LINT_NOTICE);
 	assert_non_null(strstr(r.items[0].detail, "no rewrite if it was a varchar"));
@@ -211,7 +213,7 @@ static void revisions_and_lines(void **state)
 	dgm_lint_result r = { 0 };
 	dgm_error e = DGM_ERROR_INIT;
 
-	assert_int_equal(dgm_lint_sql(&r, sql, &e), 0);
+	assert_int_equal(dgm_lint_sql(&r, sql, NULL, &e), 0);
 	assert_int_equal(r.count, 2);
 	assert_string_equal(r.items[0].revision, "aaaa");
 	assert_int_equal(r.items[0].line, 7);
@@ -226,9 +228,69 @@ static void revisions_and_lines(void **state)
 
 	/* the downgrade's marks name the revision undone */
 	assert_int_equal(dgm_lint_sql(&r, "-- Running downgrade cccc -> aaaa\n\nDROP TABLE t9;\n",
-				      &e), 0);
+				      NULL, &e), 0);
 	assert_string_equal(r.items[0].revision, "cccc");
 	dgm_lint_result_free(&r);
+}
+
+/* A downgrade that drops what the release's upgrade created breaks
+ * nothing; one that drops what was there before does. */
+static void downgrade_knows_what_the_upgrade_created(void **state)
+{
+	dgm_lint_result up = { 0 }, down = { 0 };
+	dgm_error e = DGM_ERROR_INIT;
+
+	assert_int_equal(dgm_lint_sql(&up, TX("CREATE TABLE predictive_models (id INT);\n"
+					      "ALTER TABLE users ADD COLUMN ml_role VARCHAR(20);\n"
+					      "CREATE INDEX ix_users_ml_role ON users (ml_role);"),
+				      NULL, &e), 0);
+	assert_int_equal(up.count, 1);  /* the index on users */
+	assert_int_equal(dgm_lint_sql(&down, "BEGIN;\n-- Running downgrade b2 -> a1\n"
+				      "DROP INDEX ix_users_ml_role;\nALTER TABLE users DROP COLUMN "
+				      "ml_role;\nDROP TABLE predictive_models;\nALTER TABLE users "
+				      "DROP COLUMN email;\nCOMMIT;\n", &up, &e), 0);
+	assert_int_equal(down.count, 1);
+	assert_string_equal(down.items[0].rule->name, "drop-column");
+	assert_string_equal(down.items[0].detail, "column 'email'");
+	assert_string_equal(down.items[0].revision, "b2");
+	dgm_lint_result_free(&up);
+	dgm_lint_result_free(&down);
+}
+
+static void allow_comment_in_the_revision_file(void **state)
+{
+	const char *py = "revision: str = \"f3b9d6a1e842\"\n\n"
+			 "# dgmigrate: allow add-index-non-concurrent -- invoices is small\n"
+			 "#dgmigrate:allow drop-column\n"
+			 "def upgrade() -> None:\n    op.create_index('ix', 'invoices', ['a'])\n";
+	char *why;
+
+	why = dgm_lint_allowed(py, "add-index-non-concurrent");
+	assert_string_equal(why, "invoices is small");
+	free(why);
+	why = dgm_lint_allowed(py, "drop-column");
+	assert_string_equal(why, "");
+	free(why);
+	/* a prefix of a rule name is not the rule; code is not a comment */
+	assert_null(dgm_lint_allowed(py, "add-index"));
+	assert_null(dgm_lint_allowed("x = 1  # dgmigrate allow drop-table\n", "drop-table"));
+	assert_null(dgm_lint_allowed(py, "drop-table"));
+}
+
+static void help_names_every_rule(void **state)
+{
+	const dgm_cmd *lint = NULL;
+	const dgm_lint_rule *r;
+	size_t n;
+
+	for (const dgm_cmd *c = dgm_commands; c->name; c++)
+		if (!strcmp(c->name, "lint"))
+			lint = c;
+	assert_non_null(lint);
+	r = dgm_lint_rules(&n);
+	for (size_t i = 0; i < n; i++)
+		if (!strstr(lint->description, r[i].name))
+			fail_msg("'dgmigrate lint --help' does not name rule '%s'", r[i].name);
 }
 
 static void parse_error_names_the_line(void **state)
@@ -236,7 +298,7 @@ static void parse_error_names_the_line(void **state)
 	dgm_lint_result r = { 0 };
 	dgm_error e = DGM_ERROR_INIT;
 
-	assert_int_equal(dgm_lint_sql(&r, "BEGIN;\nSELECT 1;\nCREAT TABLE x (a int);\n", &e), -1);
+	assert_int_equal(dgm_lint_sql(&r, "BEGIN;\nSELECT 1;\nCREAT TABLE x (a int);\n", NULL, &e), -1);
 	assert_non_null(strstr(e.msg, "line 3"));
 	dgm_lint_result_free(&r);
 	dgm_error_clear(&e);
@@ -293,6 +355,9 @@ int main(void)
 		cmocka_unit_test(whole_table_dml),
 		cmocka_unit_test(enum_and_truncate),
 		cmocka_unit_test(revisions_and_lines),
+		cmocka_unit_test(downgrade_knows_what_the_upgrade_created),
+		cmocka_unit_test(allow_comment_in_the_revision_file),
+		cmocka_unit_test(help_names_every_rule),
 		cmocka_unit_test(parse_error_names_the_line),
 		cmocka_unit_test(grading_by_size),
 		cmocka_unit_test(every_rule_is_documented),
