@@ -41,6 +41,8 @@ static const dgm_opt rehearse_opts[] = {
 
 static const dgm_opt lint_opts[] = {
 	{ "json", 0, NULL, "print the findings as one JSON document on stdout" },
+	{ "sql", 0, "FILE", "lint SQL already rendered by 'alembic ... --sql' instead of a PLAN's "
+	  "release (no database: no sizes)" },
 	DGM_OPT_END
 };
 
@@ -153,7 +155,7 @@ const dgm_cmd dgm_commands[] = {
 	  "Exit 0 pass, 1 the release failed the rehearsal, 2 bad plan, 3 locked.",
 	  rehearse_opts, 1, 1, NULL },
 	{ "lint", dgm_cmd_lint, "which migration statement will lock or break production",
-	  "PLAN [--json]",
+	  "PLAN [--json] | --sql FILE [--json]",
 	  "The SQL of 'alembic upgrade FROM:TO --sql' rendered from the tag's migrations\n"
 	  "(and of the downgrade back, when the release has one head), parsed by\n"
 	  "PostgreSQL 15's own parser; each statement attributed to its revision; each\n"
@@ -174,7 +176,7 @@ const dgm_cmd dgm_commands[] = {
 	  "Suppress one with '# dgmigrate: allow RULE -- reason' in the revision file,\n"
 	  "or every one of a rule with lint.ignore. Exit 0, or 1 when a finding\n"
 	  "reaches lint.fail_on (notice, warning, error - the default - or never).",
-	  lint_opts, 1, 1, NULL },
+	  lint_opts, 0, 1, NULL },
 	{ "status", dgm_cmd_status, "database revision, code version, what would run, snapshots",
 	  "PLAN [--json]",
 	  "Read the database's alembic_version, the work tree's HEAD and Alembic heads,\n"

@@ -317,6 +317,56 @@ static int lint_release(lint_run *r, dgm_error *err)
 	return 0;
 }
 
+/* --sql FILE: SQL already rendered; no plan, no database, no sizes. */
+static int lint_file(lint_run *r, dgm_plan *plan, const char *path, dgm_error *err)
+{
+	dgm_buf sql = DGM_BUF_INIT;
+	int ret = -1;
+
+	memset(plan, 0, sizeof(*plan));
+	plan->release.name = dgm_xstrdup(path);
+	plan->release.tag = dgm_xstrdup("-");
+	plan->lint.fail_on = DGM_LINT_ERROR;
+	r->plan = plan;
+	if (dgm_buf_read_file(&sql, path, err))
+		goto out;
+	r->pass[0].verb = strstr(dgm_buf_cstr(&sql), "\n-- Running downgrade ") ? "downgrade" :
+			  "upgrade";
+	r->pass[0].range = dgm_xstrdup(path);
+	if (dgm_lint_sql(&r->pass[0].res, dgm_buf_cstr(&sql), NULL, err)) {
+		dgm_error_prefix(err, "'%s'", path);
+		goto out;
+	}
+	r->pass[0].done = true;
+	ret = 0;
+out:
+	dgm_buf_free(&sql);
+	return ret;
+}
+
+static int load(lint_run *r, dgm_plan *plan, const dgm_args *args, dgm_error *err)
+{
+	const char *file = dgm_args_get(args, "sql");
+
+	if (file && args->npos) {
+		dgm_error_set(err, DGM_E_USAGE, "lint takes a PLAN or --sql FILE, not both");
+		dgm_error_hint(err, "dgmigrate lint PLAN renders the release's SQL itself");
+		return -1;
+	}
+	if (file)
+		return lint_file(r, plan, file, err);
+	if (!args->npos) {
+		dgm_error_set(err, DGM_E_USAGE, "lint needs a PLAN (or --sql FILE)");
+		dgm_error_hint(err, "dgmigrate lint plans/release.yaml");
+		return -1;
+	}
+	if (dgm_plan_load(plan, args->pos[0], err))
+		return -1;
+	dgm_plan_register_secrets(plan);
+	r->plan = plan;
+	return lint_release(r, err);
+}
+
 int dgm_cmd_lint(const dgm_args *args, dgm_error *err)
 {
 	lint_run r;
@@ -327,11 +377,8 @@ int dgm_cmd_lint(const dgm_args *args, dgm_error *err)
 	/* --json prints one document at the end: no events on the way */
 	dgm_log_set_json(false);
 	memset(&r, 0, sizeof(r));
-	if (dgm_plan_load(&plan, args->pos[0], err))
-		return -1;
-	dgm_plan_register_secrets(&plan);
-	r.plan = &plan;
-	if (lint_release(&r, err))
+	memset(&plan, 0, sizeof(plan));
+	if (load(&r, &plan, args, err))
 		goto out;
 	if (dgm_args_flag(args, "json"))
 		print_json(&r);
