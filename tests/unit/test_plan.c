@@ -1041,6 +1041,9 @@ static void shipped_plans_load(void **state)
 	assert_int_equal(p.hooks.before.count + p.hooks.after.count, 0);
 	assert_null(p.health_check.url);
 	assert_int_equal(p.on_failure, DGM_ON_FAILURE_ROLLBACK);
+	assert_int_equal(p.lint.fail_on, 2);  /* error */
+	assert_int_equal(p.lint.error_bytes, 1LL << 30);
+	assert_int_equal(p.lint.ignore.count, 0);
 	dgm_plan_free(&p);
 }
 
