@@ -18,7 +18,7 @@ CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-m
 	    -D_GNU_SOURCE -Iinclude -DDGM_VERSION='"$(VERSION)"'
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-LIBS     = $(PKG_LIBS) -lpthread
+LIBS     = $(PKG_LIBS) -lpg_query -lpthread
 
 BUILD    ?= build
 ifeq ($(SAN),1)

@@ -95,5 +95,6 @@ int dgm_cmd_heads(const dgm_args *args, dgm_error *err);
 int dgm_cmd_graph(const dgm_args *args, dgm_error *err);
 int dgm_cmd_status(const dgm_args *args, dgm_error *err);
 int dgm_cmd_rehearse(const dgm_args *args, dgm_error *err);
+int dgm_cmd_lint(const dgm_args *args, dgm_error *err);
 
 #endif

@@ -152,6 +152,13 @@ typedef struct dgm_plan {
 		long hook_ms;         /* default for hooks without their own */
 	} timeouts;
 
+	struct {
+		int fail_on;          /* a dgm_lint_severity; default error */
+		dgm_strlist ignore;   /* rule names not reported */
+		long long error_bytes; /* a lock or rewrite on a table this big is an
+				       * error; default 1 GiB */
+	} lint;
+
 	dgm_on_failure on_failure;    /* default rollback */
 	char *state_dir;              /* absolute; journal, reports; default <snapshot.directory>/state */
 

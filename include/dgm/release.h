@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "dgm/alembic.h"
+#include "dgm/buf.h"
 #include "dgm/error.h"
 #include "dgm/plan.h"
 
@@ -48,6 +49,11 @@ typedef struct dgm_apply_opts {
 
 /* `apply --dry-run`: preflight, the steps and the SQL; nothing changes. */
 int dgm_release_dry_run(const dgm_plan *plan, const dgm_apply_opts *o, dgm_error *err);
+
+/* The SQL of `alembic VERB RANGE --sql` (e.g. "upgrade", "abc:heads"),
+ * rendered from the plan's tag exported to a temporary folder. */
+int dgm_release_render_sql(dgm_buf *sql, const dgm_plan *plan, const char *verb,
+			   const char *range, dgm_error *err);
 
 /* `dgmigrate apply`. */
 int dgm_release_apply(const dgm_plan *plan, const dgm_apply_opts *o, dgm_error *err);

@@ -41,6 +41,13 @@ static const dgm_opt rehearse_opts[] = {
 	DGM_OPT_END
 };
 
+static const dgm_opt lint_opts[] = {
+	{ "json", 0, NULL, "print the findings as one JSON document on stdout" },
+	{ "sql", 0, "FILE", "lint SQL already rendered by 'alembic ... --sql' instead of a PLAN's "
+	  "release (no database: no sizes)" },
+	DGM_OPT_END
+};
+
 static const dgm_opt json_only_opts[] = {
 	{ "json", 0, NULL, "print the result as JSON on stdout" },
 	DGM_OPT_END
@@ -154,6 +161,29 @@ const dgm_cmd dgm_commands[] = {
 	  "dropped by the next one. Report (JSON and Markdown) in <state_dir>/reports.\n"
 	  "Exit 0 pass, 1 the release failed the rehearsal, 2 bad plan, 3 locked.",
 	  rehearse_opts, 1, 1, NULL },
+	{ "lint", dgm_cmd_lint, "which migration statement will lock or break production",
+	  "PLAN [--json] | --sql FILE [--json]",
+	  "The SQL of 'alembic upgrade FROM:TO --sql' rendered from the tag's migrations\n"
+	  "(and of the downgrade back, when the release has one head), parsed by\n"
+	  "PostgreSQL 15's own parser; each statement attributed to its revision; each\n"
+	  "table a finding touches sized in the database's catalog (read-only, under\n"
+	  "lock_timeout). A table created in the same release is not flagged; an empty\n"
+	  "one makes a lock or rewrite a notice, one of lint.thresholds.error_size\n"
+	  "(default 1GiB) or more an error. Rules (lock taken):\n"
+	  "  add-index-non-concurrent (SHARE), drop-index-non-concurrent (ACCESS\n"
+	  "  EXCLUSIVE), concurrently-in-transaction, add-column-volatile-default\n"
+	  "  (rewrite), add-column-not-null-no-default, alter-column-type (rewrite, not\n"
+	  "  for varchar widening or varchar to text), set-not-null (scan),\n"
+	  "  add-foreign-key-validated (SHARE ROW EXCLUSIVE, scan), add-check-validated\n"
+	  "  (scan), add-unique-without-index, rename-column, rename-table, drop-column,\n"
+	  "  drop-table, vacuum-full, cluster, reindex-non-concurrent, lock-table,\n"
+	  "  update-whole-table, delete-whole-table, enum-add-value-in-transaction,\n"
+	  "  truncate-cascade. Each finding names the revision, its file, the\n"
+	  "  statement, the lock, the table's size, why, and the safer way to write it.\n"
+	  "Suppress one with '# dgmigrate: allow RULE -- reason' in the revision file,\n"
+	  "or every one of a rule with lint.ignore. Exit 0, or 1 when a finding\n"
+	  "reaches lint.fail_on (notice, warning, error - the default - or never).",
+	  lint_opts, 0, 1, NULL },
 	{ "status", dgm_cmd_status, "database revision, code version, what would run, snapshots",
 	  "PLAN [--json]",
 	  "Read the database's alembic_version, the work tree's HEAD and Alembic heads,\n"

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "dgm/buf.h"
+#include "dgm/lint.h"
 #include "internal.h"
 
 static void set_defaults(dgm_plan *p)
@@ -35,6 +36,8 @@ static void set_defaults(dgm_plan *p)
 	p->timeouts.statement_ms = 0;
 	p->timeouts.hook_ms = 60000;
 	p->on_failure = DGM_ON_FAILURE_ROLLBACK;
+	p->lint.fail_on = DGM_LINT_ERROR;
+	p->lint.error_bytes = 1LL << 30;
 }
 
 static void hooks_finish(dgm_plan_hooks *h, long hook_ms)
@@ -245,6 +248,7 @@ void dgm_plan_free(dgm_plan *p)
 	dgm_strlist_free(&p->secret_env);
 	dgm_strlist_free(&p->postconditions.tables);
 	dgm_strlist_free(&p->postconditions.indexes);
+	dgm_strlist_free(&p->lint.ignore);
 	hooks_free(&p->hooks.before);
 	hooks_free(&p->hooks.after);
 	free(p->health_check.url);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dgm/lint.h"
 #include "dgm/buf.h"
 #include "internal.h"
 
@@ -886,11 +887,31 @@ static int x_value(pctx *c, const field *f, const dgm_ynode *v, const char *key,
 	return 0;
 }
 
+/* lint.ignore: rule names, each checked against the rule table. */
+static int lint_ignore_value(pctx *c, const field *f, const dgm_ynode *v, const char *key,
+			     void *dst)
+{
+	dgm_strlist *l = dst;
+
+	if (list_value(c, f, v, key, l))
+		return -1;
+	for (size_t i = 0; i < l->count; i++) {
+		if (dgm_lint_rule_find(l->items[i]))
+			continue;
+		fail(c, v->kids[i], "'%s[%zu]' is not a lint rule: '%s'", key, i, l->items[i]);
+		return hint(c, "'dgmigrate lint --help' and the README list the rules, e.g. "
+			    "add-index-non-concurrent");
+	}
+	return 0;
+}
+
 /* ---- the schema -------------------------------------------------------- */
 
 static const char *const formats[] = { "directory", "custom", NULL };
 static const char *const failures[] = { "rollback", "stop", NULL };
 static const char *const safeties[] = { "copy", "dump", NULL };
+/* in the order of dgm_lint_severity */
+static const char *const lint_levels[] = { "notice", "warning", "error", "never", NULL };
 
 static const field release_fields[] = {
 	{ .key = "name", .kind = F_STR, .flags = REQUIRED, .off = OFF(release.name),
@@ -1010,6 +1031,20 @@ static const field timeouts_fields[] = {
 	{ NULL }
 };
 
+static const field lint_threshold_fields[] = {
+	{ .key = "error_size", .kind = F_SIZE, .off = OFF(lint.error_bytes) },
+	{ NULL }
+};
+
+static const field lint_fields[] = {
+	{ .key = "fail_on", .kind = F_ENUM, .off = OFF(lint.fail_on), .choices = lint_levels },
+	{ .key = "ignore", .kind = F_CUSTOM, .off = OFF(lint.ignore), .fn = lint_ignore_value,
+	  .custom_shape = SH_LIST, .item = I_STR, .what = "a list of lint rule names",
+	  .example = "add-index-non-concurrent" },
+	{ .key = "thresholds", .kind = F_SECTION, .sub = lint_threshold_fields },
+	{ NULL }
+};
+
 static const field top_fields[] = {
 	{ .key = "version", .kind = F_CUSTOM, .flags = REQUIRED, .off = OFF(version),
 	  .fn = version_value, .what = "1", .example = "1" },
@@ -1025,6 +1060,7 @@ static const field top_fields[] = {
 	{ .key = "timeouts", .kind = F_SECTION, .sub = timeouts_fields },
 	{ .key = "on_failure", .kind = F_ENUM, .off = OFF(on_failure), .choices = failures },
 	{ .key = "state_dir", .kind = F_PATH, .off = OFF(state_dir), .example = "../state" },
+	{ .key = "lint", .kind = F_SECTION, .sub = lint_fields },
 	{ NULL }
 };
 

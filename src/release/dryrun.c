@@ -114,20 +114,14 @@ static void print_sql_text(const char *range, const char *tag, const char *sql)
 	dgm_buf_free(&f);
 }
 
-/* The SQL the upgrade would run, from the tag's own migrations. */
-static int print_sql(const dgm_plan *plan, const dgm_facts *f, dgm_error *err)
+/* The SQL of `alembic VERB RANGE --sql`, from the tag's own migrations
+ * exported to a temporary folder under state_dir. */
+int dgm_release_render_sql(dgm_buf *sql, const dgm_plan *plan, const char *verb,
+			   const char *range, dgm_error *err)
 {
 	char *tmp = dgm_xasprintf("%s/dry-run-XXXXXX", plan->state_dir);
-	dgm_buf sql = DGM_BUF_INIT;
-	char *range = NULL;
 	int ret = -1;
 
-	if (f->nrevs > 1) {
-		line("sql", "the database has %zu heads: 'alembic --sql' cannot start from several; "
-		     "no SQL shown", f->nrevs);
-		free(tmp);
-		return 0;
-	}
 	if (dgm_fs_mkdir_p(plan->state_dir, 0700, err))
 		goto out;
 	if (!mkdtemp(tmp)) {
@@ -135,11 +129,9 @@ static int print_sql(const dgm_plan *plan, const dgm_facts *f, dgm_error *err)
 		goto out;
 	}
 	rmdir(tmp);
-	range = dgm_xasprintf("%s:%s", f->nrevs ? f->revs[0] : "base", plan->alembic.target);
 	if (dgm_git_export(plan->release.repository, plan->release.tag, tmp, err) ||
-	    dgm_migrate_alembic(plan, tmp, "upgrade", range, true, &sql, err))
+	    dgm_migrate_alembic(plan, tmp, verb, range, true, sql, err))
 		goto out;
-	print_sql_text(range, plan->release.tag, dgm_buf_cstr(&sql));
 	ret = 0;
 out:
 	{
@@ -147,8 +139,27 @@ out:
 
 		dgm_fs_remove_tree(tmp, &ignore);
 	}
-	free(range);
 	free(tmp);
+	return ret;
+}
+
+/* The SQL the upgrade would run, from the tag's own migrations. */
+static int print_sql(const dgm_plan *plan, const dgm_facts *f, dgm_error *err)
+{
+	dgm_buf sql = DGM_BUF_INIT;
+	char *range;
+	int ret;
+
+	if (f->nrevs > 1) {
+		line("sql", "the database has %zu heads: 'alembic --sql' cannot start from several; "
+		     "no SQL shown", f->nrevs);
+		return 0;
+	}
+	range = dgm_xasprintf("%s:%s", f->nrevs ? f->revs[0] : "base", plan->alembic.target);
+	ret = dgm_release_render_sql(&sql, plan, "upgrade", range, err);
+	if (ret == 0)
+		print_sql_text(range, plan->release.tag, dgm_buf_cstr(&sql));
+	free(range);
 	dgm_buf_free(&sql);
 	return ret;
 }

@@ -69,7 +69,7 @@ static const struct broken broken[] = {
 	  BASE "owner: ops\n",
 	  NAME ":10:1: unknown key 'owner' at the top level; valid keys are 'version', 'release', "
 	  "'database', 'alembic', 'snapshot', 'model_store', 'environment', 'postconditions', "
-	  "'hooks', 'health_check', 'timeouts', 'on_failure', 'state_dir'", NULL },
+	  "'hooks', 'health_check', 'timeouts', 'on_failure', 'state_dir', 'lint'", NULL },
 	{ "dotted_key_is_told_to_nest",
 	  BASE "release.allow_dirty: true\n",
 	  NAME ":10:1: unknown key 'release.allow_dirty' at the top level; keys do not contain dots",
@@ -132,6 +132,18 @@ static const struct broken broken[] = {
 	  BASE "  rollback_safety: snapshot\n",
 	  NAME ":10:20: 'snapshot.rollback_safety' must be one of 'copy', 'dump', got 'snapshot'",
 	  NULL },
+	{ "lint_ignore_names_an_unknown_rule",
+	  BASE "lint:\n  ignore:\n    - drop-column\n    - add-index-concurrently\n",
+	  NAME ":13:7: 'lint.ignore[1]' is not a lint rule: 'add-index-concurrently'",
+	  "'dgmigrate lint --help' and the README list the rules, e.g. add-index-non-concurrent" },
+	{ "lint_bad_fail_on",
+	  BASE "lint:\n  fail_on: fatal\n",
+	  NAME ":11:12: 'lint.fail_on' must be one of 'notice', 'warning', 'error', 'never', "
+	  "got 'fatal'", NULL },
+	{ "lint_bad_threshold",
+	  BASE "lint:\n  thresholds:\n    error_size: big\n",
+	  NAME ":12:17: 'lint.thresholds.error_size' must be a size such as 4096, 100KB, 512MiB or "
+	  "1GiB, got 'big'", NULL },
 	{ "bad_on_failure",
 	  BASE "on_failure: continue\n",
 	  NAME ":10:13: 'on_failure' must be one of 'rollback', 'stop', got 'continue'", NULL },
@@ -685,7 +697,7 @@ static void variables_expand_in_values_only(void **state)
 	assert_string_equal(e.msg, NAME ":10:1: unknown key '${DGM_T_NAME}' at the top level; "
 			    "valid keys are 'version', 'release', 'database', 'alembic', "
 			    "'snapshot', 'model_store', 'environment', 'postconditions', 'hooks', "
-			    "'health_check', 'timeouts', 'on_failure', 'state_dir'");
+			    "'health_check', 'timeouts', 'on_failure', 'state_dir', 'lint'");
 	unsetenv("DGM_T_NAME");
 	unsetenv("DGM_T_TAG");
 }
@@ -1029,6 +1041,9 @@ static void shipped_plans_load(void **state)
 	assert_int_equal(p.hooks.before.count + p.hooks.after.count, 0);
 	assert_null(p.health_check.url);
 	assert_int_equal(p.on_failure, DGM_ON_FAILURE_ROLLBACK);
+	assert_int_equal(p.lint.fail_on, 2);  /* error */
+	assert_int_equal(p.lint.error_bytes, 1LL << 30);
+	assert_int_equal(p.lint.ignore.count, 0);
 	dgm_plan_free(&p);
 }
 
