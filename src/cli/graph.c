@@ -6,13 +6,14 @@
 #include "dgm/buf.h"
 #include "dgm/cli.h"
 #include "dgm/log.h"
+#include "dgm/project.h"
 
 static int load(dgm_alembic_script **s, const dgm_args *args, dgm_error *err)
 {
 	const char *repo = dgm_args_get(args, "repo");
 	const char *config = dgm_args_get(args, "config");
 
-	return dgm_cli_load_graph(s, repo ? repo : ".", config ? config : "alembic.ini",
+	return dgm_project_load_graph(s, repo ? repo : ".", config ? config : "alembic.ini",
 				  dgm_args_get(args, "at"), err);
 }
 
