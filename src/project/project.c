@@ -30,6 +30,15 @@ int dgm_project_load_graph(dgm_alembic_script **out, const char *repo, const cha
 	*out = NULL;
 	if (!realpath(repo, root))
 		return dgm_error_errno(err, DGM_E_USAGE, "cannot use repository '%s'", repo);
+	/* --config given as an absolute path inside the repository */
+	if (ini_rel[0] == '/') {
+		size_t n = strlen(root);
+
+		if (strncmp(ini_rel, root, n) != 0 || ini_rel[n] != '/')
+			return dgm_error_set(err, DGM_E_USAGE, "alembic config '%s' is not inside the "
+					     "repository '%s'", ini_rel, root);
+		ini_rel += n + 1;
+	}
 	if (at ? dgm_tree_open_git(&tree, root, at, err) : dgm_tree_open_fs(&tree, root, err))
 		return -1;
 	cwd = ini_folder(ini_rel);

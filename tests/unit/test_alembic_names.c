@@ -144,6 +144,17 @@ static void project_constant_labels(void **state)
 	assert_int_equal(s->nheads, 1);
 	assert_string_equal(s->heads[0]->id, "m1");
 	dgm_alembic_free(s);
+	/* the config may be given as an absolute path inside the repository */
+	{
+		char *ini = dgm_xasprintf("%s/alembic.ini", root);
+
+		assert_int_equal(dgm_project_load_graph(&s, root, ini, NULL, &err), 0);
+		dgm_alembic_free(s);
+		free(ini);
+		assert_int_equal(dgm_project_load_graph(&s, root, "/elsewhere/alembic.ini", NULL,
+							&err), -1);
+		assert_non_null(strstr(err.msg, "is not inside the repository"));
+	}
 	remove_tree(root);
 	free(root);
 }
