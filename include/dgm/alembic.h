@@ -193,6 +193,9 @@ typedef struct dgm_alembic_script {
 	dgm_alembic_rev **bases;        /* down_revision None, load order */
 	size_t nbases;
 	struct dgm_alembic_graph *graph; /* private */
+	/* Loaded by running Alembic (dgm_project_load_graph_alembic), not
+	 * read as text: shown as "read by Alembic". */
+	bool read_by_alembic;
 } dgm_alembic_script;
 
 /* Load a project: ini -> version folders -> files -> graph. INI_PATH is

@@ -17,6 +17,15 @@
  * it) from the work tree, or as it stood at `at` when not NULL. */
 int dgm_project_load_graph(dgm_alembic_script **out, const char *repo, const char *ini_rel,
 			   const char *at, dgm_error *err);
+/* The same graph as Alembic itself loads it, for revision files that
+ * compute what cannot be read as text: the Python of ALEMBIC_CMD (NULL:
+ * "alembic" in PATH) runs ScriptDirectory.from_config on the ini in the
+ * work tree, or in a temporary export of `at`, and prints the revisions
+ * as JSON. This imports the project's code. The result has
+ * read_by_alembic set, and must be shown as "read by Alembic". */
+int dgm_project_load_graph_alembic(dgm_alembic_script **out, const char *repo,
+				   const char *ini_rel, const char *at, const char *alembic_cmd,
+				   dgm_error *err);
 /* alembic.ini's path relative to the repository, from the plan's
  * absolute alembic.config. */
 const char *dgm_project_ini_rel(const char *config, const char *repo);

@@ -1134,6 +1134,10 @@ static int eval_keys(assign *as, pymod *m, dgm_alembic_pyenv *env, dgm_error *er
 		if (c.named) {
 			dgm_error_prefix(err, "%s:%d: cannot read the value of '%s'", m->path,
 					 as[k].line, key_names[k]);
+			dgm_error_hint(err, "dgmigrate reads literals, and names bound to them in the "
+				       "project's own modules; write the value as a literal, list the "
+				       "module's root folder in prepend_sys_path, or let Alembic read "
+				       "the graph (--read-with-alembic; it imports the project's code)");
 		} else {
 			dgm_error_set(err, DGM_E_ALEMBIC, "%s:%d: the value of '%s' is not a literal "
 				      "(a string, None, or a tuple or list of strings, or a name "

@@ -182,3 +182,41 @@ test_computed_constant_is_reported_with_file_and_line() {
 	expect_err "30018084ec99_initial.py:11: cannot read the value of 'branch_labels'"
 	expect_err "nlike/db/migration/cli.py:8: the value of 'CONTRACT_BRANCH' is not a literal"
 }
+
+# Point 2 of issue 17: what static reading cannot answer, Alembic itself can
+# be asked on request - in the work tree and at a tag - and the result says
+# it was read by Alembic.
+test_read_with_alembic_reads_computed_values() {
+	cp -a "$ROOT/fixtures/alembic/neutron-like" nl
+	cd nl
+	git init -q
+	sed -i "s/^CONTRACT_BRANCH = 'contract'/CONTRACT_BRANCH = os.environ.get('B', 'contract')/" \
+		nlike/db/migration/cli.py
+	git add -A && git -c user.name=t -c user.email=t@example.com commit -qm r1 && git tag r1
+	run_dgm heads
+	expect_rc 1
+	expect_err "--read-with-alembic"
+	want=$(alembic heads 2>/dev/null | awk '{print $1, $2}')
+	[[ $want == *"(contract)"* ]] || fail "alembic heads: $want"
+	run_dgm heads --read-with-alembic
+	expect_rc 0
+	expect_out "(read by Alembic)"
+	[[ $want == "$(grep -v '^(read by' <<<"$out" | awk '{print $1, $2}')" ]] ||
+		fail "heads: alembic '$want', dgmigrate '$out'"
+	# at the tag, from a temporary export, while the work tree has lost the module
+	rm nlike/db/migration/cli.py
+	run_dgm graph --json --at r1 --read-with-alembic
+	expect_rc 0
+	expect_out '"read_by":"alembic"'
+	[[ $(alembic_graph_of_tag) == "$(dgm_graph "$out")" ]] || fail "graph at r1 differs:
+$(dgm_graph "$out")"
+}
+
+# alembic_graph in an export of r1 (the work tree has changed).
+alembic_graph_of_tag() {
+	local d
+	d=$(mktemp -d)
+	git archive r1 | tar -x -C "$d"
+	(cd "$d" && alembic_graph)
+	rm -rf "$d"
+}
