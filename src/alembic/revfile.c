@@ -822,8 +822,9 @@ static int load_module(pymod **out, dgm_alembic_pyenv *env, const char *path, in
 	if (ret != 0)
 		return -1;
 	(*out)->name = dgm_xstrdup(name);
-	(*out)->package = kind == 2 || !strcmp(path + strlen(path) - strlen("__init__.py"),
-						 "__init__.py");
+	(*out)->package = kind == 2 || (strlen(path) >= strlen("__init__.py") &&
+					!strcmp(path + strlen(path) - strlen("__init__.py"),
+						"__init__.py"));
 	env->mods = dgm_xrealloc(env->mods, (env->nmods + 1) * sizeof(*env->mods));
 	env->mods[env->nmods++] = *out;
 	return 0;
