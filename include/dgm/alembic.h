@@ -83,6 +83,8 @@ typedef struct dgm_alembic_config {
 	bool explicit_locations;
 	bool recursive;            /* recursive_version_locations (Alembic >= 1.10) */
 	bool sourceless;           /* sourceless = true */
+	char **sys_path;           /* prepend_sys_path folders, in order */
+	size_t nsys_path;
 } dgm_alembic_config;
 
 /* Read the settings from ini text (INI_PATH is its tree-relative path). */
@@ -120,6 +122,24 @@ typedef struct dgm_alembic_revfile {
 int dgm_alembic_revfile_parse(dgm_alembic_revfile *rf, const char *path, const char *text,
 			      size_t len, dgm_error *err);
 void dgm_alembic_revfile_free(dgm_alembic_revfile *rf);
+
+/* Where revision files find the project's modules: a value may be a
+ * name (`X`, `mod.X`, `pkg.mod.X`), or a tuple or list of them, bound
+ * at the top level of the revision file by an assignment or an import;
+ * the module is looked up as Python would, under the folder above the
+ * revision file's outermost package and the SYS_PATH folders (tree
+ * paths), read as text through TREE, and its top-level assignment of a
+ * literal (or of another such name, a few levels deep) is the value.
+ * Modules read are kept for the next files. */
+typedef struct dgm_alembic_pyenv dgm_alembic_pyenv;
+
+dgm_alembic_pyenv *dgm_alembic_pyenv_new(dgm_tree *tree, char *const *sys_path, size_t n);
+void dgm_alembic_pyenv_free(dgm_alembic_pyenv *env);
+/* dgm_alembic_revfile_parse, resolving names through ENV (NULL: only
+ * names assigned in the file itself). A name that cannot be read
+ * statically is an error naming the file, line and name. */
+int dgm_alembic_revfile_parse_in(dgm_alembic_revfile *rf, const char *path, const char *text,
+				 size_t len, dgm_alembic_pyenv *env, dgm_error *err);
 
 /* ---- the graph -------------------------------------------------------- */
 
@@ -173,6 +193,9 @@ typedef struct dgm_alembic_script {
 	dgm_alembic_rev **bases;        /* down_revision None, load order */
 	size_t nbases;
 	struct dgm_alembic_graph *graph; /* private */
+	/* Loaded by running Alembic (dgm_project_load_graph_alembic), not
+	 * read as text: shown as "read by Alembic". */
+	bool read_by_alembic;
 } dgm_alembic_script;
 
 /* Load a project: ini -> version folders -> files -> graph. INI_PATH is

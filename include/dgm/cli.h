@@ -67,23 +67,6 @@ const dgm_opt *dgm_cli_global_opts(void);
 void dgm_cli_write_man(FILE *f, const char *version);
 void dgm_cli_write_bash_completion(FILE *f);
 
-/* Load the Alembic graph of repo (ini_rel: alembic.ini's path inside
- * it) from the work tree, or as it stood at `at` when not NULL. */
-int dgm_cli_load_graph(dgm_alembic_script **out, const char *repo, const char *ini_rel,
-		       const char *at, dgm_error *err);
-/* alembic.ini's path relative to the repository, from the plan's
- * absolute alembic.config. */
-const char *dgm_cli_ini_rel(const char *config, const char *repo);
-
-/* Append the tags (", "-separated) whose Alembic graph holds rev. */
-int dgm_cli_tags_knowing(dgm_buf *out, const char *repo_dir, const char *ini_rel,
-			 const char *rev);
-/* Fail when a database revision is not in the graph s (the database is
- * ahead of the code), naming the revision and the tags that know it. */
-int dgm_cli_check_db_known(const dgm_alembic_script *s, char *const *revs, size_t n,
-			   const char *repo, const char *ini_rel, const char *code_name,
-			   dgm_error *err);
-
 /* Commands (src/cli/<name>.c). */
 int dgm_cmd_validate(const dgm_args *args, dgm_error *err);
 int dgm_cmd_backups(const dgm_args *args, dgm_error *err);

@@ -204,6 +204,40 @@ out:
 	return ret;
 }
 
+/* prepend_sys_path: Alembic 1.8 splits it on re.split(r", *|(?: +)|:")
+ * and puts the pieces in front of sys.path; relative ones are relative
+ * to the working folder. A folder outside the repository holds no
+ * module of the project: it is left out. */
+static int read_sys_path(dgm_alembic_config *cfg, const ctx *c, const dgm_alembic_ini *ini,
+			 const char *section, dgm_error *err)
+{
+	char *value = NULL, **parts = NULL;
+	size_t n = 0;
+
+	if (dgm_alembic_ini_get(&value, ini, section, "prepend_sys_path", err) != 0)
+		return -1;
+	if (value && *value) {
+		for (char *p = value; *p; p++)
+			if (*p == ':')
+				*p = ',';
+		split_legacy(&parts, &n, value);
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *p = NULL;
+		dgm_error ignored = DGM_ERROR_INIT;
+
+		if (resolve(&p, c, "prepend_sys_path", parts[i], &ignored) == 0) {
+			cfg->sys_path = dgm_xrealloc(cfg->sys_path,
+						     (cfg->nsys_path + 1) * sizeof(*cfg->sys_path));
+			cfg->sys_path[cfg->nsys_path++] = p;
+		}
+		free(parts[i]);
+	}
+	free(parts);
+	free(value);
+	return 0;
+}
+
 static int read_bool(bool *out, const dgm_alembic_ini *ini, const char *section,
 		     const char *key, const char *path, dgm_error *err)
 {
@@ -285,6 +319,7 @@ int dgm_alembic_config_parse(dgm_alembic_config *cfg, const char *ini_path, cons
 	}
 	if (resolve(&cfg->script_location, &c, "script_location", loc, err) != 0 ||
 	    read_locations(cfg, &c, ini, section, err) != 0 ||
+	    read_sys_path(cfg, &c, ini, section, err) != 0 ||
 	    read_bool(&cfg->recursive, ini, section, "recursive_version_locations",
 		      cfg->ini_path, err) != 0)
 		goto out;
@@ -318,5 +353,8 @@ void dgm_alembic_config_free(dgm_alembic_config *cfg)
 	for (size_t i = 0; i < cfg->nversion_locations; i++)
 		free(cfg->version_locations[i]);
 	free(cfg->version_locations);
+	for (size_t i = 0; i < cfg->nsys_path; i++)
+		free(cfg->sys_path[i]);
+	free(cfg->sys_path);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -39,6 +39,7 @@ typedef struct loader {
 	char **paths;          /* owned keys of `seen` */
 	size_t npaths;
 	dgm_buf text;
+	dgm_alembic_pyenv *env;  /* the project's modules, for names */
 } loader;
 
 static int on_entry(const char *name, bool is_dir, void *payload)
@@ -111,8 +112,8 @@ static int read_file(loader *ld, const char *path, dgm_error *err)
 	{
 		dgm_alembic_revfile rf;
 
-		if (dgm_alembic_revfile_parse(&rf, path, dgm_buf_cstr(&ld->text), ld->text.len,
-					      err) != 0)
+		if (dgm_alembic_revfile_parse_in(&rf, path, dgm_buf_cstr(&ld->text),
+						 ld->text.len, ld->env, err) != 0)
 			return -1;
 		dgm_alembic_script_add(ld->s, &rf);
 	}
@@ -267,6 +268,7 @@ int dgm_alembic_load(dgm_alembic_script **out, dgm_tree *tree, const char *ini_p
 	ld.s->config = cfg;
 	ld.cfg = &ld.s->config;
 	ld.sort = opts && opts->sort_files;
+	ld.env = dgm_alembic_pyenv_new(tree, cfg.sys_path, cfg.nsys_path);
 	dgm_strmap_init(&ld.seen, 256);
 	if (tree->kind(tree->ctx, cfg.script_location) != 2) {
 		dgm_error_set(err, DGM_E_ALEMBIC, "path doesn't exist: '%s'", cfg.script_location);
@@ -281,6 +283,7 @@ int dgm_alembic_load(dgm_alembic_script **out, dgm_tree *tree, const char *ini_p
 	ret = 0;
 out:
 	dgm_alembic_free(ld.s);
+	dgm_alembic_pyenv_free(ld.env);
 	dgm_strmap_free(&ld.seen);
 	for (size_t i = 0; i < ld.npaths; i++)
 		free(ld.paths[i]);

@@ -17,12 +17,14 @@
  * value costs time linear in its length and stack bounded by the limit.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dgm/alembic.h"
 #include "dgm/buf.h"
 #include "dgm/log.h"
+#include "alembic_int.h"
 
 typedef enum tok_kind { T_NAME, T_STRING, T_OTHER, T_OP, T_NEWLINE } tok_kind;
 
@@ -363,9 +365,10 @@ static void string_value(dgm_buf *b, const tok *t)
 		dgm_buf_puts(b, "");
 }
 
-/* ---- literal values --------------------------------------------------- */
+/* ---- values ----------------------------------------------------------- */
 
-typedef enum val_kind { V_NONE, V_STR, V_SEQ } val_kind;
+/* V_MOD: a module (str is its dotted name), met while following a name */
+typedef enum val_kind { V_NONE, V_STR, V_SEQ, V_MOD } val_kind;
 
 typedef struct value {
 	val_kind kind;
@@ -393,96 +396,192 @@ static bool is_name(const tok *t, const char *name)
 	return t->kind == T_NAME && t->len == strlen(name) && !memcmp(t->p, name, t->len);
 }
 
-static int parse_value(value *out, const tok *toks, size_t a, size_t b, bool in_seq);
+/* ---- modules and the names they bind ---------------------------------- */
 
-/* One element: strings, None, or a bracketed sequence. *next gets the
- * token after it. Returns -1 when it is not a literal. */
-static int parse_elem(value *out, const tok *toks, size_t a, size_t b, size_t *next)
+/* A name bound at column 0: by an assignment (tokens [a, b) are its
+ * value) or by an import (module, and attr for `from module import`). */
+typedef struct binding {
+	char *name;
+	int line;
+	size_t a, b;
+	char *module;
+	char *attr;
+} binding;
+
+/* One Python file read as text: a revision file or a module it imports. */
+typedef struct pymod {
+	char *path;      /* tree path */
+	char *name;      /* dotted module name; NULL for a revision file */
+	bool package;    /* an __init__.py */
+	char *src;
+	tok *toks;
+	size_t ntoks;
+	binding *binds;
+	size_t nbinds;
+} pymod;
+
+struct dgm_alembic_pyenv {
+	dgm_tree *tree;
+	char **sys_path;        /* prepend_sys_path folders */
+	size_t nsys_path;
+	char **roots;           /* of the revision file being read */
+	size_t nroots;
+	pymod **mods;           /* modules read so far */
+	size_t nmods;
+};
+
+/* A name leads to another at most this many times (e.g. a label from a
+ * constant that is another module's constant). */
+#define MAX_NAME_DEPTH 6
+
+static void pymod_free(pymod *m)
 {
-	memset(out, 0, sizeof(*out));
-	if (a >= b)
-		return -1;
-	if (toks[a].kind == T_STRING) {
-		dgm_buf s = DGM_BUF_INIT;
-
-		for (; a < b && toks[a].kind == T_STRING; a++) {
-			if (toks[a].prefix & (STR_BYTES | STR_F)) {
-				dgm_buf_free(&s);
-				return -1;
-			}
-			string_value(&s, &toks[a]);
-		}
-		out->kind = V_STR;
-		out->str = dgm_buf_detach(&s);
-		*next = a;
-		return 0;
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->nbinds; i++) {
+		free(m->binds[i].name);
+		free(m->binds[i].module);
+		free(m->binds[i].attr);
 	}
-	if (is_name(&toks[a], "None")) {
-		out->kind = V_NONE;
-		*next = a + 1;
-		return 0;
-	}
-	if (is_open(&toks[a])) {
-		size_t close = toks[a].match;
-		bool paren = is_op(&toks[a], "(");
-
-		/* recursion is bounded by MAX_NESTING */
-		if (close == 0 || close >= b)
-			return -1;
-		*next = close + 1;
-		if (close == a + 1) {
-			out->kind = V_SEQ;
-			return 0;
-		}
-		if (parse_value(out, toks, a + 1, close, !paren) != 0)
-			return -1;
-		return 0;
-	}
-	return -1;
+	free(m->binds);
+	free(m->toks);
+	free(m->src);
+	free(m->path);
+	free(m->name);
+	free(m);
 }
 
-static void seq_add(value *seq, value *elem)
+static void bind(pymod *m, char *name, int line, size_t a, size_t b, char *module, char *attr)
 {
-	seq->items = dgm_xrealloc(seq->items, (seq->nitems + 1) * sizeof(*seq->items));
-	seq->items[seq->nitems++] = elem->str;
-	elem->str = NULL;
+	binding *x;
+
+	m->binds = dgm_xrealloc(m->binds, (m->nbinds + 1) * sizeof(*m->binds));
+	x = &m->binds[m->nbinds++];
+	x->name = name;
+	x->line = line;
+	x->a = a;
+	x->b = b;
+	x->module = module;
+	x->attr = attr;
 }
 
-/* value := elem (',' elem)* [','] ; a comma makes a tuple. With
- * force_seq (inside [] or {}) the result is a sequence anyway; the
- * items of a sequence must be strings. */
-static int parse_value(value *out, const tok *toks, size_t a, size_t b, bool force_seq)
+/* The last binding of NAME on a line before `before`. */
+static const binding *lookup(const pymod *m, const char *name, int before)
 {
-	value seq = { V_SEQ, NULL, NULL, 0 }, elem;
-	bool comma = false;
-	size_t count = 0;
+	for (size_t i = m->nbinds; i-- > 0;)
+		if (m->binds[i].line < before && !strcmp(m->binds[i].name, name))
+			return &m->binds[i];
+	return NULL;
+}
 
-	while (a < b) {
-		if (parse_elem(&elem, toks, a, b, &a) != 0)
-			goto fail;
-		if (a < b && !is_op(&toks[a], ",")) {
-			value_free(&elem);
-			goto fail;
-		}
-		if (a < b) {
-			comma = true;
-			a++;
-		}
-		if (count++ == 0 && a >= b && !comma && !force_seq) {
-			*out = elem;
-			return 0;
-		}
-		if (elem.kind != V_STR) {
-			value_free(&elem);
-			goto fail;
-		}
-		seq_add(&seq, &elem);
+/* A dotted name NAME ('.' NAME)* at toks[a]: malloc'd, *next after it. */
+static char *dotted(const tok *toks, size_t a, size_t b, size_t *next)
+{
+	dgm_buf s = DGM_BUF_INIT;
+
+	if (a >= b || toks[a].kind != T_NAME)
+		return NULL;
+	dgm_buf_put(&s, toks[a].p, toks[a].len);
+	a++;
+	while (a + 1 < b && toks[a].kind == T_OP && toks[a].len == 1 && toks[a].p[0] == '.' &&
+	       toks[a + 1].kind == T_NAME) {
+		dgm_buf_putc(&s, '.');
+		dgm_buf_put(&s, toks[a + 1].p, toks[a + 1].len);
+		a += 2;
 	}
-	*out = seq;
-	return 0;
-fail:
-	value_free(&seq);
-	return -1;
+	*next = a;
+	return dgm_buf_detach(&s);
+}
+
+static bool tok_is(const tok *t, tok_kind kind, const char *text)
+{
+	return t->kind == kind && t->len == strlen(text) && !memcmp(t->p, text, t->len);
+}
+
+/* `import a.b.c` binds a (the package); `import a.b as c` binds c. */
+static void import_stmt(pymod *m, const tok *toks, size_t a, size_t b)
+{
+	for (size_t i = a + 1; i < b;) {
+		size_t next;
+		char *mod = dotted(toks, i, b, &next);
+
+		if (!mod)
+			return;
+		if (next + 1 < b && tok_is(&toks[next], T_NAME, "as") &&
+		    toks[next + 1].kind == T_NAME) {
+			bind(m, dgm_xstrndup(toks[next + 1].p, toks[next + 1].len), toks[a].line,
+			     0, 0, mod, NULL);
+			next += 2;
+		} else {
+			bind(m, dgm_xstrndup(mod, strcspn(mod, ".")), toks[a].line, 0, 0,
+			     dgm_xstrndup(mod, strcspn(mod, ".")), NULL);
+			free(mod);
+		}
+		if (next < b && !tok_is(&toks[next], T_OP, ","))
+			return;
+		i = next + 1;
+	}
+}
+
+/* The absolute module of `from .x import` inside module m, or NULL. */
+static char *relative_base(const pymod *m, size_t dots, const char *rest)
+{
+	char *base;
+
+	if (!m->name)
+		return NULL;  /* a revision file is loaded from its path, not a package */
+	base = dgm_xstrdup(m->name);
+	for (size_t i = m->package ? 1 : 0; i < dots; i++) {
+		char *dot = strrchr(base, '.');
+
+		if (!dot) {
+			free(base);
+			return NULL;
+		}
+		*dot = '\0';
+	}
+	if (rest) {
+		char *full = dgm_xasprintf("%s.%s", base, rest);
+
+		free(base);
+		base = full;
+	}
+	return base;
+}
+
+/* `from [.]mod import x [as y], ...` (also in parentheses). */
+static void from_stmt(pymod *m, const tok *toks, size_t a, size_t b)
+{
+	size_t i = a + 1, dots = 0;
+	char *mod = NULL, *rest = NULL;
+
+	for (; i < b && toks[i].kind == T_OP && (tok_is(&toks[i], T_OP, ".") ||
+						  tok_is(&toks[i], T_OP, "...")); i++)
+		dots += toks[i].len;
+	if (i < b && toks[i].kind == T_NAME && !tok_is(&toks[i], T_NAME, "import"))
+		rest = dotted(toks, i, b, &i);
+	mod = dots ? relative_base(m, dots, rest) : rest;
+	if (dots)
+		free(rest);
+	if (!mod || i >= b || !tok_is(&toks[i], T_NAME, "import")) {
+		free(mod);
+		return;
+	}
+	for (i++; i < b; i++) {
+		const tok *name = &toks[i], *alias = name;
+
+		if (tok_is(name, T_OP, "(") || tok_is(name, T_OP, ")") || tok_is(name, T_OP, ","))
+			continue;
+		if (name->kind != T_NAME)
+			break;  /* `*`: names we cannot know; left unbound */
+		if (i + 2 < b && tok_is(&toks[i + 1], T_NAME, "as") && toks[i + 2].kind == T_NAME) {
+			alias = &toks[i + 2];
+			i += 2;
+		}
+		bind(m, dgm_xstrndup(alias->p, alias->len), toks[a].line, 0, 0, dgm_xstrdup(mod),
+		     dgm_xstrndup(name->p, name->len));
+	}
+	free(mod);
 }
 
 /* ---- statements ------------------------------------------------------- */
@@ -494,7 +593,7 @@ static const char *const key_names[K_COUNT] = {
 
 typedef struct assign {
 	bool set;
-	bool literal;
+	size_t a, b;  /* the value's tokens */
 	value v;
 	int line;
 } assign;
@@ -507,24 +606,31 @@ static int key_of(const tok *t)
 	return -1;
 }
 
-static void record(assign *as, int key, const tok *toks, size_t a, size_t b, int line)
+/* Target toks[t] (a lone name) gets the value toks[a, b). */
+static void target(assign *as, pymod *m, const tok *toks, size_t t, size_t a, size_t b)
 {
-	value v;
+	int key = as ? key_of(&toks[t]) : -1;
 
-	value_free(&as[key].v);
-	as[key].set = true;
-	as[key].line = line;
-	as[key].literal = parse_value(&v, toks, a, b, false) == 0;
-	if (as[key].literal)
-		as[key].v = v;
+	if (key >= 0) {
+		as[key].set = true;
+		as[key].line = toks[t].line;
+		as[key].a = a;
+		as[key].b = b;
+	}
+	bind(m, dgm_xstrndup(toks[t].p, toks[t].len), toks[t].line, a, b, NULL, NULL);
 }
 
-/* An assignment statement toks[a, b): record the targets we care about. */
-static void statement(assign *as, const tok *toks, size_t a, size_t b)
+/* A statement toks[a, b): record the names it binds (and, in a revision
+ * file, the keys we care about). */
+static void statement(assign *as, pymod *m, const tok *toks, size_t a, size_t b)
 {
 	size_t eq[16], neq = 0, seg = a;
 	int depth = 0;
 
+	if (is_name(&toks[a], "import"))
+		return import_stmt(m, toks, a, b);
+	if (is_name(&toks[a], "from"))
+		return from_stmt(m, toks, a, b);
 	if (b - a >= 2 && toks[a].kind == T_NAME && is_op(&toks[a + 1], ":")) {
 		/* annotated: NAME ':' annotation '=' value */
 		for (size_t i = a + 2; i < b; i++) {
@@ -533,10 +639,7 @@ static void statement(assign *as, const tok *toks, size_t a, size_t b)
 			else if (is_close(&toks[i]))
 				depth--;
 			else if (depth == 0 && is_op(&toks[i], "=")) {
-				int key = key_of(&toks[a]);
-
-				if (key >= 0)
-					record(as, key, toks, i + 1, b, toks[a].line);
+				target(as, m, toks, a, i + 1, b);
 				return;
 			}
 		}
@@ -551,10 +654,8 @@ static void statement(assign *as, const tok *toks, size_t a, size_t b)
 			eq[neq++] = i;
 	}
 	for (size_t k = 0; k < neq; k++) {
-		int key = (eq[k] == seg + 1) ? key_of(&toks[seg]) : -1;
-
-		if (key >= 0)
-			record(as, key, toks, eq[neq - 1] + 1, b, toks[seg].line);
+		if (eq[k] == seg + 1 && toks[seg].kind == T_NAME)
+			target(as, m, toks, seg, eq[neq - 1] + 1, b);
 		seg = eq[k] + 1;
 	}
 }
@@ -594,10 +695,12 @@ static char *docstring(const tok *toks, size_t a, size_t b)
 	return doc;
 }
 
-/* Walk the logical lines; statements at column 0 only. */
-static void statements(assign *as, char **doc, const tok *toks, size_t ntoks)
+/* Walk the logical lines; statements at column 0 only. doc may be NULL
+ * (an imported module). */
+static void statements(assign *as, char **doc, pymod *m)
 {
-	size_t start = 0;
+	const tok *toks = m->toks;
+	size_t ntoks = m->ntoks, start = 0;
 	bool first = true;
 
 	while (start < ntoks) {
@@ -610,9 +713,9 @@ static void statements(assign *as, char **doc, const tok *toks, size_t ntoks)
 			if (i < end && !is_op(&toks[i], ";"))
 				continue;
 			if (i > a && toks[start].col == 0) {
-				if (first)
+				if (first && doc)
 					*doc = docstring(toks, a, i);
-				statement(as, toks, a, i);
+				statement(as, m, toks, a, i);
 			}
 			if (i > a)
 				first = false;
@@ -620,6 +723,363 @@ static void statements(assign *as, char **doc, const tok *toks, size_t ntoks)
 		}
 		start = end + 1;
 	}
+}
+
+/* Python reads source with universal newlines; a UTF-8 BOM is skipped. */
+static char *normalize_newlines(const char *text, size_t len, size_t *out_len)
+{
+	char *out = dgm_xmalloc(len + 1);
+	size_t o = 0, i = 0;
+
+	if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3))
+		i = 3;
+	for (; i < len; i++) {
+		if (text[i] == '\r') {
+			out[o++] = '\n';
+			if (i + 1 < len && text[i + 1] == '\n')
+				i++;
+		} else {
+			out[o++] = text[i];
+		}
+	}
+	out[o] = '\0';
+	*out_len = o;
+	return out;
+}
+
+/* Lex TEXT (the file PATH) into a new pymod; its bindings (and, with
+ * `as`, the keys) are recorded. */
+static int pymod_read(pymod **out, const char *path, const char *text, size_t len,
+		      assign *as, char **doc, dgm_error *err)
+{
+	pymod *m = dgm_xcalloc(1, sizeof(*m));
+	lexer lx;
+	size_t n;
+
+	*out = NULL;
+	memset(&lx, 0, sizeof(lx));
+	m->path = dgm_xstrdup(path);
+	m->src = normalize_newlines(text, len, &n);
+	lx.path = path;
+	lx.s = m->src;
+	lx.n = n;
+	lx.line = 1;
+	if (lex(&lx, err) != 0) {
+		free(lx.toks);
+		pymod_free(m);
+		return -1;
+	}
+	m->toks = lx.toks;
+	m->ntoks = lx.ntoks;
+	statements(as, doc, m);
+	*out = m;
+	return 0;
+}
+
+/* ---- evaluating a value: literals, and names of the project ---------- */
+
+/* What evaluating one key needs. */
+typedef struct ectx {
+	dgm_alembic_pyenv *env;  /* NULL: names of the file itself only */
+	bool named;              /* a name was followed */
+	dgm_error *err;
+} ectx;
+
+static int eval_value(value *out, ectx *c, pymod *m, size_t a, size_t b, bool force_seq,
+		      int line, const char *what, int depth);
+static int eval_name(value *out, ectx *c, pymod *m, const char *name, int line, int depth);
+
+static int not_literal(ectx *c, const pymod *m, int line, const char *what)
+{
+	return dgm_error_set(c->err, DGM_E_ALEMBIC, "%s:%d: the value of '%s' is not a literal "
+			     "(a string, None, or a tuple or list of strings)", m->path, line, what);
+}
+
+static pymod *cached(dgm_alembic_pyenv *env, const char *path)
+{
+	for (size_t i = 0; i < env->nmods; i++)
+		if (!strcmp(env->mods[i]->path, path))
+			return env->mods[i];
+	return NULL;
+}
+
+/* Read the module file PATH (kind: 1 a file, 2 a namespace folder). */
+static int load_module(pymod **out, dgm_alembic_pyenv *env, const char *path, int kind,
+		       const char *name, dgm_error *err)
+{
+	dgm_buf text = DGM_BUF_INIT;
+	int ret = 0;
+
+	if ((*out = cached(env, path)) != NULL)
+		return 0;
+	if (kind == 2) {
+		*out = dgm_xcalloc(1, sizeof(**out));
+		(*out)->path = dgm_xstrdup(path);
+	} else if ((ret = env->tree->read(env->tree->ctx, path, &text, err)) == 0) {
+		ret = pymod_read(out, path, dgm_buf_cstr(&text), text.len, NULL, NULL, err);
+	}
+	dgm_buf_free(&text);
+	if (ret != 0)
+		return -1;
+	(*out)->name = dgm_xstrdup(name);
+	(*out)->package = kind == 2 || (strlen(path) >= strlen("__init__.py") &&
+					!strcmp(path + strlen(path) - strlen("__init__.py"),
+						"__init__.py"));
+	env->mods = dgm_xrealloc(env->mods, (env->nmods + 1) * sizeof(*env->mods));
+	env->mods[env->nmods++] = *out;
+	return 0;
+}
+
+/* The file of module NAME under the roots, as Python's path finder
+ * looks: ROOT/a/b.py, ROOT/a/b/__init__.py, then a namespace folder.
+ * *out NULL when there is none (no error). */
+static int find_module(pymod **out, dgm_alembic_pyenv *env, const char *name, dgm_error *err)
+{
+	char *rel = dgm_xstrdup(name);
+	int ret = 0;
+
+	*out = NULL;
+	for (char *p = rel; *p; p++)
+		if (*p == '.')
+			*p = '/';
+	for (size_t r = 0; env && !*out && ret == 0 && r < env->nroots; r++) {
+		char *py = dgm_xasprintf("%s.py", rel), *init = dgm_xasprintf("%s/__init__.py", rel);
+		char *cand[3] = { dgm_alembic_path_join(env->roots[r], py),
+				  dgm_alembic_path_join(env->roots[r], init),
+				  dgm_alembic_path_join(env->roots[r], rel) };
+
+		for (int i = 0; i < 3 && !*out && ret == 0; i++) {
+			int kind = cand[i] ? env->tree->kind(env->tree->ctx, cand[i]) : 0;
+
+			if (kind == (i == 2 ? 2 : 1))
+				ret = load_module(out, env, cand[i], kind, name, err);
+		}
+		for (int i = 0; i < 3; i++)
+			free(cand[i]);
+		free(py);
+		free(init);
+	}
+	free(rel);
+	return ret;
+}
+
+static int no_module(ectx *c, const pymod *from, int line, const char *name)
+{
+	dgm_buf roots = DGM_BUF_INIT;
+
+	for (size_t i = 0; c->env && i < c->env->nroots; i++)
+		dgm_buf_printf(&roots, "%s'%s'", i ? ", " : "", *c->env->roots[i] ?
+			       c->env->roots[i] : ".");
+	dgm_error_set(c->err, DGM_E_ALEMBIC, "%s:%d: module '%s' is not a file of the project "
+		      "(looked under: %s)", from->path, line, name, roots.len ? roots.ptr : "none");
+	dgm_error_hint(c->err, "dgmigrate reads names only from the project's own modules: "
+		       "write the value as a literal, or list the module's root folder in "
+		       "prepend_sys_path");
+	dgm_buf_free(&roots);
+	return -1;
+}
+
+static int eval_binding(value *out, ectx *c, pymod *m, const binding *b, int depth);
+
+/* Attribute ATTR of module MOD (imported by `from` at from:line). */
+static int module_attr(value *out, ectx *c, const pymod *from, int line, const char *mod,
+		       const char *attr, int depth)
+{
+	char *sub = dgm_xasprintf("%s.%s", mod, attr);
+	pymod *m, *s;
+	const binding *b;
+	int ret = -1;
+
+	if (find_module(&m, c->env, mod, c->err) != 0)
+		goto out;
+	if (!m) {
+		no_module(c, from, line, mod);
+		goto out;
+	}
+	if ((b = lookup(m, attr, INT_MAX)) != NULL) {
+		ret = eval_binding(out, c, m, b, depth + 1);
+		goto out;
+	}
+	if (find_module(&s, c->env, sub, c->err) != 0)
+		goto out;
+	if (s) {
+		out->kind = V_MOD;
+		out->str = sub;
+		sub = NULL;
+		ret = 0;
+		goto out;
+	}
+	dgm_error_set(c->err, DGM_E_ALEMBIC, "%s:%d: '%s' is not assigned at the top level of "
+		      "'%s' (module '%s')", from->path, line, attr, m->path, mod);
+out:
+	free(sub);
+	return ret;
+}
+
+static int eval_binding(value *out, ectx *c, pymod *m, const binding *b, int depth)
+{
+	if (depth > MAX_NAME_DEPTH)
+		return dgm_error_set(c->err, DGM_E_ALEMBIC, "%s:%d: '%s': more than %d names lead "
+				     "to its value (an import cycle?)", m->path, b->line, b->name,
+				     MAX_NAME_DEPTH);
+	if (!b->module)
+		return eval_value(out, c, m, b->a, b->b, false, b->line, b->name, depth);
+	if (!b->attr) {
+		out->kind = V_MOD;
+		out->str = dgm_xstrdup(b->module);
+		return 0;
+	}
+	return module_attr(out, c, m, b->line, b->module, b->attr, depth);
+}
+
+/* NAME (dotted) used at line in m: a name bound at m's top level (in a
+ * revision file: before that line, as Python runs it), then attributes
+ * of the modules it leads to. */
+static int eval_name(value *out, ectx *c, pymod *m, const char *name, int line, int depth)
+{
+	size_t len = strcspn(name, ".");
+	char *first = dgm_xstrndup(name, len);
+	const char *rest = name[len] ? name + len + 1 : NULL;
+	const binding *b = lookup(m, first, m->name ? INT_MAX : line);
+	int ret;
+
+	c->named = true;
+	free(first);
+	if (!b)
+		return dgm_error_set(c->err, DGM_E_ALEMBIC, "%s:%d: name '%.*s' is not assigned or "
+				     "imported at the top level of the file", m->path, line,
+				     (int)len, name);
+	ret = eval_binding(out, c, m, b, depth + 1);
+	while (ret == 0 && rest) {
+		char *seg = dgm_xstrndup(rest, strcspn(rest, "."));
+		char *mod = out->str;
+
+		rest = rest[strlen(seg)] ? rest + strlen(seg) + 1 : NULL;
+		if (out->kind != V_MOD) {
+			ret = dgm_error_set(c->err, DGM_E_ALEMBIC, "%s:%d: '%s': '%s' is not a "
+					    "module", m->path, line, name, seg);
+		} else {
+			out->str = NULL;
+			value_free(out);
+			ret = module_attr(out, c, m, line, mod, seg, depth + 1);
+		}
+		free(mod);
+		free(seg);
+	}
+	if (ret == 0 && out->kind == V_MOD)
+		ret = dgm_error_set(c->err, DGM_E_ALEMBIC, "%s:%d: '%s' is a module, not a value",
+				    m->path, line, name);
+	if (ret != 0)
+		value_free(out);
+	return ret;
+}
+
+/* One element: strings, None, a bracketed sequence or a (dotted) name.
+ * *next gets the token after it. */
+static int eval_elem(value *out, ectx *c, pymod *m, size_t a, size_t b, size_t *next, int line,
+		     const char *what, int depth)
+{
+	const tok *toks = m->toks;
+
+	memset(out, 0, sizeof(*out));
+	if (a >= b)
+		return not_literal(c, m, line, what);
+	if (toks[a].kind == T_STRING) {
+		dgm_buf s = DGM_BUF_INIT;
+
+		for (; a < b && toks[a].kind == T_STRING; a++) {
+			if (toks[a].prefix & (STR_BYTES | STR_F)) {
+				dgm_buf_free(&s);
+				return not_literal(c, m, line, what);
+			}
+			string_value(&s, &toks[a]);
+		}
+		out->kind = V_STR;
+		out->str = dgm_buf_detach(&s);
+		*next = a;
+		return 0;
+	}
+	if (is_name(&toks[a], "None")) {
+		out->kind = V_NONE;
+		*next = a + 1;
+		return 0;
+	}
+	if (is_open(&toks[a])) {
+		size_t close = toks[a].match;
+		bool paren = is_op(&toks[a], "(");
+
+		/* recursion is bounded by MAX_NESTING */
+		if (close == 0 || close >= b)
+			return not_literal(c, m, line, what);
+		*next = close + 1;
+		if (close == a + 1) {
+			out->kind = V_SEQ;
+			return 0;
+		}
+		return eval_value(out, c, m, a + 1, close, !paren, line, what, depth);
+	}
+	if (toks[a].kind == T_NAME) {
+		char *name = dotted(toks, a, b, next);
+		int ret;
+
+		/* a call, subscript or operator: computed */
+		if (*next < b && !is_op(&toks[*next], ",")) {
+			free(name);
+			return not_literal(c, m, line, what);
+		}
+		ret = eval_name(out, c, m, name, toks[a].line, depth);
+		free(name);
+		return ret;
+	}
+	return not_literal(c, m, line, what);
+}
+
+static void seq_add(value *seq, value *elem)
+{
+	seq->items = dgm_xrealloc(seq->items, (seq->nitems + 1) * sizeof(*seq->items));
+	seq->items[seq->nitems++] = elem->str;
+	elem->str = NULL;
+}
+
+/* value := elem (',' elem)* [','] ; a comma makes a tuple. With
+ * force_seq (inside [] or {}) the result is a sequence anyway; the
+ * items of a sequence must be strings. */
+static int eval_value(value *out, ectx *c, pymod *m, size_t a, size_t b, bool force_seq,
+		      int line, const char *what, int depth)
+{
+	value seq = { V_SEQ, NULL, NULL, 0 }, elem;
+	bool comma = false;
+	size_t count = 0;
+
+	memset(out, 0, sizeof(*out));
+	while (a < b) {
+		if (eval_elem(&elem, c, m, a, b, &a, line, what, depth) != 0)
+			goto fail;
+		if (a < b && !is_op(&m->toks[a], ",")) {
+			value_free(&elem);
+			not_literal(c, m, line, what);
+			goto fail;
+		}
+		if (a < b) {
+			comma = true;
+			a++;
+		}
+		if (count++ == 0 && a >= b && !comma && !force_seq) {
+			*out = elem;
+			return 0;
+		}
+		if (elem.kind != V_STR) {
+			value_free(&elem);
+			not_literal(c, m, line, what);
+			goto fail;
+		}
+		seq_add(&seq, &elem);
+	}
+	*out = seq;
+	return 0;
+fail:
+	value_free(&seq);
+	return -1;
 }
 
 /* ---- from assignments to the revfile ---------------------------------- */
@@ -660,14 +1120,35 @@ static void take_list(char ***out, size_t *n, value *v)
 	}
 }
 
-static int check_literals(const assign *as, const char *path, dgm_error *err)
+/* Evaluate the last assignment of each key: a literal, or names of the
+ * file and of the project's modules that lead to one. */
+static int eval_keys(assign *as, pymod *m, dgm_alembic_pyenv *env, dgm_error *err)
 {
-	for (int k = 0; k < K_COUNT; k++)
-		if (as[k].set && !as[k].literal)
-			return dgm_error_set(err, DGM_E_ALEMBIC,
-					     "%s:%d: the value of '%s' is not a literal (a string, "
-					     "None, or a tuple or list of strings)",
-					     path, as[k].line, key_names[k]);
+	for (int k = 0; k < K_COUNT; k++) {
+		ectx c = { env, false, err };
+
+		if (!as[k].set)
+			continue;
+		if (eval_value(&as[k].v, &c, m, as[k].a, as[k].b, false, as[k].line,
+			       key_names[k], 0) == 0)
+			continue;
+		if (c.named) {
+			dgm_error_prefix(err, "%s:%d: cannot read the value of '%s'", m->path,
+					 as[k].line, key_names[k]);
+			dgm_error_hint(err, "dgmigrate reads literals, and names bound to them in the "
+				       "project's own modules; write the value as a literal, list the "
+				       "module's root folder in prepend_sys_path, or let Alembic read "
+				       "the graph (--read-with-alembic; it imports the project's code)");
+		} else {
+			dgm_error_set(err, DGM_E_ALEMBIC, "%s:%d: the value of '%s' is not a literal "
+				      "(a string, None, or a tuple or list of strings, or a name "
+				      "of the project bound to one)", m->path, as[k].line,
+				      key_names[k]);
+			dgm_error_hint(err, "dgmigrate reads revision files as text and cannot run "
+				       "computed values");
+		}
+		return -1;
+	}
 	return 0;
 }
 
@@ -733,63 +1214,102 @@ static int take_relations(dgm_alembic_revfile *rf, assign *as, const char *path,
 	return 0;
 }
 
-/* Python reads source with universal newlines; a UTF-8 BOM is skipped. */
-static char *normalize_newlines(const char *text, size_t len, size_t *out_len)
+/* The roots Python would find the project's modules under, for the
+ * revision file PATH: the folder above the outermost package that holds
+ * it (the nearest folder with an __init__.py, then up while its parent
+ * is one too), then the ini's prepend_sys_path. */
+static void set_roots(dgm_alembic_pyenv *env, const char *path)
 {
-	char *out = dgm_xmalloc(len + 1);
-	size_t o = 0, i = 0;
+	char *dir = dgm_alembic_path_join(path, ".."), *top = NULL;
 
-	if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3))
-		i = 3;
-	for (; i < len; i++) {
-		if (text[i] == '\r') {
-			out[o++] = '\n';
-			if (i + 1 < len && text[i + 1] == '\n')
-				i++;
-		} else {
-			out[o++] = text[i];
+	for (size_t i = 0; i < env->nroots; i++)
+		free(env->roots[i]);
+	env->nroots = 0;
+	env->roots = dgm_xrealloc(env->roots, (env->nsys_path + 1) * sizeof(*env->roots));
+	while (dir) {
+		char *init = dgm_alembic_path_join(dir, "__init__.py");
+		bool pkg = env->tree->kind(env->tree->ctx, init) == 1;
+		char *up = *dir ? dgm_alembic_path_join(dir, "..") : NULL;
+
+		free(init);
+		if (pkg) {
+			free(top);
+			top = up ? dgm_xstrdup(up) : NULL;
+		} else if (top) {
+			free(up);
+			break;
 		}
+		free(dir);
+		dir = up;
 	}
-	out[o] = '\0';
-	*out_len = o;
-	return out;
+	free(dir);
+	if (top)
+		env->roots[env->nroots++] = top;
+	for (size_t i = 0; i < env->nsys_path; i++)
+		env->roots[env->nroots++] = dgm_xstrdup(env->sys_path[i]);
 }
 
-int dgm_alembic_revfile_parse(dgm_alembic_revfile *rf, const char *path, const char *text,
-			      size_t len, dgm_error *err)
+dgm_alembic_pyenv *dgm_alembic_pyenv_new(dgm_tree *tree, char *const *sys_path, size_t n)
 {
-	lexer lx;
+	dgm_alembic_pyenv *env = dgm_xcalloc(1, sizeof(*env));
+
+	env->tree = tree;
+	env->sys_path = dgm_xcalloc(n + 1, sizeof(*env->sys_path));
+	for (size_t i = 0; i < n; i++)
+		env->sys_path[i] = dgm_xstrdup(sys_path[i]);
+	env->nsys_path = n;
+	return env;
+}
+
+void dgm_alembic_pyenv_free(dgm_alembic_pyenv *env)
+{
+	if (!env)
+		return;
+	for (size_t i = 0; i < env->nsys_path; i++)
+		free(env->sys_path[i]);
+	for (size_t i = 0; i < env->nroots; i++)
+		free(env->roots[i]);
+	for (size_t i = 0; i < env->nmods; i++)
+		pymod_free(env->mods[i]);
+	free(env->sys_path);
+	free(env->roots);
+	free(env->mods);
+	free(env);
+}
+
+int dgm_alembic_revfile_parse_in(dgm_alembic_revfile *rf, const char *path, const char *text,
+				 size_t len, dgm_alembic_pyenv *env, dgm_error *err)
+{
 	assign as[K_COUNT];
-	char *src;
-	size_t n;
+	pymod *m = NULL;
 	int ret = -1;
 
 	memset(rf, 0, sizeof(*rf));
 	memset(as, 0, sizeof(as));
-	memset(&lx, 0, sizeof(lx));
 	rf->path = dgm_xstrdup(path);
-	src = normalize_newlines(text, len, &n);
-	lx.path = path;
-	lx.s = src;
-	lx.n = n;
-	lx.line = 1;
-	if (lex(&lx, err) != 0)
+	if (pymod_read(&m, path, text, len, as, &rf->doc, err) != 0)
 		goto out;
-	statements(as, &rf->doc, lx.toks, lx.ntoks);
 	if (!rf->doc)
 		rf->doc = dgm_xstrdup("");
-	if (check_literals(as, path, err) != 0 || take_revision(rf, as, path, err) != 0 ||
+	if (env)
+		set_roots(env, path);
+	if (eval_keys(as, m, env, err) != 0 || take_revision(rf, as, path, err) != 0 ||
 	    take_relations(rf, as, path, err) != 0)
 		goto out;
 	ret = 0;
 out:
 	for (int k = 0; k < K_COUNT; k++)
 		value_free(&as[k].v);
-	free(lx.toks);
-	free(src);
+	pymod_free(m);
 	if (ret != 0)
 		dgm_alembic_revfile_free(rf);
 	return ret;
+}
+
+int dgm_alembic_revfile_parse(dgm_alembic_revfile *rf, const char *path, const char *text,
+			      size_t len, dgm_error *err)
+{
+	return dgm_alembic_revfile_parse_in(rf, path, text, len, NULL, err);
 }
 
 static void free_list(char **l, size_t n)

@@ -59,6 +59,8 @@ static const dgm_opt graph_opts[] = {
 	{ "config", 0, "FILE", "alembic.ini, relative to the repository (default: alembic.ini)" },
 	{ "dot", 0, NULL, "print Graphviz DOT instead of a text tree" },
 	{ "json", 0, NULL, "print the result as JSON on stdout" },
+	{ "read-with-alembic", 0, NULL, "ask Alembic itself (imports the project's code) when "
+	  "revision files compute what cannot be read as text; shown as read by Alembic" },
 	DGM_OPT_END
 };
 
@@ -198,13 +200,13 @@ const dgm_cmd dgm_commands[] = {
 	  "snapshot, outcome, user, host, times, reason, and the run's JSON report.",
 	  json_only_opts, 1, 1, NULL },
 	{ "heads", dgm_cmd_heads, "the Alembic heads of the code, in the work tree or --at TAG",
-	  "[--repo DIR] [--config FILE] [--at TAG] [--json]",
+	  "[--repo DIR] [--config FILE] [--at TAG] [--json] [--read-with-alembic]",
 	  "Read alembic.ini and every revision file as text (nothing is imported or\n"
 	  "run) and print the heads as 'alembic heads' does. With --at TAG the files\n"
 	  "come from the tag's tree in git, whatever the work tree holds.",
 	  graph_opts, 0, 0, NULL },
 	{ "graph", dgm_cmd_graph, "the Alembic revision graph as a text tree, JSON or DOT",
-	  "[--repo DIR] [--config FILE] [--at TAG] [--dot] [--json]",
+	  "[--repo DIR] [--config FILE] [--at TAG] [--dot] [--json] [--read-with-alembic]",
 	  "Every revision, newest first (the order of 'alembic history'), with its\n"
 	  "branch labels, head/branchpoint/mergepoint marks, down revisions and\n"
 	  "depends_on. --dot prints Graphviz input: dgmigrate graph --dot | dot -Tsvg",

@@ -7,6 +7,7 @@
 #include "dgm/buf.h"
 #include "dgm/cli.h"
 #include "dgm/log.h"
+#include "dgm/project.h"
 
 static int load(dgm_alembic_script **s, const dgm_args *args, dgm_error *err)
 {
@@ -17,8 +18,19 @@ static int load(dgm_alembic_script **s, const dgm_args *args, dgm_error *err)
 	if (!config)
 		config = getenv("ALEMBIC_CONFIG") && *getenv("ALEMBIC_CONFIG") ?
 			 getenv("ALEMBIC_CONFIG") : "alembic.ini";
-	return dgm_cli_load_graph(s, repo ? repo : ".", config,
+	if (dgm_args_flag(args, "read-with-alembic"))
+		return dgm_project_load_graph_alembic(s, repo ? repo : ".", config,
+						      dgm_args_get(args, "at"), NULL, err);
+	return dgm_project_load_graph(s, repo ? repo : ".", config,
 				  dgm_args_get(args, "at"), err);
+}
+
+/* A graph Alembic loaded (the project's code ran) says so. */
+static void read_by(dgm_buf *b, const dgm_alembic_script *s, bool json)
+{
+	if (!s->read_by_alembic)
+		return;
+	dgm_buf_puts(b, json ? "\"read_by\":\"alembic\"," : "(read by Alembic)\n");
 }
 
 static void json_strs(dgm_buf *b, const char *const *v, size_t n)
@@ -74,7 +86,9 @@ int dgm_cmd_heads(const dgm_args *args, dgm_error *err)
 	if (load(&s, args, err))
 		return -1;
 	if (dgm_args_flag(args, "json")) {
-		dgm_buf_puts(&b, "{\"at\":");
+		dgm_buf_putc(&b, '{');
+		read_by(&b, s, true);
+		dgm_buf_puts(&b, "\"at\":");
 		if (at)
 			dgm_buf_json_str(&b, at);
 		else
@@ -87,6 +101,7 @@ int dgm_cmd_heads(const dgm_args *args, dgm_error *err)
 		}
 		dgm_buf_printf(&b, "],\"revisions\":%zu}\n", s->count);
 	} else {
+		read_by(&b, s, false);
 		for (size_t i = 0; i < s->nheads; i++) {
 			dgm_buf_puts(&b, s->heads[i]->id);
 			labels(&b, s->heads[i]);
@@ -150,19 +165,25 @@ int dgm_cmd_graph(const dgm_args *args, dgm_error *err)
 		return -1;
 	if (dgm_alembic_history(&st, s, NULL, NULL, err))
 		goto out;
-	if (dgm_args_flag(args, "dot"))
+	if (dgm_args_flag(args, "dot")) {
+		if (s->read_by_alembic)
+			dgm_buf_puts(&b, "// read by Alembic\n");
 		dot(&b, s);
-	else if (dgm_args_flag(args, "json")) {
-		dgm_buf_puts(&b, "{\"revisions\":[");
+	} else if (dgm_args_flag(args, "json")) {
+		dgm_buf_putc(&b, '{');
+		read_by(&b, s, true);
+		dgm_buf_puts(&b, "\"revisions\":[");
 		for (size_t i = 0; i < st.count; i++) {
 			if (i)
 				dgm_buf_putc(&b, ',');
 			json_rev(&b, st.revs[i]);
 		}
 		dgm_buf_puts(&b, "]}\n");
-	} else
+	} else {
+		read_by(&b, s, false);
 		for (size_t i = 0; i < st.count; i++)
 			text_line(&b, st.revs[i]);
+	}
 	fputs(dgm_buf_cstr(&b), stdout);
 	ret = 0;
 out:

@@ -11,6 +11,7 @@
 #include "dgm/log.h"
 #include "dgm/pg.h"
 #include "dgm/plan.h"
+#include "dgm/project.h"
 #include "dgm/snapshot.h"
 
 typedef struct status {
@@ -88,8 +89,8 @@ static int read_graphs(status *st, dgm_error *err)
 {
 	const char *repo = st->plan->release.repository;
 
-	if (dgm_cli_load_graph(&st->code, repo, st->ini_rel, NULL, err) ||
-	    dgm_cli_load_graph(&st->target, repo, st->ini_rel, st->plan->release.tag, err))
+	if (dgm_project_load_graph(&st->code, repo, st->ini_rel, NULL, err) ||
+	    dgm_project_load_graph(&st->target, repo, st->ini_rel, st->plan->release.tag, err))
 		return -1;
 	/* What `alembic upgrade TARGET` would run once the tag is checked out. */
 	st->steps_known = dgm_alembic_upgrade(&st->steps, st->target,
@@ -204,7 +205,7 @@ int dgm_cmd_status(const dgm_args *args, dgm_error *err)
 	if (dgm_plan_load(&plan, args->pos[0], err))
 		return -1;
 	dgm_plan_register_secrets(&plan);
-	st.ini_rel = dgm_cli_ini_rel(plan.alembic.config, plan.release.repository);
+	st.ini_rel = dgm_project_ini_rel(plan.alembic.config, plan.release.repository);
 	if (read_db(&st, err) || read_code(&st, err) || read_graphs(&st, err) ||
 	    dgm_snapshot_list(&st.snaps, &st.nsnaps, plan.snapshot.directory, err) ||
 	    dgm_snapshot_copies_size(&st.copies_bytes, &st.ncopies, &plan, st.snaps, st.nsnaps,

@@ -203,17 +203,6 @@ out:
 	return ret;
 }
 
-void dgm_strlist_free(dgm_strlist *l)
-{
-	if (!l)
-		return;
-	for (size_t i = 0; i < l->count; i++)
-		free(l->items[i]);
-	free(l->items);
-	l->items = NULL;
-	l->count = 0;
-}
-
 static void hooks_free(dgm_plan_hooks *h)
 {
 	for (size_t i = 0; i < h->count; i++) {

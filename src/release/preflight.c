@@ -7,7 +7,7 @@
 
 #include "dgm/buf.h"
 #include "dgm/check.h"
-#include "dgm/cli.h"
+#include "dgm/project.h"
 #include "dgm/dump.h"
 #include "dgm/fs.h"
 #include "dgm/git.h"
@@ -82,7 +82,7 @@ static void check_graph(pf *p)
 	dgm_error e = DGM_ERROR_INIT;
 	size_t n = 0;
 
-	if (dgm_cli_load_graph(&p->f->graph, plan->release.repository, p->ini_rel,
+	if (dgm_project_load_graph(&p->f->graph, plan->release.repository, p->ini_rel,
 			       plan->release.tag, &e)) {
 		if (e.code == DGM_E_USAGE)
 			dgm_check_skip(&p->cl, "alembic", "the tag cannot be read");
@@ -122,7 +122,7 @@ static void plan_upgrade(pf *p)
 
 	if (!p->db_ok || !p->f->graph)
 		return;
-	if (dgm_cli_check_db_known(p->f->graph, p->f->revs, p->f->nrevs,
+	if (dgm_project_check_db_known(p->f->graph, p->f->revs, p->f->nrevs,
 				   p->plan->release.repository, p->ini_rel, p->plan->release.tag, &e)) {
 		dgm_check_fail(&p->cl, "revision", &e);
 		return;
@@ -316,7 +316,7 @@ int dgm_preflight(dgm_facts *facts, const dgm_plan *plan, dgm_preflight_mode mod
 	pf p = { .cl = DGM_CHECKLIST_INIT, .plan = plan, .f = facts, .mode = mode };
 
 	memset(facts, 0, sizeof(*facts));
-	p.ini_rel = dgm_cli_ini_rel(plan->alembic.config, plan->release.repository);
+	p.ini_rel = dgm_project_ini_rel(plan->alembic.config, plan->release.repository);
 	check_environment(&p);
 	check_repo(&p);
 	check_graph(&p);

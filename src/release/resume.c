@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "dgm/buf.h"
-#include "dgm/cli.h"
+#include "dgm/project.h"
 #include "dgm/journal.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
@@ -113,7 +113,7 @@ static int load_facts(dgm_job *r, const dgm_journal_view *v, dgm_error *err)
 	json_t *revs = json_object_get(v->facts, "revisions_before");
 	const char *snap = json_string_value(json_object_get(dgm_journal_data(v, "snapshot"),
 							     "snapshot"));
-	const char *ini = dgm_cli_ini_rel(r->plan->alembic.config, r->plan->release.repository);
+	const char *ini = dgm_project_ini_rel(r->plan->alembic.config, r->plan->release.repository);
 
 	r->facts.nrevs = json_array_size(revs);
 	r->facts.revs = dgm_xcalloc(r->facts.nrevs + 1, sizeof(char *));
@@ -127,7 +127,7 @@ static int load_facts(dgm_job *r, const dgm_journal_view *v, dgm_error *err)
 	snprintf(r->git_before.branch, sizeof(r->git_before.branch), "%s",
 		 dgm_journal_fact(v, "branch_before"));
 	r->facts.server_version[0] = '?';
-	if (dgm_cli_load_graph(&r->facts.graph, r->plan->release.repository, ini,
+	if (dgm_project_load_graph(&r->facts.graph, r->plan->release.repository, ini,
 			       r->plan->release.tag, err) ||
 	    dgm_alembic_upgrade(&r->facts.upgrade, r->facts.graph,
 				(const char *const *)r->facts.revs, r->facts.nrevs,

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dgm/cli.h"
+#include "dgm/project.h"
 #include "dgm/dump.h"
 #include "dgm/fs.h"
 #include "dgm/log.h"
@@ -115,7 +115,7 @@ static int find_code(rb *b, git_repository *repo, dgm_error *err)
 
 	memcpy(b->code_commit, r->facts.head, sizeof(b->code_commit));
 	b->code_in_tree = true;
-	if (dgm_cli_load_graph(&b->now, dir, b->ini_rel, NULL, err))
+	if (dgm_project_load_graph(&b->now, dir, b->ini_rel, NULL, err))
 		return -1;
 	if (knows_all(b->now, r->facts.revs, r->facts.nrevs))
 		return 0;
@@ -131,7 +131,7 @@ static int find_code(rb *b, git_repository *repo, dgm_error *err)
 		git_oid oid;
 
 		if (dgm_git_resolve_commit(&oid, repo, cands.items[i], &e) ||
-		    dgm_cli_load_graph(&s, dir, b->ini_rel, cands.items[i], &e) ||
+		    dgm_project_load_graph(&s, dir, b->ini_rel, cands.items[i], &e) ||
 		    !knows_all(s, r->facts.revs, r->facts.nrevs)) {
 			dgm_alembic_free(s);
 			continue;
@@ -146,7 +146,7 @@ static int find_code(rb *b, git_repository *repo, dgm_error *err)
 		ret = 0;
 		goto out;
 	}
-	ret = dgm_cli_check_db_known(b->now, r->facts.revs, r->facts.nrevs, dir, b->ini_rel,
+	ret = dgm_project_check_db_known(b->now, r->facts.revs, r->facts.nrevs, dir, b->ini_rel,
 				     "the checked-out code, nor any tag,", err);
 out:
 	git_strarray_dispose(&tags);
@@ -176,7 +176,7 @@ static int read_state(rb *b, dgm_error *err)
 		goto out;
 	dgm_pg_server_version(conn, b->r->facts.server_version,
 			      sizeof(b->r->facts.server_version));
-	if (dgm_cli_load_graph(&b->then, plan->release.repository, b->ini_rel, b->o->to, err) ||
+	if (dgm_project_load_graph(&b->then, plan->release.repository, b->ini_rel, b->o->to, err) ||
 	    find_code(b, repo, err))
 		goto out;
 	b->nwant = b->then->nheads;
@@ -771,7 +771,7 @@ int dgm_release_rollback(const dgm_plan *plan, const dgm_rollback_opts *o, dgm_e
 	b.r = &r;
 	r.reason = o->reason;
 	r.tag = o->to;
-	b.ini_rel = dgm_cli_ini_rel(plan->alembic.config, plan->release.repository);
+	b.ini_rel = dgm_project_ini_rel(plan->alembic.config, plan->release.repository);
 	if (read_state(&b, err) ||
 	    dgm_release_check_untracked(plan->release.repository, b.now, err) ||
 	    check_direction(&b, err))

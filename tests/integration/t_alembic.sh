@@ -101,3 +101,122 @@ test_database_ahead_of_code_is_refused_naming_tags() {
 	expect_err "the database is at revision 'b6e14d8a0f97', which v1.5 does not know"
 	expect_err "tags that know 'b6e14d8a0f97': v1.6, v1.6-broken, v1.6-leaky"
 }
+
+# The Python that runs alembic (its shebang), which can import it.
+alembic_python() {
+	local py
+	py=$(head -1 "$(command -v alembic)" | sed -n 's/^#! *//p' | awk '{print $1}')
+	[[ -x ${py:-} ]] && echo "$py" || echo python3
+}
+
+# The graph as the real Alembic loads it (run in the project's folder):
+# one line per revision, "id down=... deps=... labels=...", sorted.
+alembic_graph() {
+	"$(alembic_python)" - <<'PY'
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+s = ScriptDirectory.from_config(Config("alembic.ini"))
+def tup(v):
+    return sorted(v if isinstance(v, (tuple, list)) else ((v,) if v else ()))
+for r in sorted(s.walk_revisions(), key=lambda r: r.revision):
+    print(r.revision, "down=" + ",".join(tup(r.down_revision)),
+          "deps=" + ",".join(tup(r.dependencies)), "labels=" + ",".join(sorted(r.branch_labels)))
+PY
+}
+
+# The same lines from dgmigrate's graph --json.
+dgm_graph() {
+	python3 -c '
+import json, sys
+for r in sorted(json.load(sys.stdin)["revisions"], key=lambda r: r["id"]):
+    print(r["id"], "down=" + ",".join(sorted(r["down_revisions"])),
+          "deps=" + ",".join(sorted(r["depends_on"])), "labels=" + ",".join(sorted(r["branch_labels"])))
+' <<<"$1"
+}
+
+# Neutron's layout (issue 17): labels and down_revisions named through the
+# project's constants modules, nested <release>/<expand|contract> folders,
+# depends_on across the branches - read statically, as the real alembic
+# (which imports the modules) reads it; in the work tree and at a tag.
+test_neutron_like_constants_equal_alembic() {
+	cp -a "$ROOT/fixtures/alembic/neutron-like" nl
+	DATABASE_URL=postgresql://offline@/unused DUMP=$DUMP \
+		bash "$ROOT/tests/integration/alembic_equiv.sh" nl 1
+	cd nl
+	want=$(alembic heads 2>/dev/null | awk '{print $1, $2}')
+	run_dgm heads
+	expect_rc 0
+	[[ $want == "$(awk '{print $1, $2}' <<<"$out")" ]] || fail "heads: alembic '$want', dgmigrate '$out'"
+	want=$(alembic_graph)
+	[[ $want == *"1df244e556f5 down=4af11ca47297 deps=0e66c5227a8a labels=contract"* ]] ||
+		fail "unexpected alembic graph: $want"
+	run_dgm graph --json
+	expect_rc 0
+	[[ $want == "$(dgm_graph "$out")" ]] || fail "graph: alembic
+$want
+dgmigrate
+$(dgm_graph "$out")"
+	# at a tag, while the work tree names the branch otherwise
+	git init -q && git add -A && git -c user.name=t -c user.email=t@example.com commit -qm r1
+	git tag r1
+	sed -i "s/CONTRACT_BRANCH = 'contract'/CONTRACT_BRANCH = 'shrink'/" nlike/db/migration/cli.py
+	run_dgm heads --json --at r1
+	expect_rc 0
+	[[ $(dgm_graph "{\"revisions\": $(python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["heads"]))' <<<"$out")}") == \
+		*"1df244e556f5 down=4af11ca47297 deps=0e66c5227a8a labels=contract"* ]] || fail "heads --at r1: $out"
+	want=$(alembic heads 2>/dev/null | awk '{print $1, $2}')
+	[[ $want == *"(shrink)"* ]] || fail "alembic heads after the change: $want"
+	run_dgm heads
+	[[ $want == "$(awk '{print $1, $2}' <<<"$out")" ]] || fail "heads: alembic '$want', dgmigrate '$out'"
+}
+
+# A constant the project computes: the error names file, line and name.
+test_computed_constant_is_reported_with_file_and_line() {
+	cp -a "$ROOT/fixtures/alembic/neutron-like" nl
+	cd nl
+	sed -i "s/^CONTRACT_BRANCH = 'contract'/CONTRACT_BRANCH = os.environ.get('B', 'contract')/" \
+		nlike/db/migration/cli.py
+	run_dgm heads
+	expect_rc 1
+	expect_err "30018084ec99_initial.py:11: cannot read the value of 'branch_labels'"
+	expect_err "nlike/db/migration/cli.py:8: the value of 'CONTRACT_BRANCH' is not a literal"
+}
+
+# Point 2 of issue 17: what static reading cannot answer, Alembic itself can
+# be asked on request - in the work tree and at a tag - and the result says
+# it was read by Alembic.
+test_read_with_alembic_reads_computed_values() {
+	cp -a "$ROOT/fixtures/alembic/neutron-like" nl
+	cd nl
+	git init -q
+	sed -i "s/^CONTRACT_BRANCH = 'contract'/CONTRACT_BRANCH = os.environ.get('B', 'contract')/" \
+		nlike/db/migration/cli.py
+	git add -A && git -c user.name=t -c user.email=t@example.com commit -qm r1 && git tag r1
+	run_dgm heads
+	expect_rc 1
+	expect_err "--read-with-alembic"
+	want=$(alembic heads 2>/dev/null | awk '{print $1, $2}')
+	[[ $want == *"(contract)"* ]] || fail "alembic heads: $want"
+	run_dgm heads --read-with-alembic
+	expect_rc 0
+	expect_out "(read by Alembic)"
+	[[ $want == "$(grep -v '^(read by' <<<"$out" | awk '{print $1, $2}')" ]] ||
+		fail "heads: alembic '$want', dgmigrate '$out'"
+	# at the tag, from a temporary export, while the work tree has lost the module
+	rm nlike/db/migration/cli.py
+	run_dgm graph --json --at r1 --read-with-alembic
+	expect_rc 0
+	expect_out '"read_by":"alembic"'
+	[[ $(alembic_graph_of_tag) == "$(dgm_graph "$out")" ]] || fail "graph at r1 differs:
+$(dgm_graph "$out")"
+}
+
+# alembic_graph in an export of r1 (the work tree has changed).
+alembic_graph_of_tag() {
+	local d
+	d=$(mktemp -d)
+	git archive r1 | tar -x -C "$d"
+	(cd "$d" && alembic_graph)
+	rm -rf "$d"
+}

@@ -1,4 +1,4 @@
-/* graphload.c - load an application's Alembic graph for a command: from
+/* project.c - load an application's Alembic graph for a command: from
  * the work tree, or as it stood at a tag (git, no checkout). */
 #include <limits.h>
 #include <stdio.h>
@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "dgm/buf.h"
-#include "dgm/cli.h"
 #include "dgm/git.h"
 #include "dgm/log.h"
+#include "dgm/project.h"
 
 /* ini's folder inside the tree ("" for the root). */
 static char *ini_folder(const char *ini_rel)
@@ -108,7 +108,7 @@ static int tree_relative(char **out, const char *root, const char *ini, dgm_erro
 	return 0;
 }
 
-int dgm_cli_load_graph(dgm_alembic_script **out, const char *repo, const char *ini_given,
+int dgm_project_load_graph(dgm_alembic_script **out, const char *repo, const char *ini_given,
 		       const char *at, dgm_error *err)
 {
 	char root[PATH_MAX];
@@ -145,7 +145,7 @@ int dgm_cli_load_graph(dgm_alembic_script **out, const char *repo, const char *i
 }
 
 /* The ini path relative to the repository, from an absolute config path. */
-const char *dgm_cli_ini_rel(const char *config, const char *repo)
+const char *dgm_project_ini_rel(const char *config, const char *repo)
 {
 	size_t n = strlen(repo);
 
@@ -156,7 +156,7 @@ const char *dgm_cli_ini_rel(const char *config, const char *repo)
 	return config;
 }
 
-int dgm_cli_tags_knowing(dgm_buf *out, const char *repo_dir, const char *ini_rel,
+int dgm_project_tags_knowing(dgm_buf *out, const char *repo_dir, const char *ini_rel,
 			 const char *rev)
 {
 	git_repository *repo = NULL;
@@ -170,7 +170,7 @@ int dgm_cli_tags_knowing(dgm_buf *out, const char *repo_dir, const char *ini_rel
 	for (size_t i = 0; i < tags.count; i++) {
 		dgm_alembic_script *s = NULL;
 
-		if (dgm_cli_load_graph(&s, repo_dir, ini_rel, tags.strings[i], &e) == 0 &&
+		if (dgm_project_load_graph(&s, repo_dir, ini_rel, tags.strings[i], &e) == 0 &&
 		    dgm_alembic_find(s, rev))
 			dgm_buf_printf(out, "%s%s", out->len ? ", " : "", tags.strings[i]);
 		dgm_alembic_free(s);
@@ -180,7 +180,7 @@ int dgm_cli_tags_knowing(dgm_buf *out, const char *repo_dir, const char *ini_rel
 	return 0;
 }
 
-int dgm_cli_check_db_known(const dgm_alembic_script *s, char *const *revs, size_t n,
+int dgm_project_check_db_known(const dgm_alembic_script *s, char *const *revs, size_t n,
 			   const char *repo, const char *ini_rel, const char *code_name,
 			   dgm_error *err)
 {
@@ -189,7 +189,7 @@ int dgm_cli_check_db_known(const dgm_alembic_script *s, char *const *revs, size_
 
 		if (dgm_alembic_find(s, revs[i]))
 			continue;
-		dgm_cli_tags_knowing(&tags, repo, ini_rel, revs[i]);
+		dgm_project_tags_knowing(&tags, repo, ini_rel, revs[i]);
 		dgm_error_set(err, DGM_E_RUN, "the database is at revision '%s', which %s does not "
 			      "know: the database is ahead of the code", revs[i], code_name);
 		if (tags.len)

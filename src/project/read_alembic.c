@@ -1,0 +1,191 @@
+/* read_alembic.c - the graph as Alembic itself reads it, for projects
+ * whose revision files compute what dgmigrate cannot read as text.
+ *
+ * Only on request (--read-with-alembic): it runs the alembic command's
+ * Python on a short script that loads ScriptDirectory.from_config and
+ * prints every revision as JSON, in the work tree or in a temporary
+ * export of the tag. That imports the project's code; the graph is then
+ * marked "read by Alembic" wherever it is shown. */
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dgm/buf.h"
+#include "dgm/fs.h"
+#include "dgm/git.h"
+#include "dgm/log.h"
+#include "dgm/project.h"
+#include "dgm/run.h"
+
+/* Revisions in Alembic's load order (ScriptDirectory._load_revisions),
+ * paths relative to the working folder. */
+static const char script[] =
+	"import json, os, sys\n"
+	"from alembic.config import Config\n"
+	"from alembic.script import ScriptDirectory\n"
+	"def tup(v):\n"
+	"    return list(v) if isinstance(v, (tuple, list)) else ([v] if v else [])\n"
+	"s = ScriptDirectory.from_config(Config(sys.argv[1]))\n"
+	"out = []\n"
+	"for sc in s._load_revisions():\n"
+	"    out.append({'revision': sc.revision, 'down_revision': tup(sc.down_revision),\n"
+	"                'branch_labels': tup(sc._orig_branch_labels),\n"
+	"                'depends_on': tup(sc.dependencies),\n"
+	"                'path': os.path.relpath(sc.path), 'doc': sc.doc or ''})\n"
+	"json.dump(out, sys.stdout)\n";
+
+/* The interpreter of the alembic command (its "#!" line), or NULL. */
+static char *alembic_python(const char *cmd)
+{
+	const char *path = getenv("PATH");
+	char *found = NULL, line[PATH_MAX + 16], *py = NULL;
+	FILE *f;
+
+	if (strchr(cmd, '/')) {
+		found = dgm_xstrdup(cmd);
+	} else {
+		for (const char *p = path ? path : ""; *p && !found;) {
+			size_t n = strcspn(p, ":");
+			char *cand = dgm_xasprintf("%.*s/%s", (int)n, p, cmd);
+
+			if (access(cand, X_OK) == 0)
+				found = cand;
+			else
+				free(cand);
+			p += n + (p[n] == ':');
+		}
+	}
+	if (!found || !(f = fopen(found, "r"))) {
+		free(found);
+		return NULL;
+	}
+	if (fgets(line, sizeof(line), f) && !strncmp(line, "#!", 2)) {
+		char *save = NULL, *tok = strtok_r(line + 2, " \t\r\n", &save);
+
+		if (tok && !strcmp(tok, "/usr/bin/env"))
+			tok = strtok_r(NULL, " \t\r\n", &save);
+		if (tok)
+			py = dgm_xstrdup(tok);
+	}
+	fclose(f);
+	free(found);
+	return py;
+}
+
+static char **str_list(json_t *a, size_t *n)
+{
+	char **v = dgm_xcalloc(json_array_size(a) + 1, sizeof(*v));
+
+	*n = 0;
+	for (size_t i = 0; i < json_array_size(a); i++)
+		if (json_is_string(json_array_get(a, i)))
+			v[(*n)++] = dgm_xstrdup(json_string_value(json_array_get(a, i)));
+	return v;
+}
+
+/* The JSON list the script printed, as a built graph. */
+static int from_json(dgm_alembic_script **out, const char *text, dgm_error *err)
+{
+	json_t *root = json_loads(text, 0, NULL);
+	dgm_alembic_script *s;
+	size_t i;
+	json_t *o;
+
+	if (!json_is_array(root)) {
+		json_decref(root);
+		return dgm_error_set(err, DGM_E_ALEMBIC, "alembic's graph could not be read: "
+				     "the script printed no JSON list");
+	}
+	s = dgm_alembic_script_new();
+	json_array_foreach(root, i, o) {
+		dgm_alembic_revfile rf;
+		const char *id = json_string_value(json_object_get(o, "revision"));
+
+		memset(&rf, 0, sizeof(rf));
+		rf.revision = dgm_xstrdup(id ? id : "");
+		rf.path = dgm_xstrdup(json_string_value(json_object_get(o, "path")) ?: "");
+		rf.doc = dgm_xstrdup(json_string_value(json_object_get(o, "doc")) ?: "");
+		rf.has_down = true;
+		rf.down = str_list(json_object_get(o, "down_revision"), &rf.ndown);
+		rf.labels = str_list(json_object_get(o, "branch_labels"), &rf.nlabels);
+		rf.depends = str_list(json_object_get(o, "depends_on"), &rf.ndepends);
+		dgm_alembic_script_add(s, &rf);
+	}
+	json_decref(root);
+	if (dgm_alembic_script_build(s, err) != 0) {
+		dgm_alembic_free(s);
+		return -1;
+	}
+	s->read_by_alembic = true;
+	*out = s;
+	return 0;
+}
+
+/* Run the script in DIR (the work tree or an export) on INI_REL. */
+static int run_script(dgm_alembic_script **out, const char *py, const char *dir,
+		      const char *ini_rel, dgm_error *err)
+{
+	const char *argv[] = { py, "-c", script, ini_rel, NULL };
+	dgm_buf json = DGM_BUF_INIT;
+	/* no __pycache__ left in the user's work tree */
+	const char *const env[] = { "PYTHONDONTWRITEBYTECODE=1", NULL };
+	dgm_child c = { .argv = argv, .cwd = dir, .env_set = env, .out = &json };
+	int ret;
+
+	dgm_info("reading the Alembic graph with Alembic itself ('%s' in '%s')", py, dir);
+	ret = dgm_run(&c, err);
+	if (ret == 0)
+		ret = from_json(out, dgm_buf_cstr(&json), err);
+	else
+		dgm_error_hint(err, "Alembic could not load the revisions either; run 'alembic "
+			       "heads' in '%s' to see why", dir);
+	dgm_buf_free(&json);
+	return ret;
+}
+
+int dgm_project_load_graph_alembic(dgm_alembic_script **out, const char *repo,
+				   const char *ini_rel, const char *at, const char *alembic_cmd,
+				   dgm_error *err)
+{
+	char root[PATH_MAX], *py = alembic_python(alembic_cmd ? alembic_cmd : "alembic");
+	char *tmp = NULL;
+	int ret = -1;
+
+	*out = NULL;
+	if (!py)
+		return dgm_error_set(err, DGM_E_USAGE, "cannot find the Python of '%s' (its \"#!\" "
+				     "line)", alembic_cmd ? alembic_cmd : "alembic");
+	if (!realpath(repo, root)) {
+		dgm_error_errno(err, DGM_E_USAGE, "cannot use repository '%s'", repo);
+		goto out;
+	}
+	if (ini_rel[0] == '/' && !strncmp(ini_rel, root, strlen(root)) &&
+	    ini_rel[strlen(root)] == '/')
+		ini_rel += strlen(root) + 1;
+	if (at) {
+		tmp = dgm_xstrdup("/tmp/dgmigrate-graph-XXXXXX");
+		if (!mkdtemp(tmp)) {
+			dgm_error_errno(err, DGM_E_IO, "cannot create a temporary folder");
+			goto out;
+		}
+		if (dgm_git_export(root, at, tmp, err) != 0)
+			goto out;
+	}
+	ret = run_script(out, py, tmp ? tmp : root, ini_rel, err);
+	if (ret)
+		dgm_error_prefix(err, "cannot read the Alembic revisions of '%s'%s%s with Alembic",
+				 root, at ? " at " : "", at ? at : "");
+out:
+	if (tmp) {
+		dgm_error e = DGM_ERROR_INIT;
+
+		if (dgm_fs_remove_tree(tmp, &e) != 0)
+			dgm_warn("%s", e.msg);
+	}
+	free(tmp);
+	free(py);
+	return ret;
+}
