@@ -1,5 +1,10 @@
 /* checksums.c - db.sha256: the SHA-256 of every file of a dump, in the
- * format of sha256sum, so a deleted or altered dump file is caught. */
+ * format of sha256sum, so a deleted or altered dump file is caught; and
+ * the dump verified against it and its manifest.
+ *
+ * The files of src/snapshot/ are layered: snapshot.c (create, verify)
+ * and restore*.c use catalog.c, copy_db.c, checksums.c and dump.c, which
+ * use nothing above them. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "dgm/buf.h"
+#include "dgm/dump.h"
 #include "dgm/fs.h"
 #include "internal.h"
 
@@ -138,5 +144,27 @@ out:
 	free(path);
 	dgm_buf_free(&want);
 	dgm_buf_free(&have);
+	return ret;
+}
+
+/* The dump as its manifest describes it: every file against db.sha256,
+ * and pg_restore --list reads back the recorded number of entries. */
+int dgm_snapshot_verify_dump(const dgm_snapshot *snap, dgm_error *err)
+{
+	char *dump = dgm_xasprintf("%s/%s", snap->dir,
+				   snap->format == DGM_DUMP_DIRECTORY ? "db" : "db.dump");
+	int entries = 0, ret = -1;
+
+	if (dgm_snapshot_check_checksums(snap, err) ||
+	    dgm_dump_list(&entries, dump, snap->format, err))
+		goto out;
+	if (entries != snap->toc_entries) {
+		dgm_error_set(err, DGM_E_RUN, "snapshot '%s': the dump lists %d entries, its "
+			      "manifest %d", snap->id, entries, snap->toc_entries);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(dump);
 	return ret;
 }

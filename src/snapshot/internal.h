@@ -47,7 +47,7 @@ int dgm_snapshot_write_checksums(char sha[65], const char *snapdir, dgm_dump_for
 int dgm_snapshot_check_checksums(const dgm_snapshot *snap, dgm_error *err);
 
 /* The dump's files against db.sha256, and pg_restore --list against the
- * manifest's entry count. */
+ * manifest's entry count (checksums.c). */
 int dgm_snapshot_verify_dump(const dgm_snapshot *snap, dgm_error *err);
 /* The database as a server-side copy (copy_db.c), made and checked:
  * true; false where it cannot be now (sessions connected, no right to
@@ -55,7 +55,8 @@ int dgm_snapshot_verify_dump(const dgm_snapshot *snap, dgm_error *err);
  * s->id, s->database, s->server_version and s->revisions. */
 bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan, const char *infix,
 			  bool then_dump);
-/* Database db holds exactly the snapshot's Alembic revisions. */
+/* Database db holds exactly the snapshot's Alembic revisions (copy_db.c:
+ * a copy and a restored database are checked alike). */
 int dgm_snapshot_check_db_revisions(const dgm_plan *plan, const dgm_snapshot *snap,
 				    const char *db, dgm_error *err);
 /* DROP DATABASE IF EXISTS name (a snapshot's copy). */

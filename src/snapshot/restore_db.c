@@ -45,34 +45,6 @@ static int run_pg_restore(const dgm_plan *plan, const dgm_snapshot *snap, const 
 	return ret;
 }
 
-/* The restored database must say what the snapshot said it would. */
-int dgm_snapshot_check_db_revisions(const dgm_plan *plan, const dgm_snapshot *snap,
-				    const char *db, dgm_error *err)
-{
-	PGconn *conn = NULL;
-	char **revs = NULL;
-	size_t n = 0;
-	int ret = -1;
-
-	if (dgm_pg_connect_db(&conn, plan->database.url, db, "dgmigrate restore", err) ||
-	    dgm_pg_read_revisions(&revs, &n, conn, plan->alembic.version_table,
-				  plan->alembic.version_schema, err))
-		goto out;
-	for (size_t i = 0; i < n || i < snap->revisions.count; i++) {
-		if (i < n && i < snap->revisions.count && !strcmp(revs[i], snap->revisions.items[i]))
-			continue;
-		dgm_error_set(err, DGM_E_RUN, "database '%s' holds revision '%s' where "
-			      "snapshot '%s' recorded '%s'", db, i < n ? revs[i] : "(none)", snap->id,
-			      i < snap->revisions.count ? snap->revisions.items[i] : "(none)");
-		goto out;
-	}
-	ret = 0;
-out:
-	dgm_pg_strings_free(revs);
-	dgm_pg_close(conn);
-	return ret;
-}
-
 /* CREATE DATABASE new with the owner, encoding and locale of like. */
 static int create_like(PGconn *conn, const char *name, const char *like, dgm_error *err)
 {

@@ -355,26 +355,6 @@ out:
 	return ret;
 }
 
-int dgm_snapshot_verify_dump(const dgm_snapshot *snap, dgm_error *err)
-{
-	char *dump = dgm_xasprintf("%s/%s", snap->dir,
-				   snap->format == DGM_DUMP_DIRECTORY ? "db" : "db.dump");
-	int entries = 0, ret = -1;
-
-	if (dgm_snapshot_check_checksums(snap, err) ||
-	    dgm_dump_list(&entries, dump, snap->format, err))
-		goto out;
-	if (entries != snap->toc_entries) {
-		dgm_error_set(err, DGM_E_RUN, "snapshot '%s': the dump lists %d entries, its "
-			      "manifest %d", snap->id, entries, snap->toc_entries);
-		goto out;
-	}
-	ret = 0;
-out:
-	free(dump);
-	return ret;
-}
-
 int dgm_snapshot_verify(const dgm_snapshot *snap, const dgm_plan *plan, dgm_error *err)
 {
 	char *archive = dgm_xasprintf("%s/models.tar.zst", snap->dir);
