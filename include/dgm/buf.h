@@ -52,4 +52,7 @@ void dgm_sort_strings(const char **items, size_t n);
 /* Read a whole file into b. */
 int dgm_buf_read_file(dgm_buf *b, const char *path, dgm_error *err);
 
+/* "a, b, c", or `empty` for no item (a list of revisions: "base"). */
+char *dgm_strs_join(char *const *v, size_t n, const char *empty);
+
 #endif

@@ -60,4 +60,9 @@ int dgm_pg_read_revisions(char ***out, size_t *n, PGconn *conn, const char *tabl
 			  const char *schema, dgm_error *err);
 void dgm_pg_strings_free(char **list);
 
+/* The owner of database db (NULL: the connected one), quoted, when it
+ * is another role that the current one is a member of (so dgmigrate may
+ * create or alter objects for it); else NULL. */
+char *dgm_pg_owner_to_act_for(PGconn *conn, const char *db);
+
 #endif

@@ -227,3 +227,14 @@ void dgm_sort_strings(const char **items, size_t n)
 	if (n > 1)
 		qsort(items, n, sizeof(*items), cmp_str);
 }
+
+char *dgm_strs_join(char *const *v, size_t n, const char *empty)
+{
+	dgm_buf b = DGM_BUF_INIT;
+
+	for (size_t i = 0; i < n; i++)
+		dgm_buf_printf(&b, "%s%s", i ? ", " : "", v[i]);
+	if (!n)
+		dgm_buf_puts(&b, empty);
+	return dgm_buf_detach(&b);
+}

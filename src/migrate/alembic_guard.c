@@ -96,21 +96,15 @@ static char *create_sql(const char *table)
 static void give_to_owner(PGconn *conn, const char *table)
 {
 	dgm_error e = DGM_ERROR_INIT;
-	PGresult *res = NULL;
+	char *owner = dgm_pg_owner_to_act_for(conn, NULL), *sql;
 
-	if (dgm_pg_query(&res, conn, "SELECT pg_get_userbyid(datdba) FROM pg_database"
-			 " WHERE datname = current_database() AND datdba <> (SELECT oid FROM"
-			 " pg_roles WHERE rolname = current_user) AND pg_has_role(datdba, 'MEMBER')",
-			 0, NULL, &e) == 0 && PQntuples(res) == 1) {
-		char *owner = dgm_pg_quote_ident(conn, PQgetvalue(res, 0, 0));
-		char *sql = dgm_xasprintf("ALTER TABLE %s OWNER TO %s", table, owner);
-
-		if (dgm_pg_exec(conn, sql, &e))
-			dgm_warn("the version table dgmigrate made keeps its owner: %s", e.msg);
-		free(sql);
-		free(owner);
-	}
-	PQclear(res);
+	if (!owner)
+		return;
+	sql = dgm_xasprintf("ALTER TABLE %s OWNER TO %s", table, owner);
+	if (dgm_pg_exec(conn, sql, &e))
+		dgm_warn("the version table dgmigrate made keeps its owner: %s", e.msg);
+	free(sql);
+	free(owner);
 }
 
 /* Open a fence on url's database. create: when the version table is

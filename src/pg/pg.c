@@ -283,3 +283,20 @@ char *dgm_pg_quote_ident(PGconn *conn, const char *ident)
 	PQfreemem(part);
 	return dgm_buf_detach(&b);
 }
+
+char *dgm_pg_owner_to_act_for(PGconn *conn, const char *db)
+{
+	const char *params[] = { db };
+	dgm_error ignore = DGM_ERROR_INIT;
+	PGresult *res = NULL;
+	char *owner = NULL;
+
+	if (dgm_pg_query(&res, conn, "SELECT pg_get_userbyid(datdba) FROM pg_database"
+			 " WHERE datname = coalesce($1, current_database()) AND datdba <> (SELECT"
+			 " oid FROM pg_roles WHERE rolname = current_user)"
+			 " AND pg_has_role(datdba, 'MEMBER')", 1, params, &ignore) == 0 &&
+	    PQntuples(res) == 1)
+		owner = dgm_pg_quote_ident(conn, PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return owner;
+}

@@ -77,17 +77,6 @@ static int interrupted(dgm_error *err)
 	return dgm_error_set(err, DGM_E_RUN, "interrupted");
 }
 
-static char *join_ids(char *const *ids, size_t n)
-{
-	dgm_buf b = DGM_BUF_INIT;
-
-	for (size_t i = 0; i < n; i++)
-		dgm_buf_printf(&b, "%s%s", i ? ", " : "", ids[i]);
-	if (!n)
-		dgm_buf_puts(&b, "base");
-	return dgm_buf_detach(&b);
-}
-
 /* The target heads of the upgrade, as ids (not copied). */
 static const char **target_heads(const dgm_rehearsal *r)
 {
@@ -118,7 +107,8 @@ static int expect_revs(dgm_rehearsal *r, char *const *want, size_t nwant, const 
 	if (dgm_migrate_same_set(revs, n, want, nwant))
 		ret = 0;
 	else {
-		char *have = join_ids(revs, n), *exp = join_ids(want, nwant);
+		char *have = dgm_strs_join(revs, n, "base");
+		char *exp = dgm_strs_join(want, nwant, "base");
 
 		dgm_error_set(err, DGM_E_RUN, "after %s alembic_version holds %s, expected %s", what,
 			      have, exp);
@@ -179,7 +169,7 @@ static int downgrade(dgm_rehearsal *r, const char *phase, char *const *want, siz
 		     dgm_error *err)
 {
 	long start = dgm_now_ms();
-	char **cur = NULL, **targets = NULL, *to = join_ids(want, nwant);
+	char **cur = NULL, **targets = NULL, *to = dgm_strs_join(want, nwant, "base");
 	size_t ncur = 0, n = 0;
 	dgm_buf ran = DGM_BUF_INIT;
 	int ret = -1;
@@ -502,7 +492,7 @@ static int run_one(dgm_rehearsal *r, const dgm_alembic_rev *rev, dgm_error *err)
 	    dgm_fingerprint_take(&fp, r->conn, r->plan->alembic.version_table,
 				 r->plan->alembic.version_schema, err))
 		goto out;
-	start = join_ids(cur, ncur);
+	start = dgm_strs_join(cur, ncur, "base");
 	when = dgm_xasprintf("after downgrade to %s", start);
 	phase = dgm_xasprintf("upgrade %s", rev->id);
 	if (upgrade(r, phase, rev->id, rev->doc, err))
@@ -603,7 +593,7 @@ static int prepare(dgm_rehearsal *r, dgm_error *err)
 		return -1;
 	if (!r->facts.upgrade_known)
 		return dgm_error_set(err, DGM_E_RUN, "the upgrade's revisions are not known");
-	r->start_text = join_ids(r->facts.revs, r->facts.nrevs);
+	r->start_text = dgm_strs_join(r->facts.revs, r->facts.nrevs, "base");
 	if (dgm_pg_connect(&conn, r->plan->database.url, "dgmigrate rehearse", err))
 		return -1;
 	r->database = dgm_xstrdup(PQdb(conn));

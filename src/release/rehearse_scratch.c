@@ -263,22 +263,11 @@ static int other_sessions(dgm_buf *who, int *n, PGconn *conn, const char *source
  * owns the live database must own the copy too to migrate it. */
 static char *owner_clause(PGconn *conn, const char *source)
 {
-	const char *params[] = { source };
-	dgm_error ignore = DGM_ERROR_INIT;
-	PGresult *res = NULL;
-	char *clause = NULL;
+	char *owner = dgm_pg_owner_to_act_for(conn, source), *clause;
 
-	if (dgm_pg_query(&res, conn, "SELECT pg_get_userbyid(datdba) FROM pg_database"
-			 " WHERE datname = $1 AND datdba <> (SELECT oid FROM pg_roles"
-			 "  WHERE rolname = current_user) AND pg_has_role(datdba, 'MEMBER')",
-			 1, params, &ignore) == 0 && PQntuples(res) == 1) {
-		char *q = dgm_pg_quote_ident(conn, PQgetvalue(res, 0, 0));
-
-		clause = dgm_xasprintf(" OWNER %s", q);
-		free(q);
-	}
-	PQclear(res);
-	return clause ? clause : dgm_xstrdup("");
+	clause = owner ? dgm_xasprintf(" OWNER %s", owner) : dgm_xstrdup("");
+	free(owner);
+	return clause;
 }
 
 static int clone_template(dgm_rehearse_scratch *s, PGconn *conn, bool *busy, dgm_error *err)

@@ -111,15 +111,6 @@ static void md_row(dgm_buf *b, const char *k, const char *v)
 	dgm_buf_printf(b, "| %s | %s |\n", k, v && *v ? v : "-");
 }
 
-static char *join(char *const *v, size_t n)
-{
-	dgm_buf b = DGM_BUF_INIT;
-
-	for (size_t i = 0; i < n; i++)
-		dgm_buf_printf(&b, "%s%s", i ? ", " : "", v[i]);
-	return dgm_buf_detach(&b);
-}
-
 /* The warnings logged during the run (fallbacks among them). */
 static void add_warnings(json_t *j)
 {
@@ -146,7 +137,8 @@ static void md_warnings(dgm_buf *b, json_t *j)
 static char *report_md(const dgm_job *r, json_t *j)
 {
 	dgm_buf b = DGM_BUF_INIT;
-	char *before = join(r->facts.revs, r->facts.nrevs), *after = join(r->revs_after, r->nrevs_after);
+	char *before = dgm_strs_join(r->facts.revs, r->facts.nrevs, "");
+	char *after = dgm_strs_join(r->revs_after, r->nrevs_after, "");
 	size_t i;
 	json_t *s;
 

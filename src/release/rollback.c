@@ -294,17 +294,6 @@ static void say(const char *item, const char *fmt, ...)
 	dgm_buf_free(&f);
 }
 
-static char *joined(char *const *v, size_t n)
-{
-	dgm_buf b = DGM_BUF_INIT;
-
-	for (size_t i = 0; i < n; i++)
-		dgm_buf_printf(&b, "%s%s", i ? ", " : "", v[i]);
-	if (!n)
-		dgm_buf_puts(&b, "base");
-	return dgm_buf_detach(&b);
-}
-
 static void print_fallback(rb *b)
 {
 	char *what;
@@ -325,7 +314,8 @@ static void print_fallback(rb *b)
 static void print_plan(rb *b)
 {
 	dgm_job *r = b->r;
-	char *from = joined(r->facts.revs, r->facts.nrevs), *to = joined(b->want, b->nwant);
+	char *from = dgm_strs_join(r->facts.revs, r->facts.nrevs, "base");
+	char *to = dgm_strs_join(b->want, b->nwant, "base");
 
 	say("rollback", "to '%s' (commit %.12s): dry run, nothing was changed", b->o->to,
 	    b->tag_commit);
