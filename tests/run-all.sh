@@ -15,7 +15,8 @@ source "$ROOT/tests/integration/lib.sh"
 
 DGM_WORK=$(mktemp -d /tmp/dgm-tests.XXXXXX)
 chmod 711 "$DGM_WORK"  # the cluster runs as postgres inside it
-export DGM_WORK
+DGM_WORK_TOP=$DGM_WORK
+export DGM_WORK DGM_WORK_TOP
 cleanup() {
 	cluster_stop
 	rm -rf "$DGM_WORK"
@@ -78,10 +79,50 @@ run_group() {
 	bash "$ROOT/fixtures/build-app-repo.sh" "$FIXTURE_APP" >/dev/null ||
 		{ echo "not ok - cannot build the fixture app"; echo fail >>"$RESULTS"; return 1; }
 	for f in "$@"; do
-		# a file that cannot even load must not pass silently
-		bash "$ROOT/tests/integration/runner.sh" "$f" ||
-			{ echo "not ok - $(basename "$f") did not run to the end"; echo fail >>"$RESULTS"; }
+		run_file "$dir" "$f"
 	done
+}
+
+# kill_left_in PREFIX: SIGKILL every process whose working folder starts with PREFIX.
+kill_left_in() {
+	local p cwd
+	for p in /proc/[0-9]*; do
+		cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
+		[[ $cwd == "$1"* ]] && kill -KILL "${p#/proc/}" 2>/dev/null
+	done
+	return 0
+}
+
+# run_file DIR FILE: one integration file, bounded by FILE_TIMEOUT seconds
+# (default 900: the slowest file takes 80 s idle) so that a hang is a
+# failure that names the test and shows what was running, never a CI run
+# that ends only when its own clock does. The file's lines are printed
+# together once it ends (groups run at once; a file's lines stay together).
+run_file() {
+	local dir=$1 f=$2 base status out
+	base=$(basename "$f" .sh)
+	out="$dir/$base.out"
+	export DGM_CURRENT="$dir/$base.current"
+	timeout -k 20 "${FILE_TIMEOUT:-900}" bash "$ROOT/tests/integration/runner.sh" "$f" >"$out" 2>&1
+	status=$?
+	if [[ $status -eq 124 || $status -eq 137 ]]; then
+		echo "not ok - $base: timed out after ${FILE_TIMEOUT:-900} s in $(cat "$DGM_CURRENT" 2>/dev/null)" >>"$out"
+		echo fail >>"$RESULTS"
+		{
+			echo "    # the test's log (last 60 lines):"
+			tail -60 "$dir/$base.$(cat "$DGM_CURRENT" 2>/dev/null)/test.log" 2>/dev/null | sed 's/^/    # /'
+			echo "    # processes left:"
+			ps -eo pid,pgid,etimes,args --forest 2>/dev/null | grep -v ' ps -eo' | grep -E 'dgmigrate|alembic|pg_dump|pg_restore|psql|python|postgres: ' | sed 's/^/    # /' | head -60
+			# what was left running in the file's folders (setsid'd runs
+			# escape timeout's process group) must not hold the next file up
+			kill_left_in "$dir/$base."
+		} >>"$out"
+	elif [[ $status -ne 0 ]]; then
+		# a file that cannot even load must not pass silently
+		echo "not ok - $base did not run to the end" >>"$out"
+		echo fail >>"$RESULTS"
+	fi
+	flock "$DGM_WORK_TOP/print.lock" cat "$out"
 }
 
 # Seconds each file took on an idle 2-core machine, to balance the groups
@@ -122,13 +163,12 @@ if [[ $what == all || $what == integration ]]; then
 	for ((g = 0; g < groups; g++)); do
 		mkdir -p "$DGM_WORK/g$g" && chmod 711 "$DGM_WORK/g$g"
 		# shellcheck disable=SC2086
-		( run_group "$DGM_WORK/g$g" ${members[g]} ) >"$DGM_WORK/g$g.log" 2>&1 &
+		( run_group "$DGM_WORK/g$g" ${members[g]} ) &
 		pids+=($!)
 	done
 	trap 'kill "${pids[@]}" 2>/dev/null; wait; exit 130' INT TERM
 	for ((g = 0; g < groups; g++)); do
 		wait "${pids[g]}"
-		cat "$DGM_WORK/g$g.log"
 	done
 	trap 'exit 130' INT TERM
 fi

@@ -47,9 +47,124 @@ char *dgm_which(const char *name)
 	return found;
 }
 
-/* In the child: never returns. */
-static void child_exec(const dgm_child *c, int in_fd, int out_fd, int err_fd)
+/* What the child needs, made before fork(): between fork() and exec the
+ * child of a threaded dgmigrate (the store archive, the alembic guard
+ * and the lock sampler run in threads) may only make async-signal-safe
+ * calls. A malloc() there waits forever on an allocator lock that
+ * another thread held at the fork (seen under ASan, whose allocator is
+ * not fork-aware), and setenv() both allocates and takes glibc's
+ * environment lock. */
+typedef struct exec_plan {
+	char *path;                   /* argv[0] found in the child's PATH */
+	char **envp;                  /* the child's whole environment */
+	size_t nenv;
+} exec_plan;
+
+static void exec_plan_free(exec_plan *x)
 {
+	free(x->path);
+	free(x->envp);
+	memset(x, 0, sizeof(*x));
+}
+
+static bool env_named(const char *entry, const char *name, size_t len)
+{
+	return !strncmp(entry, name, len) && entry[len] == '=';
+}
+
+static bool env_dropped(const dgm_child *c, const char *entry)
+{
+	for (const char *const *u = c->env_unset; u && *u; u++)
+		if (env_named(entry, *u, strlen(*u)))
+			return true;
+	for (const char *const *e = c->env_set; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+
+		if (eq && env_named(entry, *e, (size_t)(eq - *e)))
+			return true;
+	}
+	return false;
+}
+
+/* environ without the unset and overridden names, then env_set; the
+ * strings are borrowed (environ's and the caller's), only the array is
+ * ours. Later entries of env_set win, as successive setenv() calls did. */
+static void exec_plan_env(exec_plan *x, const dgm_child *c)
+{
+	extern char **environ;
+	size_t n = 0;
+
+	for (char **e = environ; e && *e; e++)
+		n++;
+	for (const char *const *e = c->env_set; e && *e; e++)
+		n++;
+	x->envp = dgm_xcalloc(n + 1, sizeof(char *));
+	for (char **e = environ; e && *e; e++)
+		if (!env_dropped(c, *e))
+			x->envp[x->nenv++] = *e;
+	for (const char *const *e = c->env_set; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		bool later = false;
+
+		if (!eq)
+			continue;
+		for (const char *const *f = e + 1; *f && !later; f++)
+			later = env_named(*f, *e, (size_t)(eq - *e));
+		if (!later)
+			x->envp[x->nenv++] = (char *)*e;
+	}
+}
+
+/* PATH as the child will see it (env_set may change it). */
+static const char *child_path(const exec_plan *x)
+{
+	for (size_t i = 0; i < x->nenv; i++)
+		if (env_named(x->envp[i], "PATH", 4))
+			return x->envp[i] + 5;
+	return "/usr/local/bin:/usr/bin:/bin";
+}
+
+/* Look argv[0] up as execvp() would. A name with a '/' is used as given
+ * (relative to the child's folder). Returns the errno to report, or 0. */
+static int exec_plan_path(exec_plan *x, const char *name)
+{
+	char *copy, *dir, *save = NULL;
+	int why = ENOENT;
+
+	if (!*name)
+		return ENOENT;
+	if (strchr(name, '/')) {
+		x->path = dgm_xstrdup(name);
+		return 0;
+	}
+	copy = dgm_xstrdup(child_path(x));
+	for (dir = strtok_r(copy, ":", &save); dir && !x->path; dir = strtok_r(NULL, ":", &save)) {
+		char *cand = dgm_xasprintf("%s/%s", *dir ? dir : ".", name);
+		struct stat st;
+
+		if (stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
+			if (access(cand, X_OK) == 0) {
+				x->path = cand;
+				continue;
+			}
+			why = EACCES;
+		}
+		free(cand);
+	}
+	free(copy);
+	return x->path ? 0 : why;
+}
+
+/* In the child: never returns; async-signal-safe calls only. A failure
+ * before or at exec is sent to the parent as two ints (what, errno)
+ * through report_fd, which exec closes (O_CLOEXEC) when it succeeds. */
+enum { FAILED_CHDIR = 1, FAILED_EXEC = 2 };
+
+static void child_exec(const dgm_child *c, const exec_plan *x, int in_fd, int out_fd, int err_fd,
+		       int report_fd)
+{
+	int why[2];
+
 	setpgid(0, 0);
 	/* A killed dgmigrate must not leave alembic migrating on its own
 	 * after the lock (its connection) is gone: the child dies with us. */
@@ -58,26 +173,36 @@ static void child_exec(const dgm_child *c, int in_fd, int out_fd, int err_fd)
 	dup2(in_fd, 0);
 	dup2(out_fd, 1);
 	dup2(err_fd, 2);
-	if (c->cwd && chdir(c->cwd) != 0) {
-		dprintf(2, "cannot change to folder '%s': %s\n", c->cwd, strerror(errno));
-		_exit(127);
+	why[0] = FAILED_CHDIR;
+	if (!c->cwd || chdir(c->cwd) == 0) {
+		execve(x->path, (char *const *)c->argv, x->envp);
+		why[0] = FAILED_EXEC;
 	}
-	for (const char *const *u = c->env_unset; u && *u; u++)
-		unsetenv(*u);
-	for (const char *const *e = c->env_set; e && *e; e++) {
-		const char *eq = strchr(*e, '=');
-
-		if (eq) {
-			char *name = strndup(*e, (size_t)(eq - *e));
-
-			if (name)
-				setenv(name, eq + 1, 1);
-			free(name);
-		}
-	}
-	execvp(c->argv[0], (char *const *)c->argv);
-	dprintf(2, "cannot run '%s': %s\n", c->argv[0], strerror(errno));
+	why[1] = errno;
+	if (write(report_fd, why, sizeof(why)) < 0)
+		_exit(126);
 	_exit(127);
+}
+
+/* After fork: 0 once the child has exec'd, else -1 with the failure in
+ * c->err_tail (the child exits 127), as dgm_run reports it. */
+static int child_started(dgm_child *c, int report_fd)
+{
+	int why[2];
+	ssize_t r;
+
+	do
+		r = read(report_fd, why, sizeof(why));
+	while (r < 0 && errno == EINTR);
+	if (r != (ssize_t)sizeof(why))
+		return 0;
+	if (why[0] == FAILED_CHDIR)
+		snprintf(c->err_tail, sizeof(c->err_tail), "cannot change to folder '%s': %s", c->cwd,
+			 strerror(why[1]));
+	else
+		snprintf(c->err_tail, sizeof(c->err_tail), "cannot run '%s': %s", c->argv[0],
+			 strerror(why[1]));
+	return -1;
 }
 
 typedef struct stream {
@@ -251,8 +376,10 @@ static void trim_tail(char *s)
 int dgm_run_status(dgm_child *c, dgm_error *err)
 {
 	int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
+	int report[2] = { -1, -1 };
 	stream st[2] = { { -1, 1, DGM_BUF_INIT }, { -1, 2, DGM_BUF_INIT } };
-	int status = 0, ret = -1;
+	exec_plan x = { 0 };
+	int status = 0, ret = -1, why;
 	void (*old_pipe)(int);
 
 	c->pid = -1;
@@ -261,8 +388,17 @@ int dgm_run_status(dgm_child *c, dgm_error *err)
 	c->timed_out = false;
 	c->cancelled = false;
 	c->err_tail[0] = '\0';
+	exec_plan_env(&x, c);
+	if ((why = exec_plan_path(&x, c->argv[0])) != 0) {
+		/* as a child that could not exec would have said */
+		snprintf(c->err_tail, sizeof(c->err_tail), "cannot run '%s': %s", c->argv[0],
+			 strerror(why));
+		c->exit_code = 127;
+		ret = 0;
+		goto out;
+	}
 	if (pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC) ||
-	    pipe2(in_pipe, O_CLOEXEC)) {
+	    pipe2(in_pipe, O_CLOEXEC) || pipe2(report, O_CLOEXEC)) {
 		dgm_error_errno(err, DGM_E_CHILD, "cannot create pipes for '%s'", c->argv[0]);
 		goto out;
 	}
@@ -274,12 +410,21 @@ int dgm_run_status(dgm_child *c, dgm_error *err)
 		goto out;
 	}
 	if (c->pid == 0)
-		child_exec(c, in_pipe[0], out_pipe[1], err_pipe[1]);
+		child_exec(c, &x, in_pipe[0], out_pipe[1], err_pipe[1], report[1]);
 	setpgid(c->pid, c->pid);
 	close(in_pipe[0]);
 	close(out_pipe[1]);
 	close(err_pipe[1]);
-	in_pipe[0] = out_pipe[1] = err_pipe[1] = -1;
+	close(report[1]);
+	in_pipe[0] = out_pipe[1] = err_pipe[1] = report[1] = -1;
+	if (child_started(c, report[0]) != 0) {
+		while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
+			;
+		signal(SIGPIPE, old_pipe);
+		c->exit_code = 127;
+		ret = 0;
+		goto out;
+	}
 	if (!c->in) {
 		close(in_pipe[1]);
 		in_pipe[1] = -1;
@@ -313,7 +458,10 @@ out:
 			close(out_pipe[i]);
 		if (err_pipe[i] >= 0)
 			close(err_pipe[i]);
+		if (report[i] >= 0)
+			close(report[i]);
 	}
+	exec_plan_free(&x);
 	return ret;
 }
 

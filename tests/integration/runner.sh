@@ -13,6 +13,7 @@ for fn in $(declare -F | awk '{print $3}' | grep '^test_'); do
 	mkdir -p "$work"
 	log="$work/test.log"
 	start=$(date +%s%N)
+	[[ -n ${DGM_CURRENT:-} ]] && echo "$fn" >"$DGM_CURRENT"
 	( set -e; cd "$work"; TEST_DB="${base}_${fn}"; TEST_DB=${TEST_DB:0:60}; "$fn" ) >"$log" 2>&1
 	status=$?
 	ms=$(( ($(date +%s%N) - start) / 1000000 ))
