@@ -142,6 +142,22 @@ test_store_chain_of_five_restores_byte_identical_with_middle_ones_pruned() {
 	restores_as "$s4" 4
 	restores_as "$s1" 1
 	restores_as "$s5" 5
+	# what stays folded is what a listed snapshot still reads from
+	run_dgm backups prune plan.yaml --keep 1 --force
+	expect_rc 0
+	needed=$(for m in backups/*/manifest.json; do
+		{ grep -o '"in": "[^"]*"' "$(dirname "$m")/models.tar.zst.manifest.json" || true; } | cut -d'"' -f4
+	done | sort -u)
+	for d in backups/*/; do
+		id=$(basename "$d")
+		[[ $id == state || -e $d/manifest.json ]] && continue
+		grep -qx "$id" <<<"$needed" || fail "folded $id is left though nothing reads from it"
+	done
+	for id in $needed; do
+		[[ -e backups/$id/models.tar.zst ]] || fail "snapshot $id, read from, is gone"
+	done
+	run_dgm backups verify "$(newest_id)" plan.yaml
+	expect_rc 0
 }
 
 test_store_chain_with_a_missing_or_forged_base_is_refused() {
@@ -172,4 +188,15 @@ test_store_chain_with_a_missing_or_forged_base_is_refused() {
 	expect_rc 1
 	expect_err "snapshot '$base' (archive "
 	expect_err "which holds 'store/"
+	# the reference rewritten to name the forged base: the HMAC covers it
+	old=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["archive_sha256"])' \
+		"backups/$base/models.tar.zst.manifest.json")
+	new=$(sha256sum "backups/$base/models.tar.zst" | cut -d' ' -f1)
+	sed -i "s/$old/$new/" "backups/$base/models.tar.zst.manifest.json" "backups/$top/models.tar.zst.manifest.json"
+	grep -q "\"id\": \"$base\", \"archive_sha256\": \"$new\"" "backups/$top/models.tar.zst.manifest.json" ||
+		fail "the reference was not rewritten"
+	run_dgm backups verify "$top" plan.yaml
+	expect_rc 1
+	expect_err "models.tar.zst.manifest.json"
+	expect_err "snapshot.key"
 }
