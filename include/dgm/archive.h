@@ -63,6 +63,8 @@
 
 #define DGM_ARCHIVE_BLOCK (1 << 20)
 #define DGM_ARCHIVE_MANIFEST_SUFFIX ".manifest.json"
+/* The most archives one snapshot's store is read from (its own included). */
+#define DGM_ARCHIVE_CHAIN_MAX 16
 
 /* Called with the bytes of file content handled so far and the total,
  * at most about four times a second, and once at the end with
@@ -137,7 +139,10 @@ typedef struct dgm_archive_opts {
 	 * beside dest's folder. A file whose size, mode, inode, device,
 	 * mtime and ctime are those recorded there is neither read nor
 	 * archived again: the entry names the archive that holds it. NULL:
-	 * a full archive. */
+	 * a full archive. A base whose files come from DGM_ARCHIVE_CHAIN_MAX
+	 * - 1 archives already (itself included) is refused (the caller
+	 * then archives in full): a restore reads every archive of a chain
+	 * through, so chains stay short. */
 	const char *base_id;
 } dgm_archive_opts;
 

@@ -492,6 +492,11 @@ static int load_base(dgm_archive_manifest *b, const dgm_archive_opts *o, dgm_err
 	if (!ret && (b->n_extras || o->n_extras || strcmp(b->store, o->store)))
 		ret = dgm_error_set(err, DGM_E_ARCHIVE, "the archive of snapshot '%s' is not one of "
 				    "the model store '%s' alone", o->base_id, o->store);
+	/* a restore reads every archive of a chain through: bounded */
+	else if (!ret && b->n_bases + 2 > DGM_ARCHIVE_CHAIN_MAX)
+		ret = dgm_error_set(err, DGM_E_ARCHIVE, "snapshot '%s' reads from %zu archives "
+				    "already (at most %d in a chain)", o->base_id, b->n_bases + 1,
+				    DGM_ARCHIVE_CHAIN_MAX);
 	free(path);
 	free(mpath);
 	return ret;

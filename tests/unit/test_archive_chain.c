@@ -68,7 +68,7 @@ static void settle(void)
 
 	put("../probe", "x", 0600);
 	assert_int_equal(stat(probe, &st), 0);
-	mark = (long long)st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec + 200000000LL;
+	mark = (long long)st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec + 80000000LL;
 	for (;;) {
 		clock_gettime(CLOCK_REALTIME, &now);
 		if ((long long)now.tv_sec * 1000000000LL + now.tv_nsec > mark)
@@ -373,6 +373,36 @@ static void chain_keys_are_strict(void **state)
 	free(path);
 }
 
+/* Each snapshot changes one file more, so each reads from one archive
+ * more: the chain stops at DGM_ARCHIVE_CHAIN_MAX archives (the caller
+ * then archives in full). */
+static void chains_are_bounded(void **state)
+{
+	char id[16], prev[16], name[32], *dir, *archive;
+	dgm_error err = DGM_ERROR_INIT;
+
+	snapshot("c1", NULL);
+	for (int i = 2; i <= DGM_ARCHIVE_CHAIN_MAX; i++) {
+		snprintf(prev, sizeof(prev), "c%d", i - 1);
+		snprintf(id, sizeof(id), "c%d", i);
+		snprintf(name, sizeof(name), "json/m%02d.json", i);
+		put(name, "{\"model\": 2}\n", 0644);
+		snapshot(id, prev);
+		assert_int_equal(files_in(id), 1);
+	}
+	snprintf(prev, sizeof(prev), "c%d", DGM_ARCHIVE_CHAIN_MAX);
+	dir = dgm_xasprintf("%s/next", snaps);
+	archive = archive_of("next");
+	assert_int_equal(mkdir(dir, 0700), 0);
+	dgm_archive_opts o = { .dest = archive, .store = store, .base_id = prev };
+	assert_int_equal(dgm_archive_create(NULL, &o, &err), -1);
+	if (!strstr(err.msg, "at most 16 in a chain"))
+		fail_msg("expected the chain's bound in: %s", err.msg);
+	assert_int_equal(access(archive, F_OK), -1);
+	free(dir);
+	free(archive);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -380,6 +410,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(missing_or_forged_base_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(chain_keys_are_strict, setup, teardown),
+		cmocka_unit_test_setup_teardown(chains_are_bounded, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
