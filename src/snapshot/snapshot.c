@@ -230,8 +230,25 @@ out:
 	return ok;
 }
 
+static bool usable_base(const dgm_snapshot *s, const dgm_plan *plan)
+{
+	dgm_error e = DGM_ERROR_INIT;
+	bool ok;
+
+	if (!s->has_store || !s->store || strcmp(s->store, plan->model_store.path))
+		return false;
+	ok = dgm_snapshot_authenticate(s, plan, &e) == 0;
+	if (!ok)
+		dgm_debug("not chaining to snapshot '%s': %s", s->id, e.msg);
+	dgm_error_clear(&e);
+	return ok;
+}
+
 /* The newest snapshot of this store (alone) whose HMAC holds: its
- * archive's manifest says which files need not be read again. */
+ * archive's manifest says which files need not be read again. One whose
+ * archive is linked from another (store_from: the same file) gives way
+ * to that one, so that pruning the link (a rollback's safety snapshot)
+ * frees it. */
 static char *pick_base(const dgm_plan *plan)
 {
 	dgm_snapshot *all = NULL;
@@ -243,13 +260,15 @@ static char *pick_base(const dgm_plan *plan)
 	    dgm_snapshot_list(&all, &n, plan->snapshot.directory, &e))
 		goto out;
 	for (size_t i = 0; i < n && !id; i++) {
-		if (!all[i].has_store || !all[i].store || strcmp(all[i].store, plan->model_store.path))
+		if (!usable_base(&all[i], plan))
 			continue;
-		if (dgm_snapshot_authenticate(&all[i], plan, &e) == 0)
-			id = dgm_xstrdup(all[i].id);
-		else
-			dgm_debug("not chaining to snapshot '%s': %s", all[i].id, e.msg);
-		dgm_error_clear(&e);
+		id = dgm_xstrdup(all[i].id);
+		for (size_t k = 0; all[i].store_from && k < n; k++)
+			if (!strcmp(all[k].id, all[i].store_from) && usable_base(&all[k], plan)) {
+				free(id);
+				id = dgm_xstrdup(all[k].id);
+				break;
+			}
 	}
 out:
 	dgm_error_clear(&e);
