@@ -66,7 +66,7 @@ $(BUILD)/tools/%: tests/tools/%.c $(LIB) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
 
-TOOLS    := $(BUILD)/tools/alembic_dump $(BUILD)/tools/verify_probe
+TOOLS    := $(BUILD)/tools/alembic_dump $(BUILD)/tools/verify_probe $(BUILD)/tools/store_snap
 
 # The man page and the bash completion come from the option tables that
 # drive --help (src/cli/docs.c), so the three cannot drift apart.

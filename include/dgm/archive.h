@@ -25,6 +25,18 @@
  * PATH_MAX, or with a name over 255 bytes.
  * The same files always give the same archive, byte for byte.
  *
+ * Chains (dgm_archive_opts.base_id): a snapshot's archive holds only
+ * what changed since an earlier snapshot of the same store; its
+ * manifest still lists every entry, and a file entry with "in": ID is
+ * held by the archive of snapshot ID, found at ../ID/<archive name>
+ * beside this archive's folder (a snapshot folder). References are
+ * flat: ID is the archive that holds the bytes, never one that refers
+ * on. The manifest records each base's archive SHA-256 and size, so
+ * what signs the manifest signs the chain. Verify and restore read
+ * every archive of the chain with every check below; a base that is
+ * missing or differs from what is recorded is refused, naming the
+ * snapshot and a file it holds.
+ *
  * Files written: DEST (the archive) and DEST.manifest.json, both 0600.
  * The manifest is made durable before the archive is renamed into
  * place, so an archive that exists always has its manifest; a manifest
@@ -51,6 +63,8 @@
 
 #define DGM_ARCHIVE_BLOCK (1 << 20)
 #define DGM_ARCHIVE_MANIFEST_SUFFIX ".manifest.json"
+/* The most archives one snapshot's store is read from (its own included). */
+#define DGM_ARCHIVE_CHAIN_MAX 16
 
 /* Called with the bytes of file content handled so far and the total,
  * at most about four times a second, and once at the end with
@@ -70,7 +84,24 @@ typedef struct dgm_archive_entry {
 	unsigned mode;       /* permission bits, 07777 */
 	long long mtime;     /* seconds since the epoch */
 	char sha256[65];     /* file: content; symlink: target; dir: "" */
+	/* Chains (see "Chains" above): the id of the snapshot whose archive
+	 * holds this file's content; NULL: this archive holds it. */
+	char *in;
+	/* The file's identity when it was read (lstat: st_dev, st_ino, mtime
+	 * and ctime in ns), recorded only when neither time was within
+	 * AR_RACY_NS of the start of the archive (a file changed in the
+	 * same clock tick as it was read could keep both): has_stat. */
+	bool has_stat;
+	long long dev, ino, mtime_ns, ctime_ns;
 } dgm_archive_entry;
+
+/* An archive a chained manifest reads files from: the snapshot's id and
+ * what its archive file was when referenced (recorded, so signed). */
+typedef struct dgm_archive_base {
+	char *id;
+	char archive_sha256[65];
+	long long archive_bytes;
+} dgm_archive_base;
 
 typedef struct dgm_archive_manifest {
 	long long created;        /* unix time the archive was written */
@@ -80,8 +111,10 @@ typedef struct dgm_archive_manifest {
 	char *store;              /* the folder archived as "store" */
 	char **extras;            /* extras[i] was archived under "extra/<i>/" */
 	size_t n_extras;
-	dgm_archive_entry *entries; /* in archive order */
+	dgm_archive_entry *entries; /* in archive order (those held elsewhere too) */
 	size_t n_entries;
+	dgm_archive_base *bases;  /* the archives entries' "in" name, in order */
+	size_t n_bases;
 	size_t cap_entries;       /* private */
 	dgm_archive_entry **by_path; /* private: sorted, for _find */
 } dgm_archive_manifest;
@@ -101,6 +134,16 @@ typedef struct dgm_archive_opts {
 	int threads;
 	dgm_archive_progress_fn progress; /* may be NULL */
 	void *payload;
+	/* A chain: the id of an earlier snapshot of the same store (no
+	 * extras on either side) whose archive is ../BASE_ID/<name of dest>
+	 * beside dest's folder. A file whose size, mode, inode, device,
+	 * mtime and ctime are those recorded there is neither read nor
+	 * archived again: the entry names the archive that holds it. NULL:
+	 * a full archive. A base whose files come from DGM_ARCHIVE_CHAIN_MAX
+	 * - 1 archives already (itself included) is refused (the caller
+	 * then archives in full): a restore reads every archive of a chain
+	 * through, so chains stay short. */
+	const char *base_id;
 } dgm_archive_opts;
 
 /* Settle an interrupted restore of the store first (dgm_archive_recover:
@@ -123,6 +166,18 @@ int dgm_archive_create(dgm_archive_manifest *m, const dgm_archive_opts *o, dgm_e
  * sha256 differs"; what a restore would refuse: "archive 'A' would not
  * be restored: refusing entry ...". */
 int dgm_archive_verify(const char *archive, const char *manifest, dgm_error *err);
+
+/* Like dgm_archive_verify for a chain, but the archives of the bases
+ * are not read again (they were verified when their snapshots were
+ * made): each must be there with the size recorded, its manifest must
+ * read, pass every check, and agree with the files referenced (type,
+ * mode, mtime, size, SHA-256) and with the recorded archive SHA-256.
+ * What a new snapshot runs on its own archive. */
+int dgm_archive_verify_new(const char *archive, dgm_error *err);
+/* The snapshot ids whose archives the archive's manifest references
+ * (its bases; none for a full archive). *ids: NULL-terminated, free
+ * each and the array. */
+int dgm_archive_bases(char ***ids, size_t *n, const char *archive, dgm_error *err);
 
 /* --- manifest ---------------------------------------------------------- */
 

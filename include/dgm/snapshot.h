@@ -23,8 +23,13 @@
  * <target>_dgm_snap_<id> beside its dump - the dump is then taken from
  * the copy, so both hold the same - for a restore in seconds (the
  * newest snapshot.keep_copies keep theirs). Where the model store was
- * unchanged since an earlier snapshot, that one's archive is hard-linked
- * (store_from) instead of written again. Pruning drops copies too.
+ * unchanged since the snapshot a safety snapshot is taken for
+ * (store_like), that one's archive is hard-linked (store_from) instead of
+ * written again; otherwise the archive is chained to the newest signed
+ * snapshot of the same store and holds only what changed (archive.h,
+ * "Chains"). Pruning drops copies too, and folds a snapshot whose archive
+ * a kept one reads from: <id>/ then holds only models.tar.zst and its
+ * manifest, no manifest.json (src/snapshot/prune.c).
  * A folder without ".partial" and with a manifest.json is complete and
  * was verified when it was made.
  */

@@ -160,11 +160,54 @@ long ar_extra_index(const dgm_archive_manifest *m, const char *path, const char 
  * checked with ar_manifest_check), and the file's size and hash. */
 int ar_verify_archive(const dgm_archive_manifest *m, const char *archive, dgm_error *err);
 
-/* Every entry of m seen? Else names the first missing one. */
+/* Every entry of m this archive holds (no "in") seen? Else names the first missing one. */
 int ar_all_seen(const dgm_archive_manifest *m, const unsigned char *seen, dgm_error *err);
 /* Compare a computed content hash with the entry's. */
 int ar_content_check(const dgm_archive_entry *me, const char sha[65], long long len,
 		     dgm_error *err);
+
+/* --- chains (chain.c; archive.h "Chains") --- */
+/* A file whose mtime or ctime is within this of the start of the
+ * archive (or after it) gets no recorded identity: a change in the
+ * same clock tick as the read could leave both times as they were.
+ * Kernel file times come from a coarse clock (1-10 ms a tick). */
+#define AR_RACY_NS 50000000LL
+/* A file system that keeps whole seconds only: this margin instead. */
+#define AR_RACY_COARSE_NS 2000000000LL
+/* A snapshot id: 1-64 of [A-Za-z0-9_.-], not starting with '.'. */
+bool ar_id_valid(const char *id);
+/* Every "in" names a listed base, every base is named, none is m's own. */
+int ar_bases_check(const dgm_archive_manifest *m, dgm_error *err);
+/* ../ID/<basename of archive>, beside archive's folder (caller frees). */
+char *ar_base_path(const char *archive, const char *id);
+
+typedef struct ar_base {
+	const dgm_archive_base *rec; /* as recorded in the chained manifest */
+	char *path;               /* its archive file */
+	dgm_archive_manifest m;   /* its own manifest, checked */
+	long *ours;               /* per entry of m: the chained manifest's entry it
+				   * holds, or -1 */
+	const char *first;        /* a file it holds, for messages */
+} ar_base;
+
+typedef struct ar_chain {
+	ar_base *bases;
+	size_t n;
+} ar_chain;
+
+/* Every base of m (the manifest of archive, checked): its archive file
+ * there with the recorded size, its manifest read and checked like m
+ * (root_len as for m), recording the recorded SHA-256 and size, and
+ * holding each file that m says it holds as a file (not referring on)
+ * with m's type, mode, mtime, size and SHA-256. A failure names the
+ * snapshot and a file it holds. */
+int ar_chain_open(ar_chain *c, const dgm_archive_manifest *m, const char *archive,
+		  size_t root_len, dgm_error *err);
+/* Read every base archive through against its manifest (ar_verify_archive). */
+int ar_chain_verify(const ar_chain *c, dgm_error *err);
+void ar_chain_free(ar_chain *c);
+/* "snapshot 'ID' (archive 'P'), which holds 'store/x' of this one: " */
+void ar_chain_prefix(const ar_base *b, dgm_error *err);
 
 /* --- owners, copies and removal (copy.c) --- */
 /* Who owns what a restore writes: never the archive's uid/gid, but the
@@ -205,6 +248,7 @@ typedef struct ar_stage {
 	ar_owner owner;           /* of everything written */
 	unsigned char *buf;       /* DGM_ARCHIVE_BLOCK, for copies */
 	ar_progress *progress;
+	const ar_chain *chain;    /* the bases m reads files from (NULL: none) */
 	long long files, bytes;   /* extracted */
 	long long files_copied, bytes_copied;
 } ar_stage;

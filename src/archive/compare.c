@@ -121,8 +121,8 @@ int dgm_archive_store_matches(bool *same, const char *archive, const char *store
 		free(mpath);
 		return -1;
 	}
-	if (ar_manifest_check(&m, strlen(m.store) + AR_STAGING_EXTRA, err) ||
-	    ar_verify_archive(&m, archive, err)) {
+	/* every archive of its chain, too */
+	if (dgm_archive_verify(archive, mpath, err)) {
 		dgm_archive_manifest_free(&m);
 		free(mpath);
 		return -1;

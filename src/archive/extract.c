@@ -183,6 +183,22 @@ static bool wanted(const ar_stage *s, const char *path)
 	return i >= 0 && s->want_extra[i];
 }
 
+/* A file of ours whose content is in a base's archive. */
+static int write_file(extractor *x, long pos, dgm_error *err)
+{
+	const dgm_archive_entry *me = &x->s->m->entries[pos];
+	const char *name;
+	int dfd = open_parent(x, me->path, &name, err), rc;
+
+	if (dfd < 0)
+		return -1;
+	rc = x->s->same && x->s->same[pos] ? copy_current(x, dfd, name, me, err) : 1;
+	if (rc == 1)
+		rc = put_file(x, dfd, name, me, err);
+	close(dfd);
+	return rc;
+}
+
 static int write_entry(extractor *x, struct archive_entry *e, long pos, dgm_error *err)
 {
 	const dgm_archive_entry *me = &x->s->m->entries[pos];
@@ -252,9 +268,52 @@ static int extract_all(extractor *x, dgm_error *err)
 	while ((rc = ar_reader_next(&x->r, &e, err)) == 1)
 		if (extract_entry(x, e, err))
 			return -1;
-	if (rc < 0)
+	return rc < 0 ? -1 : 0;
+}
+
+/* A base's entry, checked against the base's own manifest (every check
+ * of extract_entry); written only when it holds a file of ours. */
+static int base_entry(extractor *x, const ar_base *b, struct archive_entry *e,
+		      unsigned char *seen, dgm_error *err)
+{
+	long pos, ours;
+
+	if (ar_check_next(&pos, e, &b->m, seen, err))
 		return -1;
-	return fix_dirs(x, err);
+	ours = b->ours[pos];
+	if (ours < 0 || !wanted(x->s, x->s->m->entries[ours].path))
+		return 0;
+	return write_file(x, ours, err);
+}
+
+/* Into the folders our own archive made: the files base b holds. */
+static int extract_base(extractor *x, const ar_base *b, dgm_error *err)
+{
+	unsigned char *seen = dgm_xcalloc(b->m.n_entries + 1, 1);
+	struct archive_entry *e;
+	int rc = -1;
+
+	ar_reader_close(&x->r);
+	if (ar_reader_open(&x->r, b->path, err))
+		goto out;
+	while ((rc = ar_reader_next(&x->r, &e, err)) == 1)
+		if (base_entry(x, b, e, seen, err))
+			goto out;
+	if (rc == 0)
+		rc = ar_all_seen(&b->m, seen, err) || ar_reader_finish(&x->r, &b->m, err) ? -1 : 0;
+out:
+	if (rc)
+		ar_chain_prefix(b, err);
+	free(seen);
+	return rc ? -1 : 0;
+}
+
+static int extract_chain(extractor *x, dgm_error *err)
+{
+	for (size_t i = 0; x->s->chain && i < x->s->chain->n; i++)
+		if (extract_base(x, &x->s->chain->bases[i], err))
+			return -1;
+	return 0;
 }
 
 int ar_extract(ar_stage *s, dgm_error *err)
@@ -271,8 +330,9 @@ int ar_extract(ar_stage *s, dgm_error *err)
 	}
 	if (ar_reader_open(&x.r, s->archive, err))
 		goto out;
+	/* folders get their modes and mtimes once the bases' files are in */
 	if (extract_all(&x, err) || ar_all_seen(s->m, x.seen, err) ||
-	    ar_reader_finish(&x.r, s->m, err))
+	    ar_reader_finish(&x.r, s->m, err) || extract_chain(&x, err) || fix_dirs(&x, err))
 		goto out;
 	ret = 0;
 out:

@@ -3,7 +3,7 @@
  * The file is JSON, one entry a line so that it greps and diffs well:
  *   {
  *   "format": "dgmigrate-archive-manifest",
- *   "version": 1,
+ *   "version": 2,
  *   "created": 1700000000,
  *   "archive_sha256": "<64 hex>",
  *   "archive_bytes": 123,
@@ -11,10 +11,13 @@
  *   "content_bytes": 42,
  *   "store": "/srv/models",
  *   "extras": [{"index": 0, "path": "/etc/app/x.yaml"}],
+ *   "bases": [{"id": "20261129T064955Z-3f2a", "archive_sha256": "...", "archive_bytes": 9}],
  *   "entries": [
  *   {"path": "store", "type": "dir", "mode": "0755", "mtime": 1700000000, "size": 0},
  *   {"path": "store/a.bin", "type": "file", "mode": "0644", "mtime": 1, "size": 42, "sha256": "..."},
- *   {"path_hex": "73746f72652fff", "type": "symlink", ...}
+ *   {"path_hex": "73746f72652fff", "type": "symlink", ...},
+ *   {"path": "store/b.bin", "type": "file", ..., "sha256": "...",
+ *    "in": "20261129T064955Z-3f2a", "dev": 2049, "ino": 12, "mtime_ns": 1, "ctime_ns": 2}
  *   ]
  *   }
  * JSON strings must be UTF-8, file names need not be: a name that is
@@ -24,7 +27,10 @@
  * symlink, are neither recorded nor restored, and a manifest that has
  * them is refused. Owners are not recorded: a restore gives what it
  * writes to the owner of what it replaces. "size" is a file's content
- * length, a symlink's target length (below PATH_MAX), 0 for a folder. */
+ * length, a symlink's target length (below PATH_MAX), 0 for a folder.
+ * Version 2 added "bases" and, per file, "in" (held by that base's
+ * archive, see archive.h "Chains") and the file's identity when read
+ * ("dev" ... "ctime_ns", all four or none); version 1 is still read. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +53,7 @@ void dgm_archive_manifest_add(dgm_archive_manifest *m, const dgm_archive_entry *
 	}
 	m->entries[m->n_entries] = *e;
 	m->entries[m->n_entries].path = dgm_xstrdup(e->path);
+	m->entries[m->n_entries].in = e->in ? dgm_xstrdup(e->in) : NULL;
 	m->n_entries++;
 	/* the index points into entries, which may have moved */
 	free(m->by_path);
@@ -107,10 +114,15 @@ void dgm_archive_manifest_free(dgm_archive_manifest *m)
 {
 	if (!m)
 		return;
-	for (size_t i = 0; i < m->n_entries; i++)
+	for (size_t i = 0; i < m->n_entries; i++) {
 		free(m->entries[i].path);
+		free(m->entries[i].in);
+	}
 	for (size_t i = 0; i < m->n_extras; i++)
 		free(m->extras[i]);
+	for (size_t i = 0; i < m->n_bases; i++)
+		free(m->bases[i].id);
+	free(m->bases);
 	free(m->entries);
 	free(m->extras);
 	free(m->by_path);
@@ -140,12 +152,17 @@ static void put_entry(dgm_buf *b, const dgm_archive_entry *e, bool last)
 		       ar_type_name(e->type), e->mode, e->mtime, e->size);
 	if (e->type != DGM_ARCHIVE_DIR)
 		dgm_buf_printf(b, ", \"sha256\": \"%s\"", e->sha256);
+	if (e->in)
+		dgm_buf_printf(b, ", \"in\": \"%s\"", e->in);
+	if (e->has_stat)
+		dgm_buf_printf(b, ", \"dev\": %lld, \"ino\": %lld, \"mtime_ns\": %lld, "
+			       "\"ctime_ns\": %lld", e->dev, e->ino, e->mtime_ns, e->ctime_ns);
 	dgm_buf_puts(b, last ? "}\n" : "},\n");
 }
 
 static void put_manifest(dgm_buf *b, const dgm_archive_manifest *m)
 {
-	dgm_buf_printf(b, "{\n\"format\": \"dgmigrate-archive-manifest\",\n\"version\": 1,\n"
+	dgm_buf_printf(b, "{\n\"format\": \"dgmigrate-archive-manifest\",\n\"version\": 2,\n"
 		       "\"created\": %lld,\n\"archive_sha256\": \"%s\",\n\"archive_bytes\": %lld,\n"
 		       "\"entry_count\": %zu,\n\"content_bytes\": %lld,\n",
 		       m->created, m->archive_sha256, m->archive_bytes, m->n_entries,
@@ -157,6 +174,11 @@ static void put_manifest(dgm_buf *b, const dgm_archive_manifest *m)
 		put_name(b, "path", m->extras[i]);
 		dgm_buf_putc(b, '}');
 	}
+	dgm_buf_puts(b, "],\n\"bases\": [");
+	for (size_t i = 0; i < m->n_bases; i++)
+		dgm_buf_printf(b, "%s{\"id\": \"%s\", \"archive_sha256\": \"%s\", "
+			       "\"archive_bytes\": %lld}", i ? ", " : "", m->bases[i].id,
+			       m->bases[i].archive_sha256, m->bases[i].archive_bytes);
 	dgm_buf_puts(b, "],\n\"entries\": [\n");
 	for (size_t i = 0; i < m->n_entries; i++)
 		put_entry(b, &m->entries[i], i + 1 == m->n_entries);

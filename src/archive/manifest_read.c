@@ -11,8 +11,21 @@
 
 enum {
 	E_PATH = 1, E_TYPE = 2, E_MODE = 4, E_MTIME = 8, E_SIZE = 16, E_SHA = 32,
-	E_NEEDED = E_PATH | E_TYPE | E_MODE | E_MTIME | E_SIZE
+	E_NEEDED = E_PATH | E_TYPE | E_MODE | E_MTIME | E_SIZE,
+	E_IN = 64, E_DEV = 128, E_INO = 256, E_MNS = 512, E_CNS = 1024,
+	E_STAT = E_DEV | E_INO | E_MNS | E_CNS
 };
+
+/* A snapshot id: what names a folder beside the archive's (util.c). */
+static int read_id(ar_json *j, char **out)
+{
+	if (ar_json_string(j, &j->s))
+		return -1;
+	if (!ar_id_valid(j->s.ptr))
+		return ar_json_fail(j, "not a snapshot id");
+	*out = dgm_xstrdup(j->s.ptr);
+	return 0;
+}
 
 typedef struct entry_ctx {
 	dgm_archive_entry e;
@@ -72,6 +85,16 @@ static int entry_member(ar_json *j, const char *key, void *vctx)
 		return ar_json_key(j, &c->seen, E_SIZE, key) || read_count(j, &c->e.size);
 	if (!strcmp(key, "sha256"))
 		return ar_json_key(j, &c->seen, E_SHA, key) || ar_json_sha(j, c->e.sha256);
+	if (!strcmp(key, "in"))
+		return ar_json_key(j, &c->seen, E_IN, key) || read_id(j, &c->e.in);
+	if (!strcmp(key, "dev"))
+		return ar_json_key(j, &c->seen, E_DEV, key) || ar_json_int(j, &c->e.dev);
+	if (!strcmp(key, "ino"))
+		return ar_json_key(j, &c->seen, E_INO, key) || ar_json_int(j, &c->e.ino);
+	if (!strcmp(key, "mtime_ns"))
+		return ar_json_key(j, &c->seen, E_MNS, key) || ar_json_int(j, &c->e.mtime_ns);
+	if (!strcmp(key, "ctime_ns"))
+		return ar_json_key(j, &c->seen, E_CNS, key) || ar_json_int(j, &c->e.ctime_ns);
 	return ar_json_unknown(j, key);
 }
 
@@ -99,10 +122,20 @@ static int entry_item(ar_json *j, void *vm)
 		ar_json_fail(j, "symlink target longer than a path can be");
 		goto out;
 	}
+	if ((c.seen & E_STAT) && ((c.seen & E_STAT) != E_STAT || c.e.type != DGM_ARCHIVE_FILE)) {
+		ar_json_fail(j, "dev, ino, mtime_ns and ctime_ns go together, on files only");
+		goto out;
+	}
+	if (c.e.in && c.e.type != DGM_ARCHIVE_FILE) {
+		ar_json_fail(j, "only a file can be held by another archive");
+		goto out;
+	}
+	c.e.has_stat = (c.seen & E_STAT) != 0;
 	dgm_archive_manifest_add(vm, &c.e);
 	ret = 0;
 out:
 	free(c.e.path);
+	free(c.e.in);
 	return ret;
 }
 
@@ -149,7 +182,46 @@ out:
 	return ret;
 }
 
+typedef struct base_ctx {
+	dgm_archive_base b;
+	unsigned seen;
+} base_ctx;
+
+static int base_member(ar_json *j, const char *key, void *vctx)
+{
+	base_ctx *c = vctx;
+
+	if (!strcmp(key, "id"))
+		return ar_json_key(j, &c->seen, 1, key) || read_id(j, &c->b.id);
+	if (!strcmp(key, "archive_sha256"))
+		return ar_json_key(j, &c->seen, 2, key) || ar_json_sha(j, c->b.archive_sha256);
+	if (!strcmp(key, "archive_bytes"))
+		return ar_json_key(j, &c->seen, 4, key) || read_count(j, &c->b.archive_bytes);
+	return ar_json_unknown(j, key);
+}
+
+static int base_item(ar_json *j, void *vm)
+{
+	dgm_archive_manifest *m = vm;
+	base_ctx c = { { 0 }, 0 };
+
+	if (ar_json_object(j, base_member, &c) || (c.seen != 7 &&
+	    ar_json_fail(j, "base without id, archive_sha256 or archive_bytes"))) {
+		free(c.b.id);
+		return -1;
+	}
+	for (size_t i = 0; i < m->n_bases; i++)
+		if (!strcmp(m->bases[i].id, c.b.id)) {
+			free(c.b.id);
+			return ar_json_fail(j, "a base listed twice");
+		}
+	m->bases = dgm_xrealloc(m->bases, (m->n_bases + 1) * sizeof(*m->bases));
+	m->bases[m->n_bases++] = c.b;
+	return 0;
+}
+
 enum {
+	M_BASES = 1024,
 	M_FORMAT = 1, M_VERSION = 2, M_CREATED = 4, M_SHA = 8, M_BYTES = 16, M_COUNT = 32,
 	M_CONTENT = 64, M_STORE = 128, M_EXTRAS = 256, M_ENTRIES = 512, M_ALL = 1023
 };
@@ -195,6 +267,8 @@ static int top_member(ar_json *j, const char *key, void *vctx)
 		return ar_json_key(j, &c->seen, M_EXTRAS, key) || ar_json_array(j, extra_item, m);
 	if (!strcmp(key, "entries"))
 		return ar_json_key(j, &c->seen, M_ENTRIES, key) || ar_json_array(j, entry_item, m);
+	if (!strcmp(key, "bases"))
+		return ar_json_key(j, &c->seen, M_BASES, key) || ar_json_array(j, base_item, m);
 	return ar_json_unknown(j, key);
 }
 
@@ -204,12 +278,16 @@ static int check_totals(const top_ctx *c, const char *path, dgm_error *err)
 	const dgm_archive_manifest *m = c->m;
 	long long content = 0;
 
-	if (c->seen != M_ALL)
+	if ((c->seen & M_ALL) != M_ALL)
 		return dgm_error_set(err, DGM_E_ARCHIVE, "manifest '%s' is not valid: "
 				     "a required key is missing", path);
-	if (c->version != 1)
+	if (c->version != 1 && c->version != 2)
 		return dgm_error_set(err, DGM_E_ARCHIVE, "manifest '%s' has version %lld, this "
-				     "dgmigrate reads version 1", path, c->version);
+				     "dgmigrate reads versions 1 and 2", path, c->version);
+	if (ar_bases_check(m, err)) {
+		dgm_error_prefix(err, "manifest '%s' is not valid", path);
+		return -1;
+	}
 	for (size_t i = 0; i < m->n_entries; i++)
 		if (m->entries[i].type == DGM_ARCHIVE_FILE &&
 		    __builtin_add_overflow(content, m->entries[i].size, &content))

@@ -282,6 +282,9 @@ int ar_header_check(long *pos, struct archive_entry *e, const dgm_archive_manife
 	if (seen[*pos])
 		return dgm_error_set(err, DGM_E_ARCHIVE, "'%s' appears twice", show);
 	me = &m->entries[*pos];
+	if (me->in)
+		return dgm_error_set(err, DGM_E_ARCHIVE, "'%s' is in this archive, but the manifest "
+				     "says snapshot '%s' holds it", show, me->in);
 	if (t != me->type)
 		return dgm_error_set(err, DGM_E_ARCHIVE, "'%s' is a %s, the manifest says %s", show,
 				     ar_type_name(t), ar_type_name(me->type));
@@ -312,7 +315,7 @@ int ar_all_seen(const dgm_archive_manifest *m, const unsigned char *seen, dgm_er
 	char show[AR_SHOW_MAX];
 
 	for (size_t i = 0; i < m->n_entries; i++)
-		if (!seen[i])
+		if (!seen[i] && !m->entries[i].in)
 			return dgm_error_set(err, DGM_E_ARCHIVE, "'%s' is missing from the archive",
 					     ar_show(show, sizeof(show), m->entries[i].path));
 	return 0;

@@ -198,15 +198,15 @@ static bool *wanted_extras(const dgm_archive_manifest *m, const dgm_archive_rest
 /* Extract (copying what is unchanged) into the staging folder, and
  * check what was staged. */
 static int stage_store(dgm_archive_restore_state *r, const dgm_archive_manifest *m,
-		       const dgm_archive_restore_opts *o, const unsigned char *same,
-		       unsigned char *buf, dgm_error *err)
+		       const ar_chain *chain, const dgm_archive_restore_opts *o,
+		       const unsigned char *same, unsigned char *buf, dgm_error *err)
 {
 	ar_progress p = { o->progress, o->payload, 0, m->content_bytes, 0 };
 	bool *want = wanted_extras(m, o);
 	ar_stage s = { .m = m, .archive = o->archive, .dir = r->store.dir,
 		       .current = r->store.path, .same = r->identical ? NULL : same,
 		       .skip_store = r->identical, .want_extra = want, .buf = buf,
-		       .progress = &p };
+		       .progress = &p, .chain = chain };
 	int ret = -1;
 
 	ar_owner_of(&s.owner, r->store.path);
@@ -233,17 +233,22 @@ out:
 	return ret;
 }
 
-/* The manifest, checked as verify checks it, for this target. */
-static int read_checked(dgm_archive_manifest *m, const char *mpath,
+/* The manifest, checked as verify checks it, for this target, and the
+ * bases of its chain. */
+static int read_checked(dgm_archive_manifest *m, ar_chain *chain, const char *mpath,
 			dgm_archive_restore_state *r, const dgm_archive_restore_opts *o,
 			dgm_error *err)
 {
+	size_t root_len;
+
 	if (dgm_archive_manifest_read(m, mpath, err))
 		return -1;
 	r->store.path = resolve(o->target, true, err);
 	if (!r->store.path)
 		return -1;
-	return ar_manifest_check(m, strlen(r->store.path) + AR_STAGING_EXTRA, err);
+	root_len = strlen(r->store.path) + AR_STAGING_EXTRA;
+	return ar_manifest_check(m, root_len, err) ||
+	       ar_chain_open(chain, m, o->archive, root_len, err) ? -1 : 0;
 }
 
 int dgm_archive_restore_stage(dgm_archive_restore_state *r, const dgm_archive_restore_opts *o,
@@ -252,12 +257,13 @@ int dgm_archive_restore_stage(dgm_archive_restore_state *r, const dgm_archive_re
 	char *mpath = o->manifest ? dgm_xstrdup(o->manifest) : dgm_archive_manifest_path(o->archive);
 	unsigned char *same = NULL, *buf = NULL;
 	dgm_archive_manifest m;
+	ar_chain chain = { 0 };
 	int ret = -1;
 
 	memset(r, 0, sizeof(*r));
 	memset(&m, 0, sizeof(m));
 	/* an earlier restore cut short is settled first */
-	if (dgm_archive_recover(o->target, err) || read_checked(&m, mpath, r, o, err) ||
+	if (dgm_archive_recover(o->target, err) || read_checked(&m, &chain, mpath, r, o, err) ||
 	    pick_extras(r, &m, o, err))
 		goto out;
 	same = dgm_xcalloc(m.n_entries + 1, 1);
@@ -266,14 +272,14 @@ int dgm_archive_restore_stage(dgm_archive_restore_state *r, const dgm_archive_re
 	if (r->identical && !r->n_extras) {
 		/* nothing to write, but the archive is read through all the
 		 * same: a restore never calls a damaged archive good */
-		ret = ar_verify_archive(&m, o->archive, err);
+		ret = ar_verify_archive(&m, o->archive, err) || ar_chain_verify(&chain, err) ? -1 : 0;
 		goto out;
 	}
 	if (check_room(r->store.path, m.content_bytes, err))
 		goto out;
 	r->store.dir = make_staging(r->store.path, err);
 	if (!r->store.dir || ar_intent_write(r, "stage", err) ||
-	    stage_store(r, &m, o, same, buf, err))
+	    stage_store(r, &m, &chain, o, same, buf, err))
 		goto out;
 	if (!r->identical) {
 		r->store.staged = dgm_xasprintf("%s/" AR_STORE, r->store.dir);
@@ -292,6 +298,7 @@ out:
 		dgm_archive_restore_free(r);
 		dgm_error_prefix(err, "cannot restore '%s' from '%s'", o->target, o->archive);
 	}
+	ar_chain_free(&chain);
 	dgm_archive_manifest_free(&m);
 	free(same);
 	free(buf);

@@ -57,22 +57,67 @@ out:
 	return ret;
 }
 
-int dgm_archive_verify(const char *archive, const char *manifest, dgm_error *err)
+/* The manifest at mpath, checked; this archive read back; then the
+ * bases, read back too when all is set. */
+static int verify(const char *archive, const char *mpath, bool all, dgm_error *err)
 {
-	char *mpath = manifest ? dgm_xstrdup(manifest) : dgm_archive_manifest_path(archive);
 	dgm_archive_manifest m;
+	ar_chain chain = { 0 };
+	size_t root_len;
 	int ret = -1;
 
 	if (dgm_archive_manifest_read(&m, mpath, err))
-		goto out;
+		return -1;
+	root_len = strlen(m.store) + AR_STAGING_EXTRA;
 	/* what a restore of the recorded store would refuse is not intact */
-	if (ar_manifest_check(&m, strlen(m.store) + AR_STAGING_EXTRA, err)) {
+	if (ar_manifest_check(&m, root_len, err)) {
 		dgm_error_prefix(err, "archive '%s' would not be restored", archive);
 		goto out;
 	}
-	ret = ar_verify_archive(&m, archive, err);
+	if (ar_verify_archive(&m, archive, err) || ar_chain_open(&chain, &m, archive, root_len, err))
+		goto out;
+	if (all && ar_chain_verify(&chain, err))
+		goto out;
+	ret = 0;
 out:
+	ar_chain_free(&chain);
 	dgm_archive_manifest_free(&m);
+	return ret;
+}
+
+int dgm_archive_verify(const char *archive, const char *manifest, dgm_error *err)
+{
+	char *mpath = manifest ? dgm_xstrdup(manifest) : dgm_archive_manifest_path(archive);
+	int ret = verify(archive, mpath, true, err);
+
+	free(mpath);
+	return ret;
+}
+
+int dgm_archive_verify_new(const char *archive, dgm_error *err)
+{
+	char *mpath = dgm_archive_manifest_path(archive);
+	int ret = verify(archive, mpath, false, err);
+
+	free(mpath);
+	return ret;
+}
+
+int dgm_archive_bases(char ***ids, size_t *n, const char *archive, dgm_error *err)
+{
+	char *mpath = dgm_archive_manifest_path(archive);
+	dgm_archive_manifest m;
+	int ret = dgm_archive_manifest_read(&m, mpath, err);
+
+	*ids = NULL;
+	*n = 0;
+	if (ret == 0) {
+		*ids = dgm_xcalloc(m.n_bases + 1, sizeof(**ids));
+		for (size_t i = 0; i < m.n_bases; i++)
+			(*ids)[i] = dgm_xstrdup(m.bases[i].id);
+		*n = m.n_bases;
+		dgm_archive_manifest_free(&m);
+	}
 	free(mpath);
 	return ret;
 }

@@ -25,7 +25,15 @@ typedef struct writer {
 	unsigned char *buf;       /* DGM_ARCHIVE_BLOCK: file content in transit */
 	dgm_archive_manifest *m;
 	ar_progress progress;
+	long long start_ns;       /* when the archive was begun */
+	const dgm_archive_manifest *base; /* a chain's base (NULL: full archive) */
+	const char *base_id;
 } writer;
+
+static long long ns_of(const struct timespec *t)
+{
+	return (long long)t->tv_sec * 1000000000LL + t->tv_nsec;
+}
 
 /* libarchive's output callback: to the file, through the hash. */
 static la_ssize_t out_write(struct archive *a, void *vw, const void *data, size_t len)
@@ -222,6 +230,68 @@ out:
 	return ret;
 }
 
+/* The identity a later snapshot compares (archive.h), unless either
+ * time is too close to the start of this one to be trusted. */
+static void set_stat(const writer *w, dgm_archive_entry *me, const struct stat *st)
+{
+	long long mns = ns_of(&st->st_mtim), cns = ns_of(&st->st_ctim);
+	long long margin = mns % 1000000000LL || cns % 1000000000LL ? AR_RACY_NS :
+			   AR_RACY_COARSE_NS;
+
+	if (mns >= w->start_ns - margin || cns >= w->start_ns - margin)
+		return;
+	me->has_stat = true;
+	me->dev = (long long)st->st_dev;
+	me->ino = (long long)st->st_ino;
+	me->mtime_ns = mns;
+	me->ctime_ns = cns;
+}
+
+/* Name the base that holds id in the manifest (once), with what was
+ * recorded of its archive: the base's own, or one of its bases'. */
+static void add_base(writer *w, const char *id)
+{
+	dgm_archive_manifest *m = w->m;
+	dgm_archive_base rec = { 0 };
+
+	for (size_t i = 0; i < m->n_bases; i++)
+		if (!strcmp(m->bases[i].id, id))
+			return;
+	if (!strcmp(id, w->base_id)) {
+		memcpy(rec.archive_sha256, w->base->archive_sha256, sizeof(rec.archive_sha256));
+		rec.archive_bytes = w->base->archive_bytes;
+	}
+	for (size_t i = 0; i < w->base->n_bases; i++)
+		if (!strcmp(w->base->bases[i].id, id))
+			rec = w->base->bases[i];
+	rec.id = dgm_xstrdup(id);
+	m->bases = dgm_xrealloc(m->bases, (m->n_bases + 1) * sizeof(*m->bases));
+	m->bases[m->n_bases++] = rec;
+}
+
+/* A file unchanged since the base recorded it (size, mode, mtime,
+ * inode, device, ctime: git's index test) is neither read nor archived:
+ * its entry names the archive that holds it. */
+static bool reuse(writer *w, const struct stat *st, dgm_archive_entry *me)
+{
+	const dgm_archive_entry *be = w->base ? dgm_archive_manifest_find(w->base, me->path) : NULL;
+
+	if (!be || be->type != DGM_ARCHIVE_FILE || !be->has_stat || be->size != st->st_size ||
+	    be->mode != me->mode || be->mtime != me->mtime || be->dev != (long long)st->st_dev ||
+	    be->ino != (long long)st->st_ino || be->mtime_ns != ns_of(&st->st_mtim) ||
+	    be->ctime_ns != ns_of(&st->st_ctim))
+		return false;
+	me->type = DGM_ARCHIVE_FILE;
+	me->size = be->size;
+	memcpy(me->sha256, be->sha256, sizeof(me->sha256));
+	me->in = be->in ? be->in : (char *)w->base_id;
+	set_stat(w, me, st);
+	add_base(w, me->in);
+	w->m->content_bytes += me->size;
+	ar_progress_add(&w->progress, me->size);
+	return true;
+}
+
 static int put_one(const char *fs, const char *ap, const struct stat *st, void *vw,
 		   dgm_error *err)
 {
@@ -237,7 +307,9 @@ static int put_one(const char *fs, const char *ap, const struct stat *st, void *
 	} else if (S_ISLNK(st->st_mode)) {
 		ret = put_symlink(w, fs, ap, st, &me, err);
 	} else if (S_ISREG(st->st_mode)) {
-		ret = put_file(w, fs, ap, st, &me, err);
+		ret = reuse(w, st, &me) ? 0 : put_file(w, fs, ap, st, &me, err);
+		if (ret == 0 && !me.in)
+			set_stat(w, &me, st);
 	} else {
 		ret = dgm_error_set(err, DGM_E_ARCHIVE, "cannot archive '%s': only files, folders "
 				    "and symlinks can be", fs);
@@ -406,18 +478,50 @@ static int write_all(writer *w, const dgm_archive_opts *o, dgm_error *err)
 	return dgm_archive_manifest_index(w->m, err);
 }
 
+/* The manifest of the chain's base: of this store alone. */
+static int load_base(dgm_archive_manifest *b, const dgm_archive_opts *o, dgm_error *err)
+{
+	char *path, *mpath;
+	int ret;
+
+	if (!ar_id_valid(o->base_id))
+		return dgm_error_set(err, DGM_E_ARCHIVE, "'%s' is not a snapshot id", o->base_id);
+	path = ar_base_path(o->dest, o->base_id);
+	mpath = dgm_archive_manifest_path(path);
+	ret = dgm_archive_manifest_read(b, mpath, err);
+	if (!ret && (b->n_extras || o->n_extras || strcmp(b->store, o->store)))
+		ret = dgm_error_set(err, DGM_E_ARCHIVE, "the archive of snapshot '%s' is not one of "
+				    "the model store '%s' alone", o->base_id, o->store);
+	/* a restore reads every archive of a chain through: bounded */
+	else if (!ret && b->n_bases + 2 > DGM_ARCHIVE_CHAIN_MAX)
+		ret = dgm_error_set(err, DGM_E_ARCHIVE, "snapshot '%s' reads from %zu archives "
+				    "already (at most %d in a chain)", o->base_id, b->n_bases + 1,
+				    DGM_ARCHIVE_CHAIN_MAX);
+	free(path);
+	free(mpath);
+	return ret;
+}
+
 int dgm_archive_create(dgm_archive_manifest *out, const dgm_archive_opts *o, dgm_error *err)
 {
-	dgm_archive_manifest m;
+	dgm_archive_manifest m, base;
 	writer w = { .fd = -1, .m = &m };
+	struct timespec now;
 	char *mpath = NULL, *dir = NULL, *tmp = NULL;
 	bool wrote_manifest = false, renamed = false;
 	int ret = -1;
 
 	memset(&m, 0, sizeof(m));
+	memset(&base, 0, sizeof(base));
+	clock_gettime(CLOCK_REALTIME, &now);
+	w.start_ns = ns_of(&now);
 	/* a store left half-swapped by a killed restore is put back first */
 	if (dgm_archive_recover(o->store, err) || check_opts(o, err))
 		goto out;
+	if (o->base_id && load_base(&base, o, err))
+		goto out;
+	w.base = o->base_id ? &base : NULL;
+	w.base_id = o->base_id;
 	start_manifest(&m, o);
 	tmp = dgm_xasprintf("%s.tmp", o->dest);
 	mpath = dgm_archive_manifest_path(o->dest);
@@ -457,6 +561,7 @@ out:
 		*out = m;
 	else
 		dgm_archive_manifest_free(&m);
+	dgm_archive_manifest_free(&base);
 	free(w.buf);
 	free(tmp);
 	free(mpath);

@@ -261,7 +261,7 @@ int dgm_snapshot_find(dgm_snapshot *snap, const char *backup_dir, const char *id
 
 /* The database copy first: a folder whose copy could not be dropped
  * stays listed, so the next prune tries again. */
-static int remove_one(const dgm_snapshot *s, const dgm_plan *plan, dgm_error *err)
+static int drop_copy(const dgm_snapshot *s, const dgm_plan *plan, dgm_error *err)
 {
 	dgm_error e = DGM_ERROR_INIT;
 
@@ -272,7 +272,27 @@ static int remove_one(const dgm_snapshot *s, const dgm_plan *plan, dgm_error *er
 		dgm_error_clear(&e);
 	} else if (s->db_copy && dgm_snapshot_drop_copy(plan, s->db_copy, err))
 		return -1;
-	return dgm_fs_remove_tree(s->dir, err);
+	return 0;
+}
+
+/* The whole folder; or, when a kept snapshot reads model store files
+ * from its archive, all but that archive (folded: no longer a snapshot). */
+static int remove_one(const dgm_snapshot *s, const dgm_plan *plan,
+		      const dgm_snapshot_needs *nd, dgm_error *err)
+{
+	if (drop_copy(s, plan, err))
+		return -1;
+	if (!dgm_snapshot_needed(nd, s->id)) {
+		if (dgm_fs_remove_tree(s->dir, err))
+			return -1;
+		dgm_info("removed snapshot '%s'", s->id);
+		return 0;
+	}
+	if (dgm_snapshot_fold(s->dir, err))
+		return -1;
+	dgm_info("removed snapshot '%s', all but its model store archive: a kept snapshot reads "
+		 "unchanged files from it", s->id);
+	return 0;
 }
 
 /* The way back from the newest apply: the newest pre-apply snapshot
@@ -292,6 +312,8 @@ int dgm_snapshot_prune(int *removed, const dgm_plan *plan, int keep, bool force,
 	const char *backup_dir = plan->snapshot.directory;
 	const dgm_snapshot *back;
 	dgm_snapshot *all = NULL;
+	dgm_snapshot_needs nd = { 0 };
+	bool *gone;
 	size_t n = 0;
 	int ret = 0;
 
@@ -302,7 +324,8 @@ int dgm_snapshot_prune(int *removed, const dgm_plan *plan, int keep, bool force,
 	if (dgm_snapshot_list(&all, &n, backup_dir, err))
 		return -1;
 	back = way_back(all, n);
-	for (size_t i = (size_t)keep; i < n && ret == 0; i++) {
+	gone = dgm_xcalloc(n + 1, sizeof(*gone));
+	for (size_t i = (size_t)keep; i < n; i++) {
 		if (in_use && in_use(all[i].id, payload)) {
 			dgm_info("keeping snapshot '%s': an unfinished run still needs it", all[i].id);
 			continue;
@@ -313,12 +336,21 @@ int dgm_snapshot_prune(int *removed, const dgm_plan *plan, int keep, bool force,
 				 "(--force prunes it too)", all[i].id, all[i].tag);
 			continue;
 		}
-		ret = remove_one(&all[i], plan, err);
-		if (ret == 0) {
-			dgm_info("removed snapshot '%s'", all[i].id);
-			(*removed)++;
-		}
+		gone[i] = true;
 	}
+	/* never break a chain: what the kept ones read from stays */
+	ret = dgm_snapshot_needs_of(&nd, all, n, gone, err);
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		if (!gone[i])
+			continue;
+		ret = remove_one(&all[i], plan, &nd, err);
+		if (ret == 0)
+			(*removed)++;
+	}
+	if (ret == 0)
+		ret = dgm_snapshot_drop_folded(plan, &nd, err);
+	dgm_snapshot_needs_free(&nd);
+	free(gone);
 	dgm_snapshot_list_free(all, n);
 	return ret;
 }

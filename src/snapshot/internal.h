@@ -81,4 +81,24 @@ int dgm_snapshot_write_owner(const char *partial, const char *database, const ch
 int dgm_snapshot_sweep(const dgm_plan *plan, const char *database);
 void dgm_snapshot_orphans_free_one(dgm_snapshot_orphan *o);
 
+/* Model store chains (prune.c): the snapshots whose archives kept
+ * snapshots read unchanged files from (archive.h, "Chains"). */
+typedef struct dgm_snapshot_needs {
+	char **ids;
+	size_t n;
+} dgm_snapshot_needs;
+
+/* What the snapshots not gone[] need: each one's archive's bases. A
+ * manifest that cannot be read fails (nothing is then removed). */
+int dgm_snapshot_needs_of(dgm_snapshot_needs *nd, const dgm_snapshot *all, size_t n,
+			  const bool *gone, dgm_error *err);
+bool dgm_snapshot_needed(const dgm_snapshot_needs *nd, const char *id);
+void dgm_snapshot_needs_free(dgm_snapshot_needs *nd);
+/* Fold a snapshot folder: manifest.json first (it is then no longer a
+ * snapshot), then all but models.tar.zst and its manifest. */
+int dgm_snapshot_fold(const char *dir, dgm_error *err);
+/* Remove the folded folders nothing needs any longer. */
+int dgm_snapshot_drop_folded(const dgm_plan *plan, const dgm_snapshot_needs *nd,
+			     dgm_error *err);
+
 #endif

@@ -36,6 +36,7 @@ static char *new_id(void)
 typedef struct archive_job {
 	const dgm_plan *plan;
 	char *dest;
+	char *base_id;            /* an earlier snapshot to chain to, or NULL */
 	dgm_archive_manifest manifest;
 	volatile sig_atomic_t *failed;  /* set on failure: stops pg_dump */
 	dgm_error err;
@@ -53,13 +54,21 @@ static void *archive_thread(void *arg)
 		.extras = (const char *const *)p->model_store.extra_paths.items,
 		.n_extras = p->model_store.extra_paths.count,
 		.level = p->model_store.level, .threads = p->model_store.threads,
-		.progress = dgm_progress_cb, .payload = &j->progress,
+		.progress = dgm_progress_cb, .payload = &j->progress, .base_id = j->base_id,
 	};
 	long start = dgm_now_ms();
 
 	j->rc = dgm_archive_create(&j->manifest, &o, &j->err);
+	if (j->rc && j->base_id && !dgm_run_interrupted) {
+		dgm_info("cannot archive only what changed since snapshot '%s' (%s): archiving the "
+			 "whole model store", j->base_id, j->err.msg);
+		dgm_error_clear(&j->err);
+		o.base_id = NULL;
+		j->rc = dgm_archive_create(&j->manifest, &o, &j->err);
+	}
+	/* this archive read back; the bases' archives were when they were made */
 	if (j->rc == 0)
-		j->rc = dgm_archive_verify(j->dest, NULL, &j->err);
+		j->rc = dgm_archive_verify_new(j->dest, &j->err);
 	if (j->rc)
 		*j->failed = 1;
 	j->ms = dgm_now_ms() - start;
@@ -127,8 +136,26 @@ static int dump_db(dgm_snapshot *s, const dgm_plan *plan, const char *partial,
 	return ret;
 }
 
+/* What a chained archive left to its bases. */
+static void say_chain(const dgm_snapshot *s, const dgm_archive_manifest *m)
+{
+	long long files = 0, held = 0, bytes = 0;
+
+	for (size_t i = 0; i < m->n_entries; i++)
+		if (m->entries[i].type == DGM_ARCHIVE_FILE) {
+			files++;
+			held += m->entries[i].in != NULL;
+			bytes += m->entries[i].in ? 0 : m->entries[i].size;
+		}
+	if (m->n_bases)
+		dgm_info("snapshot '%s': %lld of %lld model store files unchanged, read from %zu "
+			 "earlier snapshot%s' archives; %lld new or changed (%lld MiB) archived", s->id,
+			 held, files, m->n_bases, m->n_bases == 1 ? "" : "s", files - held, bytes >> 20);
+}
+
 static void fill_store(dgm_snapshot *s, const archive_job *j)
 {
+	say_chain(s, &j->manifest);
 	s->has_store = true;
 	s->store = dgm_xstrdup(j->plan->model_store.path);
 	snprintf(s->archive_sha256, sizeof(s->archive_sha256), "%s", j->manifest.archive_sha256);
@@ -203,6 +230,52 @@ out:
 	return ok;
 }
 
+static bool usable_base(const dgm_snapshot *s, const dgm_plan *plan)
+{
+	dgm_error e = DGM_ERROR_INIT;
+	bool ok;
+
+	if (!s->has_store || !s->store || strcmp(s->store, plan->model_store.path))
+		return false;
+	ok = dgm_snapshot_authenticate(s, plan, &e) == 0;
+	if (!ok)
+		dgm_debug("not chaining to snapshot '%s': %s", s->id, e.msg);
+	dgm_error_clear(&e);
+	return ok;
+}
+
+/* The newest snapshot of this store (alone) whose HMAC holds: its
+ * archive's manifest says which files need not be read again. One whose
+ * archive is linked from another (store_from: the same file) gives way
+ * to that one, so that pruning the link (a rollback's safety snapshot)
+ * frees it. */
+static char *pick_base(const dgm_plan *plan)
+{
+	dgm_snapshot *all = NULL;
+	dgm_error e = DGM_ERROR_INIT;
+	size_t n = 0;
+	char *id = NULL;
+
+	if (plan->model_store.extra_paths.count ||
+	    dgm_snapshot_list(&all, &n, plan->snapshot.directory, &e))
+		goto out;
+	for (size_t i = 0; i < n && !id; i++) {
+		if (!usable_base(&all[i], plan))
+			continue;
+		id = dgm_xstrdup(all[i].id);
+		for (size_t k = 0; all[i].store_from && k < n; k++)
+			if (!strcmp(all[k].id, all[i].store_from) && usable_base(&all[k], plan)) {
+				free(id);
+				id = dgm_xstrdup(all[k].id);
+				break;
+			}
+	}
+out:
+	dgm_error_clear(&e);
+	dgm_snapshot_list_free(all, n);
+	return id;
+}
+
 /* Both halves at once; if one fails the other is stopped (pg_dump) or
  * waited for (the archive), and the first cause is reported. */
 static int take_both(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_opts *opts,
@@ -219,8 +292,10 @@ static int take_both(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_o
 	if (threaded && opts && opts->store_like && link_store(s, plan, opts->store_like, partial))
 		threaded = false;
 	job.dest = dgm_xasprintf("%s/models.tar.zst", partial);
+	job.base_id = threaded ? pick_base(plan) : NULL;
 	if (threaded && pthread_create(&tid, NULL, archive_thread, &job) != 0) {
 		free(job.dest);
+		free(job.base_id);
 		return dgm_error_set(err, DGM_E_RUN, "cannot start the archive thread");
 	}
 	rc = db_part(s, plan, opts ? opts->db : DGM_SNAPSHOT_DUMP, partial, &failed, err);
@@ -236,6 +311,7 @@ static int take_both(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_o
 		dgm_archive_manifest_free(&job.manifest);
 	}
 	free(job.dest);
+	free(job.base_id);
 	return rc;
 }
 

@@ -150,8 +150,12 @@ test_prune_keeps_the_newest() {
 	newest=$(snapshot_id)
 	run_dgm backups prune plan.yaml --keep 1
 	expect_rc 0
-	# state/ holds the key that signs snapshots (default state_dir)
-	[[ $(ls backups | grep -v '^state$') == "$newest" ]] || fail "left: $(ls backups), want $newest"
+	# state/ holds the key that signs snapshots (default state_dir); the
+	# newest reads its unchanged model store files from the oldest one's
+	# archive, which stays, folded: no longer a snapshot
+	[[ $(ls backups/*/manifest.json) == "backups/$newest/manifest.json" ]] ||
+		fail "left: $(ls backups/*/manifest.json), want $newest"
+	[[ $(ls backups | grep -v -e '^state$' | wc -l) == 2 ]] || fail "left: $(ls backups)"
 	run_dgm backups prune plan.yaml --keep 0
 	expect_rc 2
 }

@@ -74,3 +74,129 @@ test_rollback_killed_between_the_store_renames_is_settled_by_resume() {
 	diff <(tree_fingerprint store-before) <(tree_fingerprint models) || fail "model store differs"
 	expect_nothing_beside_the_store
 }
+
+# ---- issue #14.2: store snapshots that cost what changed ----
+
+newest_id() { ls -t backups | grep -v -e partial -e '^state$' | head -1; }
+
+# change the store as $1 says, then keep a copy of it as store.$2; mtimes
+# of what changed are whole seconds (archives keep mtimes to the second)
+change_store() {
+	local t=$(( $(date +%s) - 100 ))
+	case $1 in
+	edit) tr 'a-z' 'A-Z' < models/bin/warmup.sh > upper.tmp   # same size, same inode
+	      cat upper.tmp > models/bin/warmup.sh
+	      echo new > models/bin/new.txt
+	      touch -m -d "@$t" models/bin/warmup.sh models/bin/new.txt models/bin ;;
+	mode) chmod 600 models/bin/new.txt
+	      mkdir models/extra && echo more > models/extra/more.txt
+	      touch -m -d "@$t" models/extra/more.txt models/extra models ;;
+	drop) rm models/bin/new.txt
+	      ln -s bin/warmup.sh models/current
+	      touch -h -m -d "@$t" models/current models/bin models ;;
+	esac
+	rm -rf "store.$2" && cp -a models "store.$2"
+}
+
+snap() {
+	sleep 1   # ids order by the second; the changes are older than the snapshot
+	run_dgm backups create plan.yaml
+	expect_rc 0
+	eval "s$1=\$(newest_id)"
+}
+
+files_in_archive() { zstd -dc "backups/$1/models.tar.zst" | tar -tvf - | grep -c '^-' || true; }
+
+restores_as() {
+	run_dgm backups restore "$1" plan.yaml --accept-data-loss
+	expect_rc 0
+	diff <(tree_fingerprint "store.$2") <(tree_fingerprint models) ||
+		fail "the store restored from snapshot $2 differs from what it was"
+}
+
+test_store_chain_of_five_restores_byte_identical_with_middle_ones_pruned() {
+	prepare
+	run_dgm apply plan.yaml   # s1: pre-apply, a full archive, kept as the way back
+	expect_rc 0
+	s1=$(newest_id)
+	rm -rf store.1 && cp -a models store.1
+	change_store edit 2 && snap 2
+	expect_err "unchanged, read from 1 earlier snapshot"
+	[[ $(files_in_archive "$s2") == 2 ]] || fail "s2 should hold only the 2 changed files: $(zstd -dc "backups/$s2/models.tar.zst" | tar -tvf - 2>/dev/null | grep "^-")"
+	rm -rf store.3 && cp -a models store.3 && snap 3
+	[[ $(files_in_archive "$s3") == 0 ]] || fail "the archive of an unchanged store holds files"
+	change_store mode 4 && snap 4
+	change_store drop 5 && snap 5
+	# keeps s5 and s4 (newest) and s1 (the way back); s2 goes but s4 and s5
+	# read warmup.sh from its archive: folded; s3 holds no file: removed
+	run_dgm backups prune plan.yaml --keep 2
+	expect_rc 0
+	expect_err "removed snapshot '$s2', all but its model store archive"
+	expect_err "removed snapshot '$s3'"
+	[[ -e backups/$s2/models.tar.zst && ! -e backups/$s2/manifest.json && ! -e backups/$s3 ]] ||
+		fail "prune did not fold s2 and remove s3: $(ls backups backups/$s2)"
+	for s in "$s1" "$s4" "$s5"; do
+		run_dgm backups verify "$s" plan.yaml
+		expect_rc 0
+	done
+	restores_as "$s4" 4
+	restores_as "$s1" 1
+	restores_as "$s5" 5
+	# what stays folded is what a listed snapshot still reads from
+	run_dgm backups prune plan.yaml --keep 1 --force
+	expect_rc 0
+	needed=$(for m in backups/*/manifest.json; do
+		{ grep -o '"in": "[^"]*"' "$(dirname "$m")/models.tar.zst.manifest.json" || true; } | cut -d'"' -f4
+	done | sort -u)
+	for d in backups/*/; do
+		id=$(basename "$d")
+		[[ $id == state || -e $d/manifest.json ]] && continue
+		grep -qx "$id" <<<"$needed" || fail "folded $id is left though nothing reads from it"
+	done
+	for id in $needed; do
+		[[ -e backups/$id/models.tar.zst ]] || fail "snapshot $id, read from, is gone"
+	done
+	run_dgm backups verify "$(newest_id)" plan.yaml
+	expect_rc 0
+}
+
+test_store_chain_with_a_missing_or_forged_base_is_refused() {
+	prepare
+	run_dgm backups create plan.yaml
+	expect_rc 0
+	base=$(newest_id)
+	sleep 1
+	run_dgm backups create plan.yaml
+	expect_rc 0
+	top=$(newest_id)
+	[[ $(files_in_archive "$top") == 0 ]] || fail "the archive of an unchanged store holds files"
+	mv "backups/$base/models.tar.zst" moved.tar.zst
+	run_dgm backups verify "$top" plan.yaml
+	expect_rc 1
+	expect_err "snapshot '$base' (archive "
+	expect_err "which holds 'store/"
+	expect_err "its archive is missing"
+	echo changed > models/README.changed
+	run_dgm backups restore "$top" plan.yaml --accept-data-loss
+	[[ $rc != 0 ]] || fail "a restore with a missing base succeeded"
+	expect_err "snapshot '$base' (archive "
+	[[ -e models/README.changed ]] || fail "the store changed though the restore was refused"
+	mv moved.tar.zst "backups/$base/models.tar.zst"
+	# the same size, one byte changed
+	printf 'X' | dd of="backups/$base/models.tar.zst" bs=1 seek=200 conv=notrunc 2>/dev/null
+	run_dgm backups verify "$top" plan.yaml
+	expect_rc 1
+	expect_err "snapshot '$base' (archive "
+	expect_err "which holds 'store/"
+	# the reference rewritten to name the forged base: the HMAC covers it
+	old=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["archive_sha256"])' \
+		"backups/$base/models.tar.zst.manifest.json")
+	new=$(sha256sum "backups/$base/models.tar.zst" | cut -d' ' -f1)
+	sed -i "s/$old/$new/" "backups/$base/models.tar.zst.manifest.json" "backups/$top/models.tar.zst.manifest.json"
+	grep -q "\"id\": \"$base\", \"archive_sha256\": \"$new\"" "backups/$top/models.tar.zst.manifest.json" ||
+		fail "the reference was not rewritten"
+	run_dgm backups verify "$top" plan.yaml
+	expect_rc 1
+	expect_err "models.tar.zst.manifest.json"
+	expect_err "snapshot.key"
+}

@@ -772,7 +772,7 @@ static void manifest_reader_is_strict(void **state)
 	expect_invalid(dir, ZEROS, "0000", "64 lowercase hex");
 	expect_invalid(dir, "\"0755\"", "\"755\"", "four octal digits");
 	expect_invalid(dir, "\"dir\"", "\"fifo\"", "type is not");
-	expect_invalid(dir, "\"version\": 1", "\"version\": 2", "version 2");
+	expect_invalid(dir, "\"version\": 1", "\"version\": 3", "version 3");
 	expect_invalid(dir, "\"entry_count\": 1", "\"entry_count\": 2", "totals");
 	expect_invalid(dir, ", \"size\": 0}", "}", "entry without");
 	expect_invalid(dir, "\"extras\": [], ", "", "required key is missing");
