@@ -54,6 +54,47 @@ typedef enum dgm_rollback_safety {
 	DGM_SAFETY_DUMP
 } dgm_rollback_safety;
 
+/* snapshot.engine: how a snapshot keeps the database. */
+typedef enum dgm_snapshot_engine {
+	DGM_ENGINE_DUMP = 0,      /* pg_dump (and server-side copies) */
+	DGM_ENGINE_PGBACKREST     /* a named restore point in pgBackRest's WAL archive */
+} dgm_snapshot_engine;
+
+/* pgbackrest.backup: taken before the restore point, or none. */
+typedef enum dgm_pgbr_backup {
+	DGM_PGBR_BACKUP_NONE = 0,
+	DGM_PGBR_BACKUP_INCR,
+	DGM_PGBR_BACKUP_DIFF,
+	DGM_PGBR_BACKUP_FULL
+} dgm_pgbr_backup;
+
+/* pgbackrest.restore: a point-in-time restore of the whole cluster, or
+ * of the one database into a side instance, moved over from there. */
+typedef enum dgm_pgbr_restore {
+	DGM_PGBR_RESTORE_SIDE = 0,
+	DGM_PGBR_RESTORE_CLUSTER
+} dgm_pgbr_restore;
+
+/* The plan's pgbackrest: section (snapshot.engine: pgbackrest). */
+typedef struct dgm_plan_pgbackrest {
+	char *stanza;
+	char *config;             /* absolute; --config; NULL: pgbackrest's default */
+	dgm_strlist command;      /* argv prefix, default [pgbackrest] (e.g.
+				   * [runuser, -u, postgres, --, pgbackrest]) */
+	dgm_strlist options;      /* passed to every pgbackrest call, "--name=value" */
+	int backup;               /* dgm_pgbr_backup, default none */
+	int restore;              /* dgm_pgbr_restore, default side */
+	long archive_timeout_ms;  /* wait for the restore point's WAL, default 60 s */
+	char *repo_path;          /* absolute; a posix repository checked for room */
+	long long min_free_bytes; /* room the repository must have, default 1 GiB */
+	dgm_strlist server_stop;  /* restore: cluster */
+	dgm_strlist server_start;
+	bool rewind_other_databases; /* restore: cluster with other databases */
+	char *side_directory;     /* absolute; default <state_dir>/pgbackrest-side */
+	int side_port;            /* 0: the server's port + 1 */
+	dgm_strlist pg_ctl;       /* argv prefix, default [pg_ctl] */
+} dgm_plan_pgbackrest;
+
 typedef enum dgm_on_failure {
 	DGM_ON_FAILURE_ROLLBACK = 0,
 	DGM_ON_FAILURE_STOP
@@ -112,7 +153,10 @@ typedef struct dgm_plan {
 				       * restore the snapshot (preflight says) */
 		char *key_file;       /* absolute; the HMAC key snapshots are signed
 				       * with; NULL: <state_dir>/snapshot.key */
+		int engine;           /* dgm_snapshot_engine, default dump */
 	} snapshot;
+
+	dgm_plan_pgbackrest pgbackrest;
 
 	struct {
 		char *path;           /* absolute; the model store folder */

@@ -64,4 +64,10 @@ char *dgm_plan_path_join(const char *base, const char *path);
  * set and defaults applied). */
 int dgm_plan_schema_apply(dgm_plan *plan, const dgm_ynode *root, dgm_error *err);
 
+/* The pgbackrest: section (pgbackrest.c): defaults before the schema,
+ * those depending on other keys after, then the checks across keys. */
+void dgm_plan_pgbr_defaults(dgm_plan *p);
+void dgm_plan_pgbr_finish(dgm_plan *p);
+int dgm_plan_pgbr_check(const dgm_plan *p, dgm_error *err);
+
 #endif

@@ -38,6 +38,7 @@ static void set_defaults(dgm_plan *p)
 	p->on_failure = DGM_ON_FAILURE_ROLLBACK;
 	p->lint.fail_on = DGM_LINT_ERROR;
 	p->lint.error_bytes = 1LL << 30;
+	dgm_plan_pgbr_defaults(p);
 }
 
 static void hooks_finish(dgm_plan_hooks *h, long hook_ms)
@@ -98,6 +99,7 @@ static void finish(dgm_plan *p)
 		p->state_dir = dgm_plan_path_join(p->snapshot.directory, "state");
 	hooks_finish(&p->hooks.before, p->timeouts.hook_ms);
 	hooks_finish(&p->hooks.after, p->timeouts.hook_ms);
+	dgm_plan_pgbr_finish(p);
 }
 
 /* dir made absolute against the current folder; NULL means it. */
@@ -127,6 +129,8 @@ int dgm_plan_parse(dgm_plan *plan, const char *name, const char *dir, const char
 	if (dgm_plan_schema_apply(plan, root, err))
 		goto out;
 	finish(plan);
+	if (dgm_plan_pgbr_check(plan, err))
+		goto out;
 	ret = 0;
 out:
 	dgm_plan_ynode_free(root);
@@ -242,6 +246,15 @@ void dgm_plan_free(dgm_plan *p)
 	hooks_free(&p->hooks.after);
 	free(p->health_check.url);
 	free(p->state_dir);
+	free(p->pgbackrest.stanza);
+	free(p->pgbackrest.config);
+	dgm_strlist_free(&p->pgbackrest.command);
+	dgm_strlist_free(&p->pgbackrest.options);
+	free(p->pgbackrest.repo_path);
+	dgm_strlist_free(&p->pgbackrest.server_stop);
+	dgm_strlist_free(&p->pgbackrest.server_start);
+	free(p->pgbackrest.side_directory);
+	dgm_strlist_free(&p->pgbackrest.pg_ctl);
 	for (size_t i = 0; i < p->nmarks; i++)
 		free(p->marks[i].key);
 	free(p->marks);

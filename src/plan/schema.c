@@ -910,6 +910,9 @@ static int lint_ignore_value(pctx *c, const field *f, const dgm_ynode *v, const 
 static const char *const formats[] = { "directory", "custom", NULL };
 static const char *const failures[] = { "rollback", "stop", NULL };
 static const char *const safeties[] = { "copy", "dump", NULL };
+static const char *const engines[] = { "dump", "pgbackrest", NULL };
+static const char *const pgbr_backups[] = { "none", "incr", "diff", "full", NULL };
+static const char *const pgbr_restores[] = { "side", "cluster", NULL };
 /* in the order of dgm_lint_severity */
 static const char *const lint_levels[] = { "notice", "warning", "error", "never", NULL };
 
@@ -969,6 +972,107 @@ static const field snapshot_fields[] = {
 	  .example = "false" },
 	{ .key = "key_file", .kind = F_PATH, .off = OFF(snapshot.key_file),
 	  .example = "/etc/dgmigrate/snapshot.key" },
+	{ .key = "engine", .kind = F_ENUM, .off = OFF(snapshot.engine), .choices = engines },
+	{ NULL }
+};
+
+/* ---- pgbackrest: the restore-point snapshot engine ---- */
+
+/* An option passed through: "--name" or "--name=value", never a secret
+ * (argv is world-readable): those go in the environment (PGBACKREST_*)
+ * or pgbackrest's configuration file. */
+static int pgbr_option_ok(pctx *c, const dgm_ynode *v, const char *key, const char *s)
+{
+	size_t n = strcspn(s, "=");
+	char *name;
+	bool secret;
+
+	if (strncmp(s, "--", 2) || n < 3) {
+		fail(c, v, "'%s' must be a pgbackrest option '--name=value', got '%s'", key, s);
+		return hint(c, "e.g. --repo1-type=s3; the stanza and --config have keys of their own");
+	}
+	name = dgm_xstrndup(s + 2, n - 2);
+	secret = dgm_plan_name_looks_secret(name) || strstr(name, "pass");
+	if (secret) {
+		fail(c, v, "'%s' passes pgbackrest's '%s' on the command line, where every user "
+		     "can read it", key, name);
+		hint(c, "set it in the environment as PGBACKREST_%s or in pgbackrest's "
+		     "configuration file", name);
+	}
+	free(name);
+	return secret ? -1 : 0;
+}
+
+static int pgbr_options_value(pctx *c, const field *f, const dgm_ynode *v, const char *key,
+			      void *dst)
+{
+	dgm_strlist *l = dst;
+
+	if (v->kind != DGM_Y_SEQ)
+		return wrong(c, f, v, key);
+	if (strlist_value(c, f, v, key, l))
+		return -1;
+	for (size_t i = 0; i < l->count; i++) {
+		char ikey[256];
+
+		snprintf(ikey, sizeof(ikey), "%s[%zu]", key, i);
+		if (pgbr_option_ok(c, v->kids[i], ikey, l->items[i]))
+			return -1;
+	}
+	return 0;
+}
+
+static int pgbr_argv_value(pctx *c, const field *f, const dgm_ynode *v, const char *key,
+			   void *dst)
+{
+	if (v->kind != DGM_Y_SEQ)
+		return wrong(c, f, v, key);
+	return argv_value(c, f, v, key, dst);
+}
+
+static const field pgbr_server_fields[] = {
+	{ .key = "stop", .kind = F_CUSTOM, .off = OFF(pgbackrest.server_stop),
+	  .fn = pgbr_argv_value, .custom_shape = SH_LIST, .item = I_STR,
+	  .what = "a list of strings (argv)", .example = "[pg_ctlcluster, \"15\", main, stop]" },
+	{ .key = "start", .kind = F_CUSTOM, .off = OFF(pgbackrest.server_start),
+	  .fn = pgbr_argv_value, .custom_shape = SH_LIST, .item = I_STR,
+	  .what = "a list of strings (argv)", .example = "[pg_ctlcluster, \"15\", main, start]" },
+	{ NULL }
+};
+
+static const field pgbr_side_fields[] = {
+	{ .key = "directory", .kind = F_PATH, .off = OFF(pgbackrest.side_directory),
+	  .example = "/var/lib/postgresql/dgm-side" },
+	{ .key = "port", .kind = F_INT, .off = OFF(pgbackrest.side_port), .min = 1,
+	  .max = 65535 },
+	{ .key = "pg_ctl", .kind = F_CUSTOM, .off = OFF(pgbackrest.pg_ctl), .fn = command_value,
+	  .custom_shape = SH_SCALAR, .item = I_STR, .what = "a program name or a list of strings",
+	  .example = "[runuser, -u, postgres, --, /usr/lib/postgresql/15/bin/pg_ctl]" },
+	{ NULL }
+};
+
+static const field pgbackrest_fields[] = {
+	{ .key = "stanza", .kind = F_STR, .flags = REQUIRED, .off = OFF(pgbackrest.stanza),
+	  .example = "main" },
+	{ .key = "config", .kind = F_PATH, .off = OFF(pgbackrest.config),
+	  .example = "/etc/pgbackrest/pgbackrest.conf" },
+	{ .key = "command", .kind = F_CUSTOM, .off = OFF(pgbackrest.command), .fn = command_value,
+	  .custom_shape = SH_SCALAR, .item = I_STR, .what = "a program name or a list of strings",
+	  .example = "[runuser, -u, postgres, --, pgbackrest]" },
+	{ .key = "options", .kind = F_CUSTOM, .off = OFF(pgbackrest.options),
+	  .fn = pgbr_options_value, .custom_shape = SH_LIST, .item = I_STR,
+	  .what = "a list of pgbackrest options", .example = "[--repo1-type=s3]" },
+	{ .key = "backup", .kind = F_ENUM, .off = OFF(pgbackrest.backup), .choices = pgbr_backups },
+	{ .key = "restore", .kind = F_ENUM, .off = OFF(pgbackrest.restore),
+	  .choices = pgbr_restores },
+	{ .key = "archive_timeout", .kind = F_DURATION, .off = OFF(pgbackrest.archive_timeout_ms) },
+	{ .key = "repository_path", .kind = F_PATH, .off = OFF(pgbackrest.repo_path),
+	  .example = "/var/lib/pgbackrest" },
+	{ .key = "min_free", .kind = F_SIZE, .off = OFF(pgbackrest.min_free_bytes) },
+	{ .key = "server", .kind = F_SECTION, .sub = pgbr_server_fields },
+	{ .key = "rewind_other_databases", .kind = F_BOOL,
+	  .off = OFF(pgbackrest.rewind_other_databases), .example = "false" },
+	{ .key = "side", .kind = F_SECTION, .sub = pgbr_side_fields },
 	{ NULL }
 };
 
@@ -1061,6 +1165,7 @@ static const field top_fields[] = {
 	{ .key = "on_failure", .kind = F_ENUM, .off = OFF(on_failure), .choices = failures },
 	{ .key = "state_dir", .kind = F_PATH, .off = OFF(state_dir), .example = "../state" },
 	{ .key = "lint", .kind = F_SECTION, .sub = lint_fields },
+	{ .key = "pgbackrest", .kind = F_SECTION, .sub = pgbackrest_fields },
 	{ NULL }
 };
 

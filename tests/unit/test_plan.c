@@ -63,13 +63,14 @@ static const struct broken broken[] = {
 	  BASE "  colour: red\n",
 	  NAME ":10:3: unknown key 'colour' in 'snapshot'; valid keys are 'directory', 'format', "
 	  "'jobs', 'compression', 'keep', 'min_free', 'rollback_safety', 'keep_copies', "
-	  "'allow_no_restore', 'key_file'",
+	  "'allow_no_restore', 'key_file', 'engine'",
 	  "remove 'colour' or rename it to one of the valid keys" },
 	{ "unknown_top_level_key_lists_valid_keys",
 	  BASE "owner: ops\n",
 	  NAME ":10:1: unknown key 'owner' at the top level; valid keys are 'version', 'release', "
 	  "'database', 'alembic', 'snapshot', 'model_store', 'environment', 'postconditions', "
-	  "'hooks', 'health_check', 'timeouts', 'on_failure', 'state_dir', 'lint'", NULL },
+	  "'hooks', 'health_check', 'timeouts', 'on_failure', 'state_dir', 'lint', 'pgbackrest'",
+	  NULL },
 	{ "dotted_key_is_told_to_nest",
 	  BASE "release.allow_dirty: true\n",
 	  NAME ":10:1: unknown key 'release.allow_dirty' at the top level; keys do not contain dots",
@@ -339,6 +340,46 @@ static const struct broken broken[] = {
 	  BASE "alembic:\n  env: [A=b]\n",
 	  NAME ":11:8: 'alembic.env' must be a mapping of variable names to values, got a list",
 	  NULL },
+	/* snapshot.engine: pgbackrest and its section */
+	{ "engine_is_dump_or_pgbackrest",
+	  BASE "  engine: barman\n",
+	  NAME ":10:11: 'snapshot.engine' must be one of 'dump', 'pgbackrest', got 'barman'", NULL },
+	{ "pgbackrest_engine_needs_its_section",
+	  BASE "  engine: pgbackrest\n",
+	  NAME ":10:11: 'snapshot.engine: pgbackrest' needs a 'pgbackrest' section",
+	  "add 'pgbackrest:' with at least 'stanza: <name>' (see plans/example.yaml)" },
+	{ "pgbackrest_section_without_the_engine",
+	  BASE "pgbackrest:\n  stanza: main\n",
+	  NAME ":11:3: 'pgbackrest' is given but snapshot.engine is 'dump': the section would be "
+	  "ignored", "set 'snapshot.engine: pgbackrest', or remove the section" },
+	{ "pgbackrest_needs_a_stanza",
+	  BASE "  engine: pgbackrest\npgbackrest:\n  backup: full\n",
+	  NAME ":12:3: missing required key 'stanza' in 'pgbackrest'", NULL },
+	{ "pgbackrest_backup_types",
+	  BASE "  engine: pgbackrest\npgbackrest:\n  stanza: main\n  backup: weekly\n",
+	  NAME ":13:11: 'pgbackrest.backup' must be one of 'none', 'incr', 'diff', 'full', got "
+	  "'weekly'", NULL },
+	{ "pgbackrest_restore_cluster_needs_server_commands",
+	  BASE "  engine: pgbackrest\npgbackrest:\n  stanza: main\n  restore: cluster\n"
+	  "  server:\n    stop: [pg_ctlcluster, \"15\", main, stop]\n",
+	  NAME ":13:12: 'pgbackrest.restore: cluster' needs 'pgbackrest.server.stop' and "
+	  "'pgbackrest.server.start'", NULL },
+	{ "pgbackrest_options_are_options",
+	  BASE "  engine: pgbackrest\npgbackrest:\n  stanza: main\n  options: [repo1-type=s3]\n",
+	  NAME ":13:13: 'pgbackrest.options[0]' must be a pgbackrest option '--name=value', got "
+	  "'repo1-type=s3'", NULL },
+	{ "pgbackrest_options_never_hold_secrets",
+	  BASE "  engine: pgbackrest\npgbackrest:\n  stanza: main\n"
+	  "  options: [--repo1-type=s3, --repo1-s3-key-secret=abc]\n",
+	  NAME ":13:30: 'pgbackrest.options[1]' passes pgbackrest's 'repo1-s3-key-secret' on the "
+	  "command line, where every user can read it",
+	  "set it in the environment as PGBACKREST_repo1-s3-key-secret or in pgbackrest's "
+	  "configuration file" },
+	{ "pgbackrest_server_stop_is_a_list",
+	  BASE "  engine: pgbackrest\npgbackrest:\n  stanza: main\n  server:\n"
+	  "    stop: pg_ctlcluster\n",
+	  NAME ":14:11: 'pgbackrest.server.stop' must be a list of strings (argv), got "
+	  "'pg_ctlcluster'", NULL },
 };
 
 static void broken_plan_fails_exactly(void **state)
@@ -697,7 +738,7 @@ static void variables_expand_in_values_only(void **state)
 	assert_string_equal(e.msg, NAME ":10:1: unknown key '${DGM_T_NAME}' at the top level; "
 			    "valid keys are 'version', 'release', 'database', 'alembic', "
 			    "'snapshot', 'model_store', 'environment', 'postconditions', 'hooks', "
-			    "'health_check', 'timeouts', 'on_failure', 'state_dir', 'lint'");
+			    "'health_check', 'timeouts', 'on_failure', 'state_dir', 'lint', 'pgbackrest'");
 	unsetenv("DGM_T_NAME");
 	unsetenv("DGM_T_TAG");
 }
@@ -1044,6 +1085,19 @@ static void shipped_plans_load(void **state)
 	assert_int_equal(p.lint.fail_on, 2);  /* error */
 	assert_int_equal(p.lint.error_bytes, 1LL << 30);
 	assert_int_equal(p.lint.ignore.count, 0);
+	dgm_plan_free(&p);
+
+	load_shipped(root, "plans/pgbackrest.yaml", &p);
+	assert_int_equal(p.snapshot.engine, DGM_ENGINE_PGBACKREST);
+	assert_string_equal(p.pgbackrest.stanza, "main");
+	assert_int_equal(p.pgbackrest.backup, DGM_PGBR_BACKUP_INCR);
+	assert_int_equal(p.pgbackrest.restore, DGM_PGBR_RESTORE_SIDE);
+	assert_int_equal(p.pgbackrest.command.count, 5);
+	assert_int_equal(p.pgbackrest.side_port, 5433);
+	assert_int_equal(p.pgbackrest.archive_timeout_ms, 60000);
+	assert_string_equal(p.pgbackrest.repo_path, "/var/lib/pgbackrest");
+	snprintf(want, sizeof(want), "%s/backups/state/pgbackrest-side", root);
+	assert_string_equal(p.pgbackrest.side_directory, want);
 	dgm_plan_free(&p);
 }
 
