@@ -13,6 +13,7 @@
 #include "dgm/git.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
+#include "dgm/pgbackrest.h"
 #include "dgm/release.h"
 #include "dgm/restore.h"
 #include "dgm/run.h"
@@ -285,7 +286,8 @@ static void check_store(pf *p)
  * is estimated there, separately. */
 static void check_disk(pf *p)
 {
-	long long dump = p->f->table_bytes / 2, need = dump + p->f->store_bytes;
+	bool pgbr = p->plan->snapshot.engine == DGM_ENGINE_PGBACKREST;
+	long long dump = pgbr ? 0 : p->f->table_bytes / 2, need = dump + p->f->store_bytes;
 	long long have = dgm_fs_free_bytes(p->plan->snapshot.directory);
 	long long spare = p->plan->snapshot.min_free_bytes;
 	dgm_error e = DGM_ERROR_INIT;
@@ -303,11 +305,23 @@ static void check_disk(pf *p)
 			     "MiB there (dump %lld, model store %lld) and snapshot.min_free %lld MiB "
 			     "more", have >> 20, p->plan->snapshot.directory, need >> 20, dump >> 20,
 			     p->f->store_bytes >> 20, spare >> 20);
-	if (p->plan->snapshot.keep_copies > 0)
+	if (p->plan->snapshot.keep_copies > 0 && !pgbr)
 		dgm_check_ok(&p->cl, "server disk", "the server-side copy takes about %lld MiB on "
 			     "the database server (the database's size; libpq cannot see the "
 			     "server's free space: keep_copies: 0 takes a dump only)",
 			     p->f->db_bytes >> 20);
+}
+
+/* snapshot.engine: pgbackrest - its own checks (src/pgbr/preflight.c). */
+static void check_pgbackrest(pf *p)
+{
+	dgm_error e = DGM_ERROR_INIT;
+	PGconn *conn = NULL;
+
+	if (p->db_ok && dgm_pg_connect(&conn, p->plan->database.url, "dgmigrate preflight", &e))
+		dgm_check_fail(&p->cl, "archiving", &e);
+	dgm_pgbr_preflight(&p->cl, p->plan, conn);
+	dgm_pg_close(conn);
 }
 
 int dgm_preflight(dgm_facts *facts, const dgm_plan *plan, dgm_preflight_mode mode,
@@ -334,6 +348,8 @@ int dgm_preflight(dgm_facts *facts, const dgm_plan *plan, dgm_preflight_mode mod
 			check_privileges(&p);
 		check_tools(&p);
 		check_disk(&p);
+		if (plan->snapshot.engine == DGM_ENGINE_PGBACKREST && !offline)
+			check_pgbackrest(&p);
 	}
 	return dgm_check_finish(&p.cl, "preflight", err);
 }

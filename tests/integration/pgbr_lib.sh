@@ -1,5 +1,8 @@
 # pgbr_lib.sh - pgBackRest for integration tests (sourced by t_pgbackrest).
 #
+# Test names stay short: the socket path (<test folder>/pgc/pg/.s.PGSQL.N)
+# must fit in 107 bytes.
+#
 # pgbr_setup gives the test a PostgreSQL cluster of its own (./pgc: a
 # restore point rewinds a whole cluster, so never the file's shared one)
 # archiving its WAL to the stanza 'dgm' of a posix repository in ./pgbr,
@@ -75,4 +78,34 @@ pgbr_setup() {
 # that is gone), as a reload, not a restart.
 pgbr_break_archiving() {
 	pg_admin -q -c "ALTER SYSTEM SET archive_command = 'false'" -c "SELECT pg_reload_conf()" >/dev/null
+}
+
+# pgbr_plan [FILE]: the release plan (setup_release's) with
+# snapshot.engine: pgbackrest on the test's stanza; $PGBR_PLAN_EXTRA
+# lines are added to the pgbackrest section (indented by the caller).
+pgbr_plan() {
+	local f=${1:-plan.yaml} run_as=""
+	[[ $(id -u) -eq 0 ]] && run_as="runuser, -u, postgres, --, "
+	sed -i 's/^  directory: backups$/  directory: backups\n  engine: pgbackrest/' "$f"
+	mkdir -p pgbr/side && { [[ $(id -u) -ne 0 ]] || chown postgres: pgbr/side; }
+	cat >>"$f" <<PLAN
+pgbackrest:
+  stanza: $PGBR_STANZA
+  config: $PGBR_CONF
+  command: [${run_as}pgbackrest]
+  archive_timeout: 10s
+  repository_path: $PWD/pgbr/repo
+  min_free: 1MiB
+  side:
+    directory: $PWD/pgbr/side
+    port: $((DGM_PGPORT + 1))
+    pg_ctl: [${run_as}$PGBIN/pg_ctl]
+${PGBR_PLAN_EXTRA:-}
+PLAN
+}
+
+# expect_check ok|FAIL NAME TEXT: the preflight line of check NAME says TEXT.
+expect_check() {
+	grep -E "^  $1 +$2 " <<<"$err" | grep -qF -- "$3" || fail "no '$1 $2: ...$3...' in:
+$err"
 }

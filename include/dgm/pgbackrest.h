@@ -1,0 +1,50 @@
+/*
+ * pgbackrest.h - the pgBackRest snapshot engine (snapshot.engine:
+ * pgbackrest): a snapshot is a named restore point in the stanza's WAL
+ * archive, not a copy of the database, so it takes well under a second
+ * at any size; a restore replays the archive up to it.
+ *
+ * Every pgbackrest call is the plan's pgbackrest.command, then
+ * --config, --stanza and pgbackrest.options, then the command and its
+ * own options; never a secret in argv (the plan refuses such options).
+ */
+#ifndef DGM_PGBACKREST_H
+#define DGM_PGBACKREST_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "dgm/buf.h"
+#include "dgm/check.h"
+#include "dgm/error.h"
+#include "dgm/plan.h"
+
+/* Run `pgbackrest CMD ARGS...` for the plan's stanza; stdout into out
+ * (may be NULL). Fails with pgbackrest's own message (its stderr). */
+int dgm_pgbr_run(dgm_buf *out, const dgm_plan *plan, const char *cmd,
+		 const char *const *args, long timeout_ms, dgm_error *err);
+
+/* What `info --output=json` says of the newest usable backup. */
+typedef struct dgm_pgbr_backup_info {
+	int status;               /* the stanza's status code, 0 ok */
+	char status_message[256];
+	int backups;              /* how many backups the repository holds */
+	char label[64];           /* the newest usable one, "" none */
+	char type[8];             /* full, diff, incr */
+	char wal_stop[32];        /* the last WAL segment it needs */
+	long long repo_bytes;     /* its size in the repository */
+	long long db_bytes;       /* the cluster's size it restores */
+} dgm_pgbr_backup_info;
+
+int dgm_pgbr_info(dgm_pgbr_backup_info *info, const dgm_plan *plan, dgm_error *err);
+
+/* The preflight checks of the engine, each named in cl (nothing
+ * changes; `pgbackrest check` forces a WAL switch, which is harmless):
+ * pgbackrest, pgbackrest check, backup, archiving, restore point,
+ * restore commands, repository. conn: the plan's database. */
+void dgm_pgbr_preflight(dgm_checklist *cl, const dgm_plan *plan, PGconn *conn);
+
+/* "--archive-timeout=12.5": the plan's wait, in pgbackrest's seconds. */
+void dgm_pgbr_timeout_opt(char *buf, size_t len, long ms);
+
+#endif
