@@ -44,6 +44,36 @@ int dgm_pgbr_info(dgm_pgbr_backup_info *info, const dgm_plan *plan, dgm_error *e
  * restore commands, repository. conn: the plan's database. */
 void dgm_pgbr_preflight(dgm_checklist *cl, const dgm_plan *plan, PGconn *conn);
 
+/* A snapshot's database part with this engine: where in the stanza's
+ * WAL archive the restore point is, and the backup a restore starts
+ * from (--set: a later backup could not reach back to it). */
+typedef struct dgm_pgbr_point {
+	char *stanza;
+	char *name;               /* "dgmigrate-<snapshot id>" */
+	char *lsn;                /* pg_create_restore_point()'s */
+	int timeline;
+	char *wal_segment;        /* the segment holding it, archived */
+	char *backup_label;       /* the newest backup before it */
+} dgm_pgbr_point;
+
+void dgm_pgbr_point_free(dgm_pgbr_point *p);
+
+/* The manifest's "pgbackrest" object, and back (NULL: not one). */
+struct json_t;
+struct json_t *dgm_pgbr_point_json(const dgm_pgbr_point *p);
+dgm_pgbr_point *dgm_pgbr_point_from_json(struct json_t *o);
+
+/* The optional backup (pgbackrest.backup), the restore point
+ * 'dgmigrate-<id>', a WAL switch, and the wait (bounded by
+ * pgbackrest.archive_timeout) until its segment is archived. *out is
+ * malloc'd. */
+int dgm_pgbr_snapshot(dgm_pgbr_point **out, const dgm_plan *plan, const char *id,
+		      dgm_error *err);
+
+/* The point can still be restored: the stanza is ok, its backup is in
+ * the repository and the archive reaches its segment. */
+int dgm_pgbr_verify(const dgm_pgbr_point *p, const dgm_plan *plan, dgm_error *err);
+
 /* "--archive-timeout=12.5": the plan's wait, in pgbackrest's seconds. */
 void dgm_pgbr_timeout_opt(char *buf, size_t len, long ms);
 

@@ -72,6 +72,9 @@ typedef struct dgm_snapshot {
 	long long created;        /* unix time */
 	long dump_ms, archive_ms, verify_ms, total_ms;
 	char *hmac;               /* manifest.json's "hmac" as JSON text, NULL unsigned */
+	struct dgm_pgbr_point *pitr; /* snapshot.engine: pgbackrest - the database is a
+				   * restore point in the WAL archive (pgbackrest.h),
+				   * no dump or copy; NULL otherwise */
 } dgm_snapshot;
 
 /* The write counters of every application table, as one JSON object. */

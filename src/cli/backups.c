@@ -12,6 +12,7 @@
 #include "dgm/dataloss.h"
 #include "dgm/lock.h"
 #include "dgm/log.h"
+#include "dgm/pgbackrest.h"
 #include "dgm/plan.h"
 #include "dgm/release.h"
 #include "dgm/restore.h"
@@ -73,7 +74,9 @@ static void print_one(const dgm_snapshot *s, const char *held)
 					 s->revisions.items[i]);
 	printf("%-24s %-12s %-20s %-14s %-26s ", s->id, s->kind, when, held,
 	       s->revisions.count ? revs : "(base)");
-	if (!s->has_dump)
+	if (s->pitr)
+		printf("%8s", "pitr");
+	else if (!s->has_dump)
 		printf("%8s", "copy");
 	else
 		printf("%8.1f", (double)s->db_bytes / 1048576.0);
@@ -206,6 +209,11 @@ static int list(const dgm_plan *plan, bool json, dgm_error *err)
 			printf("%s: %s '%s' on the same server\n", all[i].id, all[i].has_dump ?
 			       "also kept as the database copy" : "the database is the copy",
 			       all[i].db_copy);
+		if (all[i].pitr)
+			printf("%s: the database is restore point '%s' in pgBackRest stanza '%s' "
+			       "(LSN %s, timeline %d, backup %s)\n", all[i].id, all[i].pitr->name,
+			       all[i].pitr->stanza, all[i].pitr->lsn, all[i].pitr->timeline,
+			       all[i].pitr->backup_label);
 		if (all[i].kind && !strcmp(all[i].kind, "pre-apply") && all[i].tag)
 			printf("%s: taken before applying '%s'\n", all[i].id, all[i].tag);
 	}
@@ -268,7 +276,12 @@ static int verify(const dgm_plan *plan, const char *id, dgm_error *err)
 	if (dgm_snapshot_find(&s, plan->snapshot.directory, id, err))
 		return -1;
 	ret = dgm_snapshot_verify(&s, plan, err);
-	if (ret == 0 && !s.has_dump)
+	if (ret == 0 && s.pitr)
+		dgm_info("snapshot '%s' is intact: restore point '%s' (LSN %s) is in stanza '%s', "
+			 "backup %s, WAL archived to %s; %lld archive entries, checksums match", s.id,
+			 s.pitr->name, s.pitr->lsn, s.pitr->stanza, s.pitr->backup_label,
+			 s.pitr->wal_segment, s.entries);
+	else if (ret == 0 && !s.has_dump)
 		dgm_info("snapshot '%s' is intact: database copy '%s' holds the recorded revisions, "
 			 "%lld archive entries, checksums match", s.id, s.db_copy, s.entries);
 	else if (ret == 0)

@@ -10,6 +10,7 @@
 #include "dgm/fs.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
+#include "dgm/pgbackrest.h"
 #include "dgm/snapshot.h"
 #include "internal.h"
 
@@ -40,12 +41,15 @@ static json_t *to_json(const dgm_snapshot *s)
 		"name", s->database, "server_version", s->server_version,
 		"pg_dump_version", s->pg_dump_version ? s->pg_dump_version : "",
 		"wal_lsn", s->wal_lsn ? s->wal_lsn : "",
-		"format", !s->has_dump ? "copy" : s->format == DGM_DUMP_DIRECTORY ? "directory" :
+		"format", s->pitr ? "pgbackrest" : !s->has_dump ? "copy" : s->format == DGM_DUMP_DIRECTORY ? "directory" :
 		"custom",
 		"toc_entries", s->toc_entries, "bytes", (json_int_t)s->db_bytes,
 		"files_sha256", s->db_sha256));
 	if (s->db_copy)
 		json_object_set_new(json_object_get(o, "database"), "copy", json_string(s->db_copy));
+	if (s->pitr)
+		json_object_set_new(json_object_get(o, "database"), "pgbackrest",
+				    dgm_pgbr_point_json(s->pitr));
 	if (s->has_store) {
 		json_object_set_new(o, "model_store", json_pack("{s:s, s:s, s:I, s:I, s:I}",
 			"path", s->store, "archive_sha256", s->archive_sha256,
@@ -145,7 +149,8 @@ static void from_json(dgm_snapshot *s, json_t *o, const char *dir)
 	s->wal_lsn = jstr(db, "wal_lsn");
 	s->format = fmt && !strcmp(fmt, "custom") ? DGM_DUMP_CUSTOM : DGM_DUMP_DIRECTORY;
 	s->db_copy = jstr_opt(db, "copy");
-	s->has_dump = !fmt || strcmp(fmt, "copy") != 0;
+	s->pitr = dgm_pgbr_point_from_json(json_object_get(db, "pgbackrest"));
+	s->has_dump = !s->pitr && (!fmt || strcmp(fmt, "copy") != 0);
 	s->toc_entries = (int)json_integer_value(json_object_get(db, "toc_entries"));
 	s->db_bytes = json_integer_value(json_object_get(db, "bytes"));
 	snprintf(s->db_sha256, sizeof(s->db_sha256), "%s",
@@ -437,6 +442,7 @@ void dgm_snapshot_free(dgm_snapshot *s)
 	free(s->db_copy);
 	free(s->store_from);
 	free(s->hmac);
+	dgm_pgbr_point_free(s->pitr);
 	memset(s, 0, sizeof(*s));
 }
 

@@ -17,6 +17,7 @@
 #include "dgm/fault.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
+#include "dgm/pgbackrest.h"
 #include "dgm/run.h"
 #include "internal.h"
 
@@ -170,6 +171,8 @@ static void fill_store(dgm_snapshot *s, const archive_job *j)
 static int db_part(dgm_snapshot *s, const dgm_plan *plan, dgm_snapshot_db mode,
 		   const char *partial, volatile sig_atomic_t *failed, dgm_error *err)
 {
+	if (plan->snapshot.engine == DGM_ENGINE_PGBACKREST)
+		return dgm_pgbr_snapshot(&s->pitr, plan, s->id, err);
 	bool copied = mode != DGM_SNAPSHOT_DUMP &&
 		      dgm_snapshot_copy_db(s, plan, mode == DGM_SNAPSHOT_COPY ? "safe" : "snap",
 					   mode == DGM_SNAPSHOT_COPY_DUMP);
@@ -438,6 +441,8 @@ int dgm_snapshot_verify(const dgm_snapshot *snap, const dgm_plan *plan, dgm_erro
 
 	if (ret == 0 && snap->has_dump)
 		ret = dgm_snapshot_verify_dump(snap, err);
+	if (ret == 0 && snap->pitr)
+		ret = dgm_pgbr_verify(snap->pitr, plan, err);
 
 	/* a copy beside a dump is a shortcut: missing, it is only a warning */
 	if (ret == 0 && snap->db_copy && dgm_snapshot_check_copy(snap, plan, err)) {

@@ -93,7 +93,7 @@ pgbackrest:
   stanza: $PGBR_STANZA
   config: $PGBR_CONF
   command: [${run_as}pgbackrest]
-  archive_timeout: 10s
+  archive_timeout: ${PGBR_ARCHIVE_TIMEOUT:-10s}
   repository_path: $PWD/pgbr/repo
   min_free: 1MiB
   side:

@@ -74,3 +74,67 @@ test_cluster_restore_refuses_others() {
 	expect_rc 0
 	expect_check ok restore "cluster: a restore stops the server"
 }
+
+snapshot_id() { ls backups | grep -v -e partial -e '^state$' | sort | tail -1; }
+
+# manifest_get ID PYEXPR: a value of the snapshot's manifest (m).
+manifest_get() {
+	python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print($2)" "backups/$1/manifest.json"
+}
+
+test_snapshot_is_a_restore_point() {
+	pgbr_setup
+	setup_release "$TEST_DB"
+	migrate_app app head
+	pgbr_plan
+	label=$(pgbr info --output=json | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['backup'][-1]['label'])")
+	run_dgm backups create plan.yaml
+	expect_rc 0
+	id=$(snapshot_id)
+	[[ -n $id && $out == "$id" ]] || fail "create printed '$out', folder '$id'"
+	[[ ! -e backups/$id/db && ! -e backups/$id/db.dump ]] || fail "a dump was taken"
+	[[ $(manifest_get "$id" "m['database']['format']") == pgbackrest ]] || fail "format"
+	[[ $(manifest_get "$id" "m['database']['pgbackrest']['restore_point']") == "dgmigrate-$id" ]] ||
+		fail "restore point name"
+	[[ $(manifest_get "$id" "m['database']['pgbackrest']['stanza']") == dgm ]] || fail "stanza"
+	[[ $(manifest_get "$id" "m['database']['pgbackrest']['timeline']") == 1 ]] || fail "timeline"
+	[[ $(manifest_get "$id" "m['database']['pgbackrest']['backup_label']") == "$label" ]] ||
+		fail "backup label is not $label"
+	seg=$(manifest_get "$id" "m['database']['pgbackrest']['wal_segment']")
+	lsn=$(manifest_get "$id" "m['database']['pgbackrest']['lsn']")
+	[[ $(psql_db postgres -c "SELECT pg_walfile_name('$lsn')") == "$seg" ]] || fail "segment of $lsn"
+	# the segment holding the point is in the repository
+	pgbr archive-get "$seg" "$PWD/pgbr/got.wal" || fail "segment $seg not archived"
+	run_dgm backups list plan.yaml
+	expect_rc 0
+	expect_out "pitr"
+	expect_out "restore point 'dgmigrate-$id' in pgBackRest stanza 'dgm' (LSN $lsn, timeline 1, backup $label)"
+	run_dgm backups verify "$id" plan.yaml
+	expect_rc 0
+	expect_err "is intact: restore point 'dgmigrate-$id'"
+}
+
+test_snapshot_takes_the_planned_backup() {
+	pgbr_setup --no-backup
+	setup_release "$TEST_DB"
+	PGBR_PLAN_EXTRA="  backup: full" pgbr_plan
+	run_dgm backups create plan.yaml
+	expect_rc 0
+	id=$(snapshot_id)
+	label=$(pgbr info --output=json | python3 -c "import json,sys; b=json.load(sys.stdin)[0]['backup']; print(len(b), b[-1]['label'])")
+	[[ $label == "1 "*F ]] || fail "no full backup: $label"
+	[[ $(manifest_get "$id" "m['database']['pgbackrest']['backup_label']") == "${label#1 }" ]] ||
+		fail "backup label"
+}
+
+test_snapshot_waits_for_the_archive() {
+	pgbr_setup
+	setup_release "$TEST_DB"
+	PGBR_ARCHIVE_TIMEOUT=1s pgbr_plan
+	pgbr_break_archiving
+	run_dgm backups create plan.yaml
+	expect_rc 1
+	expect_err "holding restore point 'dgmigrate-"
+	expect_err "was not archived within pgbackrest.archive_timeout (1000 ms)"
+	[[ -z $(ls backups | grep -v '^state$') ]] || fail "a snapshot was left: $(ls backups)"
+}
