@@ -74,6 +74,17 @@ int dgm_pgbr_snapshot(dgm_pgbr_point **out, const dgm_plan *plan, const char *id
  * the repository and the archive reaches its segment. */
 int dgm_pgbr_verify(const dgm_pgbr_point *p, const dgm_plan *plan, dgm_error *err);
 
+/* restore: side - the point restored (pgbackrest restore --type=name,
+ * --db-include the database) into pgbackrest.side.directory/data,
+ * started on side.port with archiving off, recovery waited for, the
+ * database dumped (pg_dump -Fd) into dump_dir, the side instance stopped
+ * and removed. The caller restores the dump through the usual path.
+ * database: the name recorded in the snapshot. */
+struct dgm_dump_info;
+int dgm_pgbr_side_dump(struct dgm_dump_info *info, const dgm_plan *plan,
+		       const dgm_pgbr_point *p, const char *database, const char *dump_dir,
+		       dgm_error *err);
+
 /* "--archive-timeout=12.5": the plan's wait, in pgbackrest's seconds. */
 void dgm_pgbr_timeout_opt(char *buf, size_t len, long ms);
 

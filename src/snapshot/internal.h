@@ -101,4 +101,11 @@ int dgm_snapshot_fold(const char *dir, dgm_error *err);
 int dgm_snapshot_drop_folded(const dgm_plan *plan, const dgm_snapshot_needs *nd,
 			     dgm_error *err);
 
+/* A restore point's database as a dump (restore_pitr.c): *view is snap
+ * (sharing its strings: never freed) with the dump rebuilt from the
+ * point into snap's folder; pitr_clean removes that dump again. */
+int dgm_snapshot_pitr_dump(dgm_snapshot *view, const dgm_plan *plan, const dgm_snapshot *snap,
+			   dgm_error *err);
+void dgm_snapshot_pitr_clean(const dgm_snapshot *snap);
+
 #endif

@@ -108,11 +108,20 @@ int dgm_snapshot_restore(const dgm_plan *plan, const dgm_snapshot *snap,
 			 const dgm_restore_opts *o, dgm_error *err)
 {
 	restore_run r = { .plan = plan, .snap = snap, .o = o };
+	const dgm_snapshot *pitr = NULL;
+	dgm_snapshot view;
 	int ret = -1;
 
 	/* what the snapshot's files say decides what runs: signed, or nothing */
 	if (dgm_snapshot_authenticate(snap, plan, err))
 		goto done;
+	/* a restore point: rebuilt as a dump first, then restored as one */
+	if (snap->pitr && o->database) {
+		pitr = snap;
+		if (dgm_snapshot_pitr_dump(&view, plan, snap, err))
+			goto done;
+		r.snap = snap = &view;
+	}
 	if (o->database && choose_path(&r, err))
 		goto done;
 	if (r.path == DGM_RESTORE_IN_PLACE) {
@@ -151,5 +160,7 @@ done:
 	if (r.store_staged)
 		dgm_archive_restore_free(&r.store);
 	dgm_db_restore_free(&r.db);
+	if (pitr)
+		dgm_snapshot_pitr_clean(pitr);
 	return ret;
 }

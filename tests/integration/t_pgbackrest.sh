@@ -138,3 +138,35 @@ test_snapshot_waits_for_the_archive() {
 	expect_err "was not archived within pgbackrest.archive_timeout (1000 ms)"
 	[[ -z $(ls backups | grep -v '^state$') ]] || fail "a snapshot was left: $(ls backups)"
 }
+
+# apply (its snapshot a restore point after an incremental backup), a
+# row written after the release, rollback --restore: the database is the
+# one at the restore point again, through a side instance.
+test_rollback_restore_side() {
+	pgbr_setup
+	setup_release "$TEST_DB"
+	migrate_app app head
+	psql_db "$TEST_DB" -c "INSERT INTO organizations (name, slug) SELECT 'org ' || g, 'org-' || g FROM generate_series(1, 20) g" >/dev/null
+	rows_v15=$(db_fingerprint "$TEST_DB")
+	PGBR_PLAN_EXTRA="  backup: incr" pgbr_plan
+	run_dgm apply plan.yaml
+	expect_rc 0
+	id=$(grep -l '"kind": "pre-apply"' backups/*/manifest.json | cut -d/ -f2)
+	[[ $(manifest_get "$id" "m['database']['format']") == pgbackrest ]] || fail "not a restore point"
+	psql_db "$TEST_DB" -c "INSERT INTO organizations (name, slug) VALUES ('after release', 'after-release')" >/dev/null
+	run_dgm rollback --to v1.5 plan.yaml --restore
+	expect_rc 2
+	expect_err "would discard writes made since the release finished"
+	run_dgm rollback --to v1.5 plan.yaml --restore --accept-data-loss
+	expect_rc 0
+	expect_err "restore point 'dgmigrate-$id': restoring database '$TEST_DB'"
+	expect_err "side instance on port $((DGM_PGPORT + 1)) reached 'dgmigrate-$id'"
+	expect_no "is not in backup"  # --db-include: the one database
+	[[ "$(db_fingerprint "$TEST_DB")" == "$rows_v15" ]] || fail "database differs from the restore point:
+$(diff <(echo "$rows_v15") <(db_fingerprint "$TEST_DB"))"
+	# the side instance is gone, and so is the dump made from it
+	[[ ! -e pgbr/side/data ]] || fail "side instance left in pgbr/side/data"
+	[[ ! -e backups/$id/db && ! -e backups/$id/db.sha256 ]] || fail "the side dump was left"
+	run_dgm backups verify "$id" plan.yaml
+	expect_rc 0
+}
