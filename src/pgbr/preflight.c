@@ -179,9 +179,15 @@ static void check_restore(dgm_checklist *cl, const dgm_plan *plan, PGconn *conn)
 		dgm_error_hint(&e, "use pgbackrest.restore: side, or set "
 			       "pgbackrest.rewind_other_databases: true if that is acceptable");
 		dgm_check_fail(cl, "restore", &e);
-	} else
-		dgm_check_ok(cl, "restore", "cluster: a restore stops the server and rewinds the "
-			     "whole cluster%s", others ? " (other databases too: allowed)" : "");
+	} else {
+		/* the plan and these checks know it; the restore itself is not
+		 * written yet: an apply whose undo could not run never starts */
+		dgm_error_set(&e, DGM_E_PLAN, "cluster: a restore would stop the server and rewind "
+			      "the whole cluster%s, but this dgmigrate cannot restore that way yet",
+			      others ? " (other databases too: allowed)" : "");
+		dgm_error_hint(&e, "use pgbackrest.restore: side");
+		dgm_check_fail(cl, "restore", &e);
+	}
 }
 
 static void check_repository(dgm_checklist *cl, const dgm_plan *plan,
