@@ -172,3 +172,24 @@ $(diff <(echo "$rows_v15") <(db_fingerprint "$TEST_DB"))"
 	run_dgm backups verify "$id" plan.yaml
 	expect_rc 0
 }
+
+# The database is newer than the stanza's backup (no backup in the plan):
+# --db-include cannot name it, so the whole cluster is restored beside;
+# `backups restore` puts the database back to the point all the same.
+test_side_restore_db_not_in_backup() {
+	pgbr_setup
+	setup_release "$TEST_DB"
+	migrate_app app head
+	psql_db "$TEST_DB" -c "INSERT INTO organizations (name, slug) SELECT 'org ' || g, 'org-' || g FROM generate_series(1, 5) g" >/dev/null
+	before=$(db_fingerprint "$TEST_DB")
+	pgbr_plan
+	run_dgm backups create plan.yaml
+	expect_rc 0
+	id=$(snapshot_id)
+	psql_db "$TEST_DB" -c "DELETE FROM organizations WHERE id % 2 = 0; CREATE TABLE junk (x int)" >/dev/null
+	run_dgm backups restore "$id" plan.yaml --accept-data-loss
+	expect_rc 0
+	expect_err "is not in backup"
+	[[ "$(db_fingerprint "$TEST_DB")" == "$before" ]] || fail "database differs from the restore point"
+	[[ ! -e pgbr/side/data ]] || fail "side instance left"
+}
