@@ -4,7 +4,7 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 status=0
-for b in heads lint snapshot store apply rollback; do
+for b in heads lint snapshot store apply rollback pgbackrest; do
 	echo "== bench: $b"
 	bash "$ROOT/bench/$b.sh" || status=1
 done
