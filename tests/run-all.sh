@@ -79,6 +79,7 @@ run_group() {
 	bash "$ROOT/fixtures/build-app-repo.sh" "$FIXTURE_APP" >/dev/null ||
 		{ echo "not ok - cannot build the fixture app"; echo fail >>"$RESULTS"; return 1; }
 	for f in "$@"; do
+		cluster_ensure || { echo "not ok - the test cluster is down and does not start again"; echo fail >>"$RESULTS"; return 1; }
 		run_file "$dir" "$f"
 	done
 }

@@ -263,15 +263,8 @@ test_apply_and_rollback_killed_anywhere_are_settled() {
 	[[ $at == 15 ]]
 }
 
-cluster_running() { as_pg "$PGBIN/pg_ctl" -D "$DGM_PGHOST/data" status >/dev/null 2>&1; }
-
-# As cluster_start starts it (lib.sh), on the same socket and port.
-cluster_restart() {
-	cluster_running && return 0
-	as_pg "$PGBIN/pg_ctl" -D "$DGM_PGHOST/data" -l "$DGM_PGHOST/server.log" -w -t 60 \
-		-o "-k $DGM_PGHOST -p $DGM_PGPORT -c listen_addresses='' -c fsync=off -c max_connections=60" \
-		start >/dev/null
-}
+# As cluster_start started it (lib.sh), on the same socket and port.
+cluster_restart() { cluster_ensure; }
 
 test_server_stopped_during_the_upgrade_leaves_the_run_to_resume() {
 	crash_setup 15
