@@ -134,24 +134,44 @@ static int alembic(dgm_rehearsal *r, const char *verb, const char *target, dgm_e
 				      NULL, err);
 }
 
+/* pg_locks sampled while alembic runs; holds recorded as the upgrade's
+ * or the downgrade's (direction NULL: none), of revision (NULL: the one
+ * alembic says it runs). */
+static void sample_start(dgm_rehearsal *r, const char *phase, const char *direction,
+			 const char *revision)
+{
+	dgm_error e = DGM_ERROR_INIT;
+
+	dgm_rehearse_probe_reset(&r->sampler, r->conn);
+	dgm_rehearse_sampler_holds(&r->sampler, direction, revision);
+	/* without the sampler the rehearsal still proves what matters */
+	if (dgm_rehearse_sampler_start(&r->sampler, r->scratch.url, phase, &e))
+		dgm_warn("no pg_locks sampling during '%s': %s", phase, e.msg);
+}
+
+static void sample_stop(dgm_rehearsal *r, const char *phase)
+{
+	dgm_rehearse_sampler_stop(&r->sampler);
+	dgm_rehearse_probe_collect(&r->sampler, r->conn, phase);
+	dgm_rehearse_sampler_holds(&r->sampler, NULL, NULL);
+}
+
 /* alembic upgrade TARGET on the scratch database, with pg_locks sampled
  * meanwhile. A failing upgrade fails the rehearsal. */
 static int upgrade(dgm_rehearsal *r, const char *phase, const char *target, const char *what,
 		   dgm_error *err)
 {
-	dgm_error e = DGM_ERROR_INIT;
 	long start = dgm_now_ms();
 	int ret;
 
 	if (interrupted(err))
 		return -1;
-	dgm_rehearse_probe_reset(&r->sampler, r->conn);
-	/* without the sampler the rehearsal still proves what matters */
-	if (dgm_rehearse_sampler_start(&r->sampler, r->scratch.url, phase, &e))
-		dgm_warn("no pg_locks sampling during '%s': %s", phase, e.msg);
+	/* what the release holds is measured the first time; "again" only
+	 * proves the downgraded database upgrades */
+	sample_start(r, phase, strstr(phase, " again") ? NULL : "upgrade",
+		     r->opts->step ? target : NULL);
 	ret = alembic(r, "upgrade", target, err);
-	dgm_rehearse_sampler_stop(&r->sampler);
-	dgm_rehearse_probe_collect(&r->sampler, r->conn, phase);
+	sample_stop(r, phase);
 	if (ret) {
 		dgm_rehearse_phase(r, phase, false, dgm_now_ms() - start, "%s", err->msg);
 		alembic_failed(r, err);
@@ -178,8 +198,14 @@ static int downgrade(dgm_rehearsal *r, const char *phase, char *const *want, siz
 	    dgm_migrate_plan_downgrade(&targets, &n, r->facts.graph, cur, ncur, want, nwant, err))
 		goto out;
 	for (size_t i = 0; i < n; i++) {
+		int failed;
+
 		dgm_buf_printf(&ran, "%salembic downgrade %s", i ? "; " : "", targets[i]);
-		if (alembic(r, "downgrade", targets[i], err)) {
+		/* --step's phase is "downgrade REV" */
+		sample_start(r, phase, "downgrade", r->opts->step ? phase + 10 : NULL);
+		failed = alembic(r, "downgrade", targets[i], err);
+		sample_stop(r, phase);
+		if (failed) {
 			dgm_rehearse_phase(r, phase, false, dgm_now_ms() - start, "%s", err->msg);
 			alembic_failed(r, err);
 			goto out;
@@ -579,6 +605,22 @@ static void drop_stale_exports(const char *state_dir, const char *prefix)
 		closedir(d);
 }
 
+/* The release's lint, for the report to set the measured locks beside;
+ * a lint that cannot run is a warning. */
+static void lint(dgm_rehearsal *r)
+{
+	dgm_error e = DGM_ERROR_INIT;
+
+	if (!r->facts.upgrade.count)
+		return;
+	if (dgm_release_lint_run(&r->lint, r->plan, &r->facts, &e) == 0) {
+		r->linted = true;
+		return;
+	}
+	dgm_warn("the release's SQL was not linted: %s", e.msg);
+	dgm_release_lint_free(&r->lint);
+}
+
 /* Preflight (the work tree and the model store play no part: a dirty
  * tree is fine, a missing store too), then the tag exported. */
 static int prepare(dgm_rehearsal *r, dgm_error *err)
@@ -594,6 +636,7 @@ static int prepare(dgm_rehearsal *r, dgm_error *err)
 	if (!r->facts.upgrade_known)
 		return dgm_error_set(err, DGM_E_RUN, "the upgrade's revisions are not known");
 	r->start_text = dgm_strs_join(r->facts.revs, r->facts.nrevs, "base");
+	lint(r);
 	if (dgm_pg_connect(&conn, r->plan->database.url, "dgmigrate rehearse", err))
 		return -1;
 	r->database = dgm_xstrdup(PQdb(conn));
@@ -682,6 +725,7 @@ static void rehearsal_free(dgm_rehearsal *r)
 	dgm_fingerprint_free(&r->fp_before);
 	dgm_fingerprint_free(&r->fp_upgraded);
 	dgm_verify_result_free(&r->post);
+	dgm_release_lint_free(&r->lint);
 	dgm_facts_free(&r->facts);
 	json_decref(r->phases);
 	json_decref(r->findings);
