@@ -102,7 +102,9 @@ bool dgm_release_lint_fails(const dgm_release_lint *l);
 /* The findings like a compiler's (suppressed ones after, one line each)
  * and the summary line. */
 void dgm_release_lint_print(const dgm_release_lint *l, FILE *out);
-/* "FILE (upgrade REV, sql line N)": where a finding is. */
+/* "FILE:LINE (upgrade REV, sql line N)": where a finding is (FILE alone
+ * when the call it comes from was not found; no FILE when the revision
+ * is not known). */
 void dgm_release_lint_where(dgm_buf *b, const dgm_release_lint *l, const dgm_lint_pass *p,
 			    const dgm_lint_finding *f);
 /* One finding as a JSON object. */

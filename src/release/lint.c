@@ -29,26 +29,25 @@ static bool plan_ignores(const dgm_plan *plan, const char *rule)
 	return false;
 }
 
-/* lint.ignore, then the revision file's own "# dgmigrate: allow". */
-static void suppress(dgm_release_lint *l, dgm_lint_finding *f)
+/* From the revision file: the line of the call the statement comes
+ * from; then lint.ignore, then the file's own "# dgmigrate: allow". */
+static void from_file(dgm_release_lint *l, const dgm_lint_pass *p, dgm_lint_finding *f)
 {
 	const char *path = dgm_release_lint_file(l, f->revision);
 	dgm_buf text = DGM_BUF_INIT;
 	dgm_error e = DGM_ERROR_INIT;
+	bool have = path && l->tag_open && l->tag.read(l->tag.ctx, path, &text, &e) == 0;
 	char *why;
 
-	if (plan_ignores(l->plan, f->rule->name)) {
+	if (have)
+		f->src_line = dgm_lint_source_line(dgm_buf_cstr(&text), p->verb, f);
+	if (plan_ignores(l->plan, f->rule->name))
 		f->suppressed = dgm_xstrdup("lint.ignore");
-		return;
-	}
-	if (!path || !l->tag_open || l->tag.read(l->tag.ctx, path, &text, &e))
-		goto out;
-	if ((why = dgm_lint_allowed(dgm_buf_cstr(&text), f->rule->name))) {
+	else if (have && (why = dgm_lint_allowed(dgm_buf_cstr(&text), f->rule->name))) {
 		f->suppressed = dgm_xasprintf("# dgmigrate: allow in %s%s%s", path,
 					      *why ? ": " : "", why);
 		free(why);
 	}
-out:
 	dgm_buf_free(&text);
 }
 
@@ -68,7 +67,7 @@ static int pass_run(dgm_release_lint *l, dgm_lint_pass *p, dgm_error *err)
 					  l->plan->timeouts.lock_ms, err))
 		goto out;
 	for (size_t i = 0; i < p->res.count; i++) {
-		suppress(l, &p->res.items[i]);
+		from_file(l, p, &p->res.items[i]);
 		dgm_lint_grade(&p->res.items[i], l->plan->lint.error_bytes);
 	}
 	p->done = true;
@@ -155,7 +154,9 @@ void dgm_release_lint_where(dgm_buf *b, const dgm_release_lint *l, const dgm_lin
 {
 	const char *file = dgm_release_lint_file(l, f->revision);
 
-	if (file)
+	if (file && f->src_line)
+		dgm_buf_printf(b, "%s:%d (", file, f->src_line);
+	else if (file)
 		dgm_buf_printf(b, "%s (", file);
 	dgm_buf_printf(b, "%s %s, sql line %d", p->verb, f->revision ? f->revision : "-", f->line);
 	if (file)
@@ -211,6 +212,10 @@ void dgm_release_lint_json_finding(dgm_buf *b, const dgm_release_lint *l,
 	json_str_or_null(b, f->revision);
 	dgm_buf_puts(b, ",\"file\":");
 	json_str_or_null(b, dgm_release_lint_file(l, f->revision));
+	if (f->src_line)
+		dgm_buf_printf(b, ",\"file_line\":%d", f->src_line);
+	else
+		dgm_buf_puts(b, ",\"file_line\":null");
 	dgm_buf_printf(b, ",\"line\":%d,\"statement\":", f->line);
 	dgm_buf_json_str(b, f->stmt);
 	dgm_buf_puts(b, ",\"rule\":");

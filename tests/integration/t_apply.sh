@@ -124,7 +124,7 @@ test_lint_reaching_fail_on_refuses_and_changes_nothing() {
 	expect_rc 1
 	expect_err "FAIL  lint"
 	# the revision, its file, the rule, the table and the fix
-	expect_err "migrations/versions/f3b9d6a1e842_index_issued_invoices_by_due_date.py (upgrade f3b9d6a1e842, sql line"
+	expect_err "migrations/versions/f3b9d6a1e842_index_issued_invoices_by_due_date.py:23 (upgrade f3b9d6a1e842, sql line"
 	expect_err "error add-index-non-concurrent (index 'ix_invoices_due_date') on 'invoices' reaches lint.fail_on 'error'"
 	expect_err "fix: CREATE INDEX CONCURRENTLY"
 	# how to suppress it
@@ -143,7 +143,7 @@ test_lint_finding_suppressed_by_the_plan_lets_apply_proceed() {
 	run_dgm apply plan.yaml
 	expect_rc 0
 	expect_err "ok    lint"
-	expect_err "lint: migrations/versions/f3b9d6a1e842_index_issued_invoices_by_due_date.py (upgrade f3b9d6a1e842, sql line"
+	expect_err "lint: migrations/versions/f3b9d6a1e842_index_issued_invoices_by_due_date.py:23 (upgrade f3b9d6a1e842, sql line"
 	expect_err "suppressed: add-index-non-concurrent (lint.ignore)"
 	[[ $(revisions) == f3b9d6a1e842 ]] || fail "revision after apply: $(revisions)"
 }

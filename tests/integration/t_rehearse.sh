@@ -296,7 +296,7 @@ test_rewrite_shows_the_lock_measured_beside_its_finding() {
 	expect_rc 0
 	# the finding, and beside it the lock measured on the copy (how long
 	# depends on the machine: only that it is there, never a value)
-	expect_out "lint  migrations/versions/d2f5a8c1e3b7_amounts_as_numeric.py (upgrade d2f5a8c1e3b7, sql line"
+	expect_out "lint  migrations/versions/d2f5a8c1e3b7_amounts_as_numeric.py:16 (upgrade d2f5a8c1e3b7, sql line"
 	expect_out "alter-column-type on 'invoices': held ACCESS EXCLUSIVE on invoices for "
 	expect_out "on a copy of the real data (upgrade"
 	json=$(rh_report json) md=$(rh_report md)
@@ -310,6 +310,7 @@ for direction in ("upgrade", "downgrade"):
     assert len(f) == 1, (direction, lint["findings"])
     f = f[0]
     assert f["revision"] == "d2f5a8c1e3b7" and f["table"] == "invoices", f
+    assert f["file_line"] == (16 if direction == "upgrade" else 21), f
     m = f["measured"]
     assert m is not None, f
     assert m["direction"] == direction and m["table"] == "invoices" and m["mode"] == "ACCESS EXCLUSIVE", m
