@@ -134,6 +134,9 @@ test_lint_reaching_fail_on_refuses_and_changes_nothing() {
 	[[ "$before" == "$(db_fingerprint "$TEST_DB")" ]] || fail "the database changed"
 	[[ $(git -C app rev-parse HEAD) == "$head" ]] || fail "HEAD moved"
 	[[ -z "$(ls backups 2>/dev/null | grep -v state)" ]] || fail "a snapshot was taken"
+	# the refused run's report holds the findings
+	report=$(ls backups/state/reports/*.md | sed -n 1p)
+	grep -q ": error add-index-non-concurrent on 'invoices'$" "$report" || fail "report: $(cat "$report")"
 }
 
 test_lint_finding_suppressed_by_the_plan_lets_apply_proceed() {
@@ -146,6 +149,17 @@ test_lint_finding_suppressed_by_the_plan_lets_apply_proceed() {
 	expect_err "lint: migrations/versions/f3b9d6a1e842_index_issued_invoices_by_due_date.py:23 (upgrade f3b9d6a1e842, sql line"
 	expect_err "suppressed: add-index-non-concurrent (lint.ignore)"
 	[[ $(revisions) == f3b9d6a1e842 ]] || fail "revision after apply: $(revisions)"
+	# the run's report lists it too
+	report=$(ls backups/state/reports/*.md | sed -n 1p)
+	grep -q "^## Lint (preflight)" "$report" || fail "no lint in the report: $(cat "$report")"
+	grep -q "(upgrade f3b9d6a1e842, sql line [0-9]*): suppressed add-index-non-concurrent on 'invoices' (lint.ignore)" "$report" ||
+		fail "the report does not list what was suppressed: $(cat "$report")"
+	python3 - "${report%.md}.json" <<'PY' || fail "report JSON: $(cat "${report%.md}.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["outcome"] == "success" and r["lint"]["suppressed"] == 1, r.get("lint")
+assert any(f["rule"] == "add-index-non-concurrent" and f["suppressed"] == "lint.ignore" for f in r["lint"]["findings"])
+PY
 }
 
 test_lint_finding_allowed_in_the_revision_file_lets_apply_proceed() {
