@@ -149,10 +149,98 @@ static void sample_start(dgm_rehearsal *r, const char *phase, const char *direct
 		dgm_warn("no pg_locks sampling during '%s': %s", phase, e.msg);
 }
 
+static bool in_list(const char *id, const char *list)
+{
+	size_t n = strlen(id);
+
+	for (const char *p = list; (p = strstr(p, id)); p++)
+		if ((p == list || p[-1] == ',') && (p[n] == ',' || !p[n]))
+			return true;
+	return false;
+}
+
+/* The index of id in the upgrade's revisions, or -1. */
+static long upgrade_index(const dgm_alembic_steps *up, const char *id)
+{
+	for (size_t i = 0; i < up->count; i++)
+		if (!strcmp(up->revs[i]->id, id))
+			return (long)i;
+	return -1;
+}
+
+/* Mark i and its down revisions within the upgrade as applied. */
+static void mark_applied(const dgm_alembic_steps *up, bool *applied, long i)
+{
+	if (i < 0 || applied[i])
+		return;
+	applied[i] = true;
+	for (size_t k = 0; k < up->revs[i]->ndown; k++)
+		mark_applied(up, applied, upgrade_index(up, up->revs[i]->down[k]));
+}
+
+/* The one revision of the upgrade that can run next when alembic_version
+ * holds versions: not applied (in versions or below one), every down
+ * revision applied or applied before the upgrade. NULL when not one. */
+static const char *next_in_upgrade(const dgm_alembic_steps *up, const char *versions)
+{
+	bool *applied = dgm_xcalloc(up->count + 1, sizeof(bool));
+	const char *found = NULL;
+	int n = 0;
+
+	for (size_t i = 0; i < up->count; i++)
+		if (in_list(up->revs[i]->id, versions))
+			mark_applied(up, applied, (long)i);
+	for (size_t i = 0; i < up->count; i++) {
+		bool ready = !applied[i];
+
+		for (size_t k = 0; k < up->revs[i]->ndown && ready; k++) {
+			long d = upgrade_index(up, up->revs[i]->down[k]);
+
+			ready = d < 0 || applied[d];
+		}
+		if (ready && n++ == 0)
+			found = up->revs[i]->id;
+	}
+	free(applied);
+	return n == 1 ? found : NULL;
+}
+
+/* The revision that ran while alembic_version held versions ("a,b",
+ * "" none): upgrading, the one that could run next; downgrading, the one
+ * revision being undone. NULL when that cannot be told. */
+static const char *running_at(const dgm_rehearsal *r, const char *direction,
+			      const char *versions)
+{
+	const dgm_alembic_rev *rev;
+
+	if (strcmp(direction, "downgrade"))
+		return next_in_upgrade(&r->facts.upgrade, versions);
+	if (!*versions || strchr(versions, ',') || !r->facts.graph)
+		return NULL;
+	rev = dgm_alembic_find(r->facts.graph, versions);
+	return rev ? rev->id : NULL;
+}
+
+/* Holds traced at DDL ends only: their revision from alembic_version. */
+static void attribute(dgm_rehearsal *r)
+{
+	dgm_rehearse_sampler *s = &r->sampler;
+	const char *id;
+
+	for (size_t i = s->phase_first; i < s->nholds; i++) {
+		dgm_rehearse_hold *h = &s->holds[i];
+
+		if (!h->revision && h->versions && (id = running_at(r, h->direction, h->versions)))
+			h->revision = dgm_xstrdup(id);
+	}
+}
+
 static void sample_stop(dgm_rehearsal *r, const char *phase)
 {
 	dgm_rehearse_sampler_stop(&r->sampler);
 	dgm_rehearse_probe_collect(&r->sampler, r->conn, phase);
+	if (r->sampler.direction)
+		attribute(r);
 	dgm_rehearse_sampler_holds(&r->sampler, NULL, NULL);
 }
 
@@ -671,7 +759,8 @@ static int rehearse(dgm_rehearsal *r, dgm_error *err)
 	if (interrupted(err) ||
 	    dgm_pg_connect(&r->conn, r->scratch.url, "dgmigrate rehearse", err))
 		return -1;
-	dgm_rehearse_probe_install(&r->sampler, r->conn);
+	dgm_rehearse_probe_install(&r->sampler, r->conn, r->plan->alembic.version_schema,
+				   r->plan->alembic.version_table);
 	if (fingerprint(r, &r->fp_before, "fingerprint before", err))
 		return -1;
 	return r->opts->step ? run_steps(r, err) : run_whole(r, err);

@@ -83,6 +83,7 @@ typedef struct dgm_rehearse_hold {
 	long samples;           /* samples that saw it */
 	long last_sample;       /* the sample number that last saw it */
 	bool at_ddl;            /* held at the end of a DDL statement (event trigger) */
+	char *versions;         /* traced only: alembic_version then ("a,b"; "" none) */
 	long ddl_ms;            /* between the first and last DDL ends that saw it */
 } dgm_rehearse_hold;
 
@@ -130,10 +131,13 @@ void dgm_rehearse_sampler_stop(dgm_rehearse_sampler *s);
  * event triggers (superusers), an event trigger in the scratch database
  * records the locks the migration's transaction holds at the end of
  * every DDL statement, in dgmigrate.rehearse_locks (the dgmigrate schema
- * is not part of the fingerprint). install: on conn, the scratch
- * database; a role that may not is no error (sampling only). reset
+ * is not part of the fingerprint), with the revisions the version table
+ * (schema.table; schema NULL: the current one) held then. install: on
+ * conn, the scratch database; a role that may not is no error (sampling
+ * only). reset
  * before each upgrade; collect after it, as seen during `during`. */
-void dgm_rehearse_probe_install(dgm_rehearse_sampler *s, PGconn *conn);
+void dgm_rehearse_probe_install(dgm_rehearse_sampler *s, PGconn *conn, const char *schema,
+				const char *table);
 void dgm_rehearse_probe_reset(dgm_rehearse_sampler *s, PGconn *conn);
 void dgm_rehearse_probe_collect(dgm_rehearse_sampler *s, PGconn *conn, const char *during);
 void dgm_rehearse_sampler_free(dgm_rehearse_sampler *s);

@@ -252,6 +252,7 @@ void dgm_rehearse_sampler_free(dgm_rehearse_sampler *s)
 	s->nseen = 0;
 	for (size_t i = 0; i < s->nholds; i++) {
 		free(s->holds[i].revision);
+		free(s->holds[i].versions);
 		free(s->holds[i].table);
 	}
 	free(s->holds);
@@ -261,24 +262,56 @@ void dgm_rehearse_sampler_free(dgm_rehearse_sampler *s)
 
 /* ---- the DDL probe ------------------------------------------------------ */
 
+/* %s twice: the version table's schema and name, as SQL literals. The
+ * revisions alembic_version holds at each DDL end (in the migration's
+ * own transaction) say which revision runs. */
 static const char *probe_sql =
 	"CREATE SCHEMA IF NOT EXISTS dgmigrate;"
 	"CREATE TABLE IF NOT EXISTS dgmigrate.rehearse_locks (relid oid, mode text);"
-	"ALTER TABLE dgmigrate.rehearse_locks ADD COLUMN IF NOT EXISTS at timestamptz;"
+	"ALTER TABLE dgmigrate.rehearse_locks ADD COLUMN IF NOT EXISTS at timestamptz,"
+	" ADD COLUMN IF NOT EXISTS versions text;"
 	/* never in the migration's way: any error is swallowed */
 	"CREATE OR REPLACE FUNCTION dgmigrate.rehearse_note_locks() RETURNS event_trigger"
-	" LANGUAGE plpgsql SET search_path = pg_catalog AS $f$ BEGIN"
-	" INSERT INTO dgmigrate.rehearse_locks SELECT l.relation, l.mode, clock_timestamp()"
+	" LANGUAGE plpgsql SET search_path = pg_catalog AS $f$ DECLARE v text; BEGIN"
+	" BEGIN EXECUTE format('SELECT string_agg(version_num::text, '','' ORDER BY 1)"
+	"  FROM %%I.%%I', %s, %s) INTO v; EXCEPTION WHEN OTHERS THEN v := NULL; END;"
+	" INSERT INTO dgmigrate.rehearse_locks SELECT l.relation, l.mode, clock_timestamp(), v"
 	"  FROM pg_locks l"
 	"  WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted;"
 	" EXCEPTION WHEN OTHERS THEN NULL; END $f$;"
 	"CREATE EVENT TRIGGER dgmigrate_rehearse_locks ON ddl_command_end"
 	" EXECUTE FUNCTION dgmigrate.rehearse_note_locks()";
 
-void dgm_rehearse_probe_install(dgm_rehearse_sampler *s, PGconn *conn)
+/* The probe's SQL for the version table schema.table (schema NULL: the
+ * connection's current schema), or NULL. */
+static char *probe_text(PGconn *conn, const char *schema, const char *table)
 {
 	dgm_error e = DGM_ERROR_INIT;
 	PGresult *res = NULL;
+	char *ls = NULL, *lt = NULL, *sql = NULL;
+
+	if (!schema && (dgm_pg_query(&res, conn, "SELECT current_schema()", 0, NULL, &e) ||
+			PQntuples(res) != 1 || PQgetisnull(res, 0, 0)))
+		goto out;
+	ls = PQescapeLiteral(conn, schema ? schema : PQgetvalue(res, 0, 0),
+			     strlen(schema ? schema : PQgetvalue(res, 0, 0)));
+	lt = PQescapeLiteral(conn, table, strlen(table));
+	/* the literals go inside a $f$ body */
+	if (ls && lt && !strchr(ls, '$') && !strchr(lt, '$'))
+		sql = dgm_xasprintf(probe_sql, ls, lt);
+out:
+	PQfreemem(ls);
+	PQfreemem(lt);
+	PQclear(res);
+	return sql;
+}
+
+void dgm_rehearse_probe_install(dgm_rehearse_sampler *s, PGconn *conn, const char *schema,
+				const char *table)
+{
+	dgm_error e = DGM_ERROR_INIT;
+	PGresult *res = NULL;
+	char *sql;
 
 	s->probe = false;
 	if (dgm_pg_query(&res, conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
@@ -287,10 +320,13 @@ void dgm_rehearse_probe_install(dgm_rehearse_sampler *s, PGconn *conn)
 		return;
 	}
 	PQclear(res);
-	if (dgm_pg_exec(conn, "BEGIN", &e))
+	if (!(sql = probe_text(conn, schema, table)))
 		return;
-	s->probe = dgm_pg_exec(conn, probe_sql, &e) == 0;
-	dgm_pg_exec(conn, s->probe ? "COMMIT" : "ROLLBACK", &e);
+	if (dgm_pg_exec(conn, "BEGIN", &e) == 0) {
+		s->probe = dgm_pg_exec(conn, sql, &e) == 0;
+		dgm_pg_exec(conn, s->probe ? "COMMIT" : "ROLLBACK", &e);
+	}
+	free(sql);
 }
 
 void dgm_rehearse_probe_reset(dgm_rehearse_sampler *s, PGconn *conn)
@@ -303,12 +339,20 @@ void dgm_rehearse_probe_reset(dgm_rehearse_sampler *s, PGconn *conn)
 
 /* A lock the event trigger saw at DDL ends: the sampled hold it
  * confirms, or a hold of its own (held too briefly to be sampled). */
-static void hold_traced(dgm_rehearse_sampler *s, const char *table, int st, long span_ms)
+static void hold_traced(dgm_rehearse_sampler *s, const char *table, int st, long span_ms,
+			const char *versions)
 {
-	dgm_rehearse_hold *h = hold_find(s, table, st, -1);
+	dgm_rehearse_hold *h = NULL;
 
-	if (!h)
+	/* one sampled, or traced at the same revisions */
+	for (size_t i = s->phase_first; i < s->nholds && !h; i++)
+		if (s->holds[i].strength == st && !strcmp(s->holds[i].table, table) &&
+		    (s->holds[i].samples || !strcmp(s->holds[i].versions, versions)))
+			h = &s->holds[i];
+	if (!h) {
 		h = hold_new(s, table, st, false);
+		h->versions = dgm_xstrdup(versions);
+	}
 	h->at_ddl = true;
 	if (span_ms > h->ddl_ms)
 		h->ddl_ms = span_ms;
@@ -322,18 +366,19 @@ void dgm_rehearse_probe_collect(dgm_rehearse_sampler *s, PGconn *conn, const cha
 	if (!s->probe || dgm_pg_query(&res, conn,
 		"SELECT CASE WHEN n.nspname = 'public' THEN '' ELSE quote_ident(n.nspname)"
 		" || '.' END || quote_ident(c.relname), l.mode,"
-		" coalesce(round(extract(epoch FROM max(l.at) - min(l.at)) * 1000), 0)::bigint"
-		" FROM dgmigrate.rehearse_locks l"
+		" coalesce(round(extract(epoch FROM max(l.at) - min(l.at)) * 1000), 0)::bigint,"
+		" coalesce(l.versions, '') FROM dgmigrate.rehearse_locks l"
 		" JOIN pg_class c ON c.oid = l.relid JOIN pg_namespace n ON n.oid = c.relnamespace"
 		" WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname !~ '^pg_'"
-		" AND n.nspname NOT IN ('information_schema', 'dgmigrate') GROUP BY 1, 2", 0, NULL, &e))
+		" AND n.nspname NOT IN ('information_schema', 'dgmigrate') GROUP BY 1, 2, 4", 0, NULL,
+		&e))
 		return;
 	s->during = during;
 	for (int i = 0; i < PQntuples(res); i++) {
 		note(s, PQgetvalue(res, i, 0), strength(PQgetvalue(res, i, 1)), true);
 		if (s->direction && strongest_row(res, i))
 			hold_traced(s, PQgetvalue(res, i, 0), strength(PQgetvalue(res, i, 1)),
-				    atol(PQgetvalue(res, i, 2)));
+				    atol(PQgetvalue(res, i, 2)), PQgetvalue(res, i, 3));
 	}
 	s->during = NULL;
 	PQclear(res);
