@@ -85,6 +85,20 @@ static const char *commit_now(const dgm_job *r, const char *outcome, char buf[41
 	return r->checked_out && !strcmp(outcome, "success") ? r->facts.tag_commit : r->facts.head;
 }
 
+/* The lint's document, as `lint --json` has it (without release and tag). */
+static json_t *lint_json(const dgm_release_lint *l)
+{
+	dgm_buf b = DGM_BUF_INIT;
+	json_t *j;
+
+	dgm_buf_putc(&b, '{');
+	dgm_release_lint_json(&b, l);
+	dgm_buf_putc(&b, '}');
+	j = json_loads(b.ptr, 0, NULL);
+	dgm_buf_free(&b);
+	return j ? j : json_null();
+}
+
 static json_t *report_json(const dgm_job *r, const char *outcome, const dgm_error *e)
 {
 	char host[256] = "", now[41];
@@ -103,7 +117,38 @@ static json_t *report_json(const dgm_job *r, const char *outcome, const dgm_erro
 	/* which tables lost how many writes, and where they still are */
 	if (r->data_loss)
 		json_object_set(j, "data_loss", r->data_loss);
+	if (r->facts.lint)
+		json_object_set_new(j, "lint", lint_json(r->facts.lint));
 	return j;
+}
+
+/* The preflight's lint: the counts, then every finding, one line each
+ * (the suppressed ones with why). */
+static void md_lint(dgm_buf *b, const dgm_job *r)
+{
+	const dgm_release_lint *l = r->facts.lint;
+	size_t counts[3], nsup;
+
+	if (!l)
+		return;
+	dgm_release_lint_tally(l, counts, &nsup);
+	dgm_buf_printf(b, "\n## Lint (preflight)\n\n%zu errors, %zu warnings, %zu notices, %zu "
+		       "suppressed; fail_on %s.\n\n", counts[2], counts[1], counts[0], nsup,
+		       dgm_lint_severity_name(l->plan->lint.fail_on));
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < l->pass[k].res.count; i++) {
+			const dgm_lint_finding *f = &l->pass[k].res.items[i];
+
+			dgm_buf_puts(b, "- ");
+			dgm_release_lint_where(b, l, &l->pass[k], f);
+			dgm_buf_printf(b, ": %s %s", f->suppressed ? "suppressed" :
+				       dgm_lint_severity_name(f->severity), f->rule->name);
+			if (f->table)
+				dgm_buf_printf(b, " on '%s'", f->table);
+			if (f->suppressed)
+				dgm_buf_printf(b, " (%s)", f->suppressed);
+			dgm_buf_putc(b, '\n');
+		}
 }
 
 static void md_row(dgm_buf *b, const char *k, const char *v)
@@ -187,6 +232,7 @@ static char *report_md(const dgm_job *r, json_t *j)
 			       json_string_value(json_object_get(s, "evidence")));
 	}
 	dgm_buf_printf(&b, "| %s | not covered by dgmigrate | | |\n", not_covered);
+	md_lint(&b, r);
 	md_warnings(&b, j);
 	free(before);
 	free(after);
