@@ -35,12 +35,15 @@ static const struct {
 };
 
 #define MAX_NAMES 8
+#define MAX_WORDS 16
 
 typedef struct want {
 	const char *const *ops;
 	char verb[16];               /* the statement's first word: an op.execute must say it */
 	char *names[MAX_NAMES];      /* the table and the names quoted in the detail */
 	size_t nnames;
+	char *words[MAX_WORDS];      /* the statement's words: which of two op.execute */
+	size_t nwords;
 } want;
 
 static void add_name(want *w, const char *s, size_t n)
@@ -54,6 +57,28 @@ static void add_name(want *w, const char *s, size_t n)
 	}
 	if (n && w->nnames < MAX_NAMES)
 		w->names[w->nnames++] = dgm_xstrndup(s, n);
+}
+
+/* The statement's distinct words of 3 or more characters: two op.execute
+ * calls with the same verb and table are told apart by the rest. */
+static void add_words(want *w, const char *stmt)
+{
+	for (const char *p = stmt; p && *p && w->nwords < MAX_WORDS;) {
+		size_t n = 0;
+		bool seen = false;
+
+		while (p[n] && (isalnum((unsigned char)p[n]) || p[n] == '_'))
+			n++;
+		if (!n) {
+			p++;
+			continue;
+		}
+		for (size_t i = 0; i < w->nwords && !seen; i++)
+			seen = strlen(w->words[i]) == n && !strncasecmp(w->words[i], p, n);
+		if (n >= 3 && !seen)
+			w->words[w->nwords++] = dgm_xstrndup(p, n);
+		p += n;
+	}
 }
 
 static void want_init(want *w, const dgm_lint_finding *f)
@@ -73,6 +98,7 @@ static void want_init(want *w, const dgm_lint_finding *f)
 			n++;
 		}
 	}
+	add_words(w, f->stmt);
 	if (f->table)
 		add_name(w, f->table, strlen(f->table));
 	for (const char *p = f->detail ? strchr(f->detail, '\'') : NULL; p;) {
@@ -89,6 +115,8 @@ static void want_free(want *w)
 {
 	for (size_t i = 0; i < w->nnames; i++)
 		free(w->names[i]);
+	for (size_t i = 0; i < w->nwords; i++)
+		free(w->words[i]);
 }
 
 /* [*start, *end): the body of `def func(` at the start of a line. */
@@ -174,7 +202,14 @@ static int score(const want *w, const char *op, const char *p, const char *end)
 		return 0;
 	for (size_t i = 0; i < w->nnames; i++)
 		names += has_word(p, end, w->names[i]);
-	return w->nnames && !names ? 0 : s + 2 * names;
+	if (w->nnames && !names)
+		return 0;
+	s = (MAX_WORDS + 1) * (s + 2 * names);
+	/* among op.execute calls alike so far, the one saying more of it */
+	if (!strcmp(op, "execute"))
+		for (size_t i = 0; i < w->nwords; i++)
+			s += has_word_ci(p, end, w->words[i]);
+	return s;
 }
 
 /* The ".NAME(" call at p (after the dot), if any: its name into op. */

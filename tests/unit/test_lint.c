@@ -396,6 +396,29 @@ static void finding_points_to_the_call_in_the_revision_file(void **state)
 					      &(dgm_lint_finding){ .rule = dgm_lint_rule_find("cluster") }), 0);
 }
 
+/* The template's id migration: two op.execute calls update the same
+ * table; each finding points to its own (the full-stack FastAPI
+ * template's d98dd8ec85a3 pointed both to the first). */
+static void two_updates_of_one_table_point_to_their_own_calls(void **state)
+{
+	static const char text[] =
+		"def upgrade():\n"                                                          /* 1 */
+		"    op.execute('UPDATE \"user\" SET new_id = uuid_generate_v4()')\n"       /* 2 */
+		"    op.execute('UPDATE item SET new_id = uuid_generate_v4()')\n"           /* 3 */
+		"    op.execute('UPDATE item SET new_owner_id = (SELECT new_id FROM \"user\" "
+		"WHERE \"user\".id = item.owner_id)')\n";                                 /* 4 */
+	dgm_lint_finding f = { .rule = dgm_lint_rule_find("update-whole-table"), .table = "item" };
+
+	f.stmt = "UPDATE item SET new_owner_id = (SELECT new_id FROM \"user\" WHERE \"user\".id = "
+		 "item.owner_id)";
+	assert_int_equal(dgm_lint_source_line(text, "upgrade", &f), 4);
+	f.stmt = "UPDATE item SET new_id = uuid_generate_v4()";
+	assert_int_equal(dgm_lint_source_line(text, "upgrade", &f), 3);
+	f.table = "user";
+	f.stmt = "UPDATE \"user\" SET new_id = uuid_generate_v4()";
+	assert_int_equal(dgm_lint_source_line(text, "upgrade", &f), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -420,6 +443,7 @@ int main(void)
 		cmocka_unit_test(grading_by_size),
 		cmocka_unit_test(every_rule_is_documented),
 		cmocka_unit_test(finding_points_to_the_call_in_the_revision_file),
+		cmocka_unit_test(two_updates_of_one_table_point_to_their_own_calls),
 	};
 
 	return cmocka_run_group_tests_name("lint", tests, NULL, NULL);
