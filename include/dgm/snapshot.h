@@ -31,6 +31,7 @@
 #ifndef DGM_SNAPSHOT_H
 #define DGM_SNAPSHOT_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 #include "dgm/error.h"
@@ -53,6 +54,11 @@ typedef struct dgm_snapshot {
 				   * restore compares them to see what it would lose */
 	dgm_dump_format format;
 	bool has_dump;            /* db/ or db.dump is there */
+	bool dump_pending;        /* copy-first: the dump of db_copy is still to be
+				   * taken (dgm_snapshot_dump_copy); not in the
+				   * manifest, which says "copy" until it is */
+	char catalog_sha256[65];  /* the schema fingerprint the copy was checked
+				   * against (the source's when copied), or "" */
 	char *db_copy;            /* a server-side copy of the database, or NULL */
 	char *store_from;         /* snapshot whose archive was linked, or NULL */
 	int toc_entries;
@@ -90,6 +96,11 @@ typedef struct dgm_snapshot_opts {
 	dgm_snapshot_db db;
 	const struct dgm_snapshot *store_like; /* link its archive if the store
 				   * still matches it file by file; may be NULL */
+	bool dump_later;          /* with DGM_SNAPSHOT_COPY_DUMP, copy-first: once
+				   * the copy is made and checked, the snapshot is
+				   * complete with it and the store archive, and
+				   * its dump is left to dgm_snapshot_dump_copy
+				   * (dump_pending); without a copy, a dump as ever */
 } dgm_snapshot_opts;
 
 /* Dump the database and archive the model store at the same time, verify
@@ -97,6 +108,31 @@ typedef struct dgm_snapshot_opts {
  * looks like a snapshot is left. */
 int dgm_snapshot_create(dgm_snapshot *snap, const dgm_plan *plan,
 			const dgm_snapshot_opts *opts, dgm_error *err);
+
+/* The off-server dump of a copy-first snapshot, taken while the release
+ * proceeds: pg_dump of the copy into <dir>/db (or db.dump), read back by
+ * pg_restore --list, flushed, and db.sha256 written. Touches only files
+ * in the folder and reads snap (safe on a thread while the caller reads
+ * snap too); what is left of an earlier try is removed first. cancel
+ * stops pg_dump when set. */
+typedef struct dgm_snapshot_dump {
+	char pg_dump_version[32];
+	int toc_entries;
+	long long bytes;
+	char db_sha256[65];
+	long ms;
+} dgm_snapshot_dump;
+
+int dgm_snapshot_dump_copy(dgm_snapshot_dump *out, const dgm_snapshot *snap,
+			   const dgm_plan *plan, const volatile sig_atomic_t *cancel,
+			   dgm_error *err);
+/* Then (the caller's thread): the manifest names the dump too (signed
+ * again), the folder is flushed, and older snapshots' copies beyond
+ * snapshot.keep_copies are dropped. */
+int dgm_snapshot_add_dump(dgm_snapshot *snap, const dgm_plan *plan,
+			  const dgm_snapshot_dump *d, dgm_error *err);
+/* A dump that will not be added: its files (complete or partial) go. */
+void dgm_snapshot_discard_dump(const dgm_snapshot *snap);
 
 /* Re-check a snapshot: the archive against its manifest, every dump file
  * against db.sha256 (none missing, none extra), pg_restore --list; or a

@@ -39,6 +39,9 @@ typedef struct dgm_job {
 	const char *reason;           /* --reason, for the history */
 	const char *tag;              /* the release this run goes to (plan's tag by default) */
 	json_t *data_loss;            /* what a restore of this run discarded, or NULL */
+	struct dgm_apply_dump *dump;  /* copy-first: the dump running beside the release */
+	bool live;                    /* hooks.after done and health check passed */
+	long live_ms;                 /* when, since started_ms */
 } dgm_job;
 
 
@@ -78,6 +81,24 @@ void dgm_job_journal_end(dgm_job *r, const char *outcome, const dgm_error *e);
 
 /* Postconditions, after-hooks and health check (apply and resume). */
 int dgm_release_finish_apply(dgm_job *r, dgm_error *err);
+
+/* Copy-first apply (apply_dump.c): where the snapshot's database is only
+ * its server-side copy so far (snap.dump_pending), journal the "dump"
+ * step's start and run the dump of the copy on a thread; else nothing. */
+int dgm_apply_dump_start(dgm_job *r, dgm_error *err);
+/* Wait for it, add it to the snapshot and journal the step's end; 0
+ * when there was none. On failure err says why. */
+int dgm_apply_dump_finish(dgm_job *r, dgm_error *err);
+/* The release failed: stop the dump, wait for it, remove its files (the
+ * snapshot keeps its copy). */
+void dgm_apply_dump_cancel(dgm_job *r);
+/* The dump of a pending snapshot, taken now (resume). */
+int dgm_apply_dump_now(dgm_job *r, dgm_error *err);
+/* The release is applied but its dump failed: end the run (exit 1)
+ * saying so, where its snapshot is, and what to run. */
+void dgm_apply_dump_failed(dgm_job *r, dgm_error *err);
+/* The outcome of a run whose release stayed applied without its dump. */
+#define DGM_OUTCOME_NO_DUMP "applied-without-dump"
 
 /* Refuse files git does not track (or ignores, when alembic would run
  * them) in the version folders of s, which was read from repo_dir. */

@@ -15,6 +15,7 @@
 #include "dgm/dump.h"
 #include "dgm/fs.h"
 #include "dgm/fault.h"
+#include "dgm/fingerprint.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
 #include "dgm/run.h"
@@ -66,8 +67,22 @@ static void *archive_thread(void *arg)
 	return NULL;
 }
 
-/* Revisions and WAL position at the time of the snapshot. */
-static int record_db_state(dgm_snapshot *s, const dgm_plan *plan, dgm_error *err)
+/* The schema fingerprint a copy-first snapshot's copy must match. */
+static int record_catalog(dgm_snapshot *s, PGconn *conn, const dgm_plan *plan, dgm_error *err)
+{
+	dgm_fingerprint fp = DGM_FINGERPRINT_INIT;
+	int ret = dgm_fingerprint_take(&fp, conn, plan->alembic.version_table,
+				       plan->alembic.version_schema, err);
+
+	if (ret == 0)
+		memcpy(s->catalog_sha256, fp.sha256, sizeof(s->catalog_sha256));
+	dgm_fingerprint_free(&fp);
+	return ret;
+}
+
+/* Revisions and WAL position at the time of the snapshot (and, for a
+ * copy that gates a release alone, the catalog fingerprint). */
+static int record_db_state(dgm_snapshot *s, const dgm_plan *plan, bool catalog, dgm_error *err)
 {
 	PGconn *conn = NULL;
 	PGresult *res = NULL;
@@ -93,6 +108,8 @@ static int record_db_state(dgm_snapshot *s, const dgm_plan *plan, dgm_error *err
 	if (dgm_pg_query(&res, conn, DGM_SNAPSHOT_WRITES_SQL, 0, NULL, err))
 		goto out;
 	s->writes = dgm_xstrdup(PQgetvalue(res, 0, 0));
+	if (catalog && record_catalog(s, conn, plan, err))
+		goto out;
 	ret = 0;
 out:
 	PQclear(res);
@@ -139,16 +156,22 @@ static void fill_store(dgm_snapshot *s, const archive_job *j)
 }
 
 /* The database: a server-side copy (the dump, if one is asked for too,
- * is taken from the copy: both hold the same), else a dump. */
-static int db_part(dgm_snapshot *s, const dgm_plan *plan, dgm_snapshot_db mode,
+ * is taken from the copy: both hold the same; copy-first, later), else
+ * a dump. */
+static int db_part(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_opts *opts,
 		   const char *partial, volatile sig_atomic_t *failed, dgm_error *err)
 {
+	dgm_snapshot_db mode = opts ? opts->db : DGM_SNAPSHOT_DUMP;
 	bool copied = mode != DGM_SNAPSHOT_DUMP &&
 		      dgm_snapshot_copy_db(s, plan, mode == DGM_SNAPSHOT_COPY ? "safe" : "snap",
 					   mode == DGM_SNAPSHOT_COPY_DUMP);
 
 	if (copied && mode == DGM_SNAPSHOT_COPY)
 		return 0;
+	if (copied && opts->dump_later) {
+		s->dump_pending = true;
+		return 0;
+	}
 	return dump_db(s, plan, partial, failed, err);
 }
 
@@ -223,7 +246,7 @@ static int take_both(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_o
 		free(job.dest);
 		return dgm_error_set(err, DGM_E_RUN, "cannot start the archive thread");
 	}
-	rc = db_part(s, plan, opts ? opts->db : DGM_SNAPSHOT_DUMP, partial, &failed, err);
+	rc = db_part(s, plan, opts, partial, &failed, err);
 	if (threaded) {
 		pthread_join(tid, NULL);
 		if (job.rc == 0)
@@ -315,7 +338,7 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 	s->created = (long long)time(NULL);
 	if (dgm_fs_mkdir_p(plan->snapshot.directory, 0700, err) || check_space(plan, err))
 		goto out;
-	if (record_db_state(s, plan, err))
+	if (record_db_state(s, plan, opts && opts->dump_later && opts->db != DGM_SNAPSHOT_DUMP, err))
 		goto out;
 	/* what a killed snapshot of this database left: the caller holds
 	 * the database's lock, so no other run is writing one */
@@ -327,8 +350,9 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 		goto out;
 	dgm_info("snapshot '%s': %s (%s, %d jobs) and model store archive, in parallel", s->id,
 		 !opts || opts->db == DGM_SNAPSHOT_DUMP ? "pg_dump" : opts->db == DGM_SNAPSHOT_COPY ?
-		 "server-side copy of the database, else pg_dump" :
-		 "server-side copy of the database, then pg_dump of it",
+		 "server-side copy of the database, else pg_dump" : opts->dump_later ?
+		 "server-side copy of the database (its pg_dump follows while the release "
+		 "proceeds), else pg_dump" : "server-side copy of the database, then pg_dump of it",
 		 s->format == DGM_DUMP_DIRECTORY ? "directory" : "custom", plan->snapshot.jobs);
 	if (take_both(s, plan, opts, partial, err))
 		goto out;
@@ -336,7 +360,7 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 	if (finish(s, plan, partial, start, start + s->dump_ms, err))
 		goto out;
 	ret = 0;
-	if (opts && opts->db == DGM_SNAPSHOT_COPY_DUMP) {
+	if (opts && opts->db == DGM_SNAPSHOT_COPY_DUMP && s->has_dump) {
 		dgm_error e = DGM_ERROR_INIT;
 
 		if (dgm_snapshot_trim_copies(plan, plan->snapshot.keep_copies, &e))
