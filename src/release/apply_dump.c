@@ -123,8 +123,8 @@ void dgm_apply_dump_failed(dgm_job *r, dgm_error *err)
 
 	/* err->msg is both the source and the target: copy it first */
 	snprintf(cause, sizeof(cause), "%s", err->msg);
-	dgm_error_set(err, DGM_E_RUN, "release '%s' is applied (hooks.after and the health check "
-		      "passed), but its off-server backup failed: %.900s", r->plan->release.tag,
+	dgm_error_set(err, DGM_E_RUN, "release '%s' is applied and live (its postconditions, "
+		      "hooks.after and health check passed), but its off-server backup failed: %.900s", r->plan->release.tag,
 		      cause);
 	dgm_error_hint(err, "the release stays applied; snapshot '%s' holds the state before it: "
 		       "the database as the server-side copy '%s' on the same server, and the "

@@ -68,10 +68,12 @@ static void print_steps(const dgm_plan *plan, const dgm_facts *f)
 	     "directory format" : "custom format", plan->snapshot.jobs, plan->snapshot.compression,
 	     f->db_bytes >> 20, plan->model_store.level, f->store_bytes >> 20);
 	if (plan->snapshot.keep_copies > 0)
-		line("", "first a server-side copy of the database, kept for a fast "
+		line("", "copy-first: a server-side copy of the database, kept for a fast "
 		     "restore (another %lld MiB on the database server; snapshot.keep_copies: %d), "
-		     "which the dump then reads; without other sessions connected, else the dump "
-		     "reads the database", f->db_bytes >> 20, plan->snapshot.keep_copies);
+		     "checked, gates the release with the store archive; the dump then reads "
+		     "the copy beside checkout and upgrade, and the run ends once it is verified; "
+		     "without other sessions connected, else the dump reads the database first",
+		     f->db_bytes >> 20, plan->snapshot.keep_copies);
 	line("checkout", "'%s': HEAD %.12s -> '%s' (%.12s), detached",
 	     plan->release.repository, f->head, plan->release.tag, f->tag_commit);
 	for (size_t i = 0; i < up->nheads_after; i++)

@@ -36,6 +36,9 @@ static void checklist_item(dgm_buf *b, const dgm_job *r, const char *step)
 		dgm_buf_printf(b, "%s of the database%s, verified; record revisions and commit",
 			       rollback ? "Safety snapshot of the current state" : "Back up",
 			       store ? " and archive of the model store" : "");
+	else if (!strcmp(step, "dump"))
+		dgm_buf_puts(b, "Off-server backup: pg_dump of the snapshot's server-side copy, "
+			     "taken beside the release, verified");
 	else if (!strcmp(step, "checkout"))
 		dgm_buf_printf(b, "Check out %s '%s'", rollback ? "the older release" :
 			       "the release", tag);
@@ -126,6 +129,9 @@ static json_t *report_json(const dgm_job *r, const char *outcome, const dgm_erro
 		"snapshot", r->have_snap ? r->snap.id : "",
 		"host", host, "duration_ms", (json_int_t)(dgm_now_ms() - r->started_ms),
 		"steps", r->steps, "not_covered", not_covered);
+	/* what to run: a run's report says it as the error does */
+	if (e && e->hint[0])
+		json_object_set_new(j, "hint", json_string(e->hint));
 	json_object_set_new(j, "time_to_live_ms", ms_or_null(to_live_ms(r, outcome)));
 	json_object_set_new(j, "time_to_done_ms", ms_or_null(to_done_ms(r, outcome)));
 	/* which tables lost how many writes, and where they still are */
@@ -183,6 +189,8 @@ static char *report_md(const dgm_job *r, json_t *j)
 		       json_string_value(json_object_get(j, "outcome")));
 	if (*json_string_value(json_object_get(j, "message")))
 		dgm_buf_printf(&b, "> %s\n\n", json_string_value(json_object_get(j, "message")));
+	if (json_is_string(json_object_get(j, "hint")))
+		dgm_buf_printf(&b, "> HINT: %s\n\n", json_string_value(json_object_get(j, "hint")));
 	dgm_buf_puts(&b, "| Fact | Value |\n|---|---|\n");
 	md_row(&b, "Run", r->id);
 	md_row(&b, "Host", json_string_value(json_object_get(j, "host")));
