@@ -169,3 +169,22 @@ test_killed_at_the_dump_step_is_undone_by_resume() {
 	[[ -z $(ls "backups/$(snap_id)" | grep '^db') ]] || fail "dump leftovers: $(ls "backups/$(snap_id)")"
 	[[ "$(db_fingerprint "$TEST_DB")" == "$rows_v15" ]] || fail "database changed"
 }
+
+others() { [[ $(psql_db postgres -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$TEST_DB'") != 0 ]]; }
+
+# another session connected: no copy can be made, the dump comes first
+test_with_others_connected_the_dump_comes_first() {
+	at_v15
+	PGADMIN_DB=$TEST_DB pg_admin -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
+	local sleeper=$!
+	poll others
+	run_dgm apply plan.yaml
+	psql_db postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '$TEST_DB'" >/dev/null
+	wait "$sleeper" 2>/dev/null || true
+	expect_rc 0
+	expect_err "no server-side copy of '$TEST_DB'"
+	[[ $(manifest .database.format) == directory && $(manifest .database.copy) == null ]] ||
+		fail "not a dump only: $(manifest .database)"
+	[[ -z $(seq_of dump start) ]] || fail "a dump step beside the release without a copy"
+	(( $(seq_of snapshot done) < $(seq_of checkout start) )) || fail "journal order"
+}
