@@ -22,7 +22,10 @@
  * db/ folder; apply's snapshot (and a manual one) may keep a copy
  * <target>_dgm_snap_<id> beside its dump - the dump is then taken from
  * the copy, so both hold the same - for a restore in seconds (the
- * newest snapshot.keep_copies keep theirs). Where the model store was
+ * newest snapshot.keep_copies keep theirs). Copy-first (apply), the
+ * checked copy alone completes the snapshot ("format": "copy"), and
+ * its dump and store archive are added to it afterwards, each written
+ * beside the manifest and then named by it (signed again). Where the model store was
  * unchanged since an earlier snapshot, that one's archive is hard-linked
  * (store_from) instead of written again. Pruning drops copies too.
  * A folder without ".partial" and with a manifest.json is complete and
@@ -57,6 +60,8 @@ typedef struct dgm_snapshot {
 	bool dump_pending;        /* copy-first: the dump of db_copy is still to be
 				   * taken (dgm_snapshot_dump_copy); not in the
 				   * manifest, which says "copy" until it is */
+	bool store_pending;       /* copy-first: the store archive is still to be
+				   * made (dgm_snapshot_archive_store) */
 	char catalog_sha256[65];  /* the schema fingerprint the copy was checked
 				   * against (the source's when copied), or "" */
 	char *db_copy;            /* a server-side copy of the database, or NULL */
@@ -96,11 +101,13 @@ typedef struct dgm_snapshot_opts {
 	dgm_snapshot_db db;
 	const struct dgm_snapshot *store_like; /* link its archive if the store
 				   * still matches it file by file; may be NULL */
-	bool dump_later;          /* with DGM_SNAPSHOT_COPY_DUMP, copy-first: once
-				   * the copy is made and checked, the snapshot is
-				   * complete with it and the store archive, and
-				   * its dump is left to dgm_snapshot_dump_copy
-				   * (dump_pending); without a copy, a dump as ever */
+	bool copy_first;          /* with DGM_SNAPSHOT_COPY_DUMP: once the copy is
+				   * made and checked, the snapshot is complete
+				   * with it alone; its dump and the store archive
+				   * are left to dgm_snapshot_dump_copy and
+				   * dgm_snapshot_archive_store (dump_pending,
+				   * store_pending). Without a copy, a dump and
+				   * the archive at once, as ever */
 } dgm_snapshot_opts;
 
 /* Dump the database and archive the model store at the same time, verify
@@ -133,6 +140,23 @@ int dgm_snapshot_add_dump(dgm_snapshot *snap, const dgm_plan *plan,
 			  const dgm_snapshot_dump *d, dgm_error *err);
 /* A dump that will not be added: its files (complete or partial) go. */
 void dgm_snapshot_discard_dump(const dgm_snapshot *snap);
+
+/* The model store archive of a copy-first snapshot, the same way: made
+ * and verified into <dir>/models.tar.zst (safe on a thread), then added
+ * to the manifest by the caller's thread. */
+typedef struct dgm_snapshot_store {
+	char archive_sha256[65];
+	long long archive_bytes;
+	long long content_bytes;
+	long long entries;
+	long ms;
+} dgm_snapshot_store;
+
+int dgm_snapshot_archive_store(dgm_snapshot_store *out, const dgm_snapshot *snap,
+			       const dgm_plan *plan, dgm_error *err);
+int dgm_snapshot_add_store(dgm_snapshot *snap, const dgm_plan *plan,
+			   const dgm_snapshot_store *st, dgm_error *err);
+void dgm_snapshot_discard_store(const dgm_snapshot *snap);
 
 /* Re-check a snapshot: the archive against its manifest, every dump file
  * against db.sha256 (none missing, none extra), pg_restore --list; or a

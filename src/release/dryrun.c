@@ -70,9 +70,10 @@ static void print_steps(const dgm_plan *plan, const dgm_facts *f)
 	if (plan->snapshot.keep_copies > 0)
 		line("", "copy-first: a server-side copy of the database, kept for a fast "
 		     "restore (another %lld MiB on the database server; snapshot.keep_copies: %d), "
-		     "checked, gates the release with the store archive; the dump then reads "
-		     "the copy beside checkout and upgrade, and the run ends once it is verified; "
-		     "without other sessions connected, else the dump reads the database first",
+		     "checked, gates the release; the store archive and the dump of the copy are "
+		     "made beside checkout and upgrade (hooks.after waits for the archive, the end "
+		     "of the run for the dump); without other sessions connected, else the dump "
+		     "and the archive come first",
 		     f->db_bytes >> 20, plan->snapshot.keep_copies);
 	line("checkout", "'%s': HEAD %.12s -> '%s' (%.12s), detached",
 	     plan->release.repository, f->head, plan->release.tag, f->tag_commit);

@@ -142,6 +142,8 @@ static int load_facts(dgm_job *r, const dgm_journal_view *v, dgm_error *err)
 		/* copy-first: the dump of the copy had started and is not in
 		 * the manifest (a dump that got there is kept) */
 		r->snap.dump_pending = phase(v, "dump") && !r->snap.has_dump && r->snap.db_copy;
+		r->snap.store_pending = phase(v, "archive") && !r->snap.has_store &&
+					r->plan->model_store.path;
 	}
 	r->checked_out = phase(v, "checkout") != NULL;
 	r->migrate_started = phase(v, "migrate") != NULL;
@@ -166,7 +168,7 @@ static int resume_apply(dgm_job *r, const dgm_journal_view *v, dgm_error *err)
 		r->migrated = true;
 		if (dgm_release_finish_apply(r, err) == 0) {
 			/* the run ends with its backups verified */
-			if (dgm_apply_dump_now(r, err)) {
+			if (dgm_apply_dump_finish(r, err)) {
 				dgm_apply_dump_failed(r, err);
 				return -1;
 			}
@@ -177,10 +179,11 @@ static int resume_apply(dgm_job *r, const dgm_journal_view *v, dgm_error *err)
 		dgm_error_clear(err);
 	} else
 		dgm_info("the run stopped before its upgrade finished: undoing it");
-	/* a dump the killed run was taking is not finished now: the
-	 * snapshot keeps its copy (and the undo may need it) */
-	if (r->have_snap && r->snap.dump_pending)
-		dgm_snapshot_discard_dump(&r->snap);
+	/* the parts the killed run was making are not finished now: the
+	 * snapshot keeps its copy (and the undo may need it); the store was
+	 * not written by anyone before hooks.after, which waits for its
+	 * archive */
+	dgm_apply_parts_discard(r);
 	if (dgm_job_undo(r, err)) {
 		/* not settled: the journal stays open for the next resume */
 		dgm_error_hint(err, "the run's journal stays open: once the cause is fixed, run "

@@ -2,7 +2,8 @@
  * (CREATE DATABASE ... TEMPLATE, checked) gated the release; this dump of
  * the copy is taken while the release proceeds, on the caller's thread
  * of choice: it writes only files in the snapshot's folder and reads the
- * snapshot. Adding it to the manifest is the caller's, afterwards. */
+ * snapshot. Adding it to the manifest is the caller's, afterwards. (The
+ * store archive's counterpart is in snapshot.c, beside the archive job.) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -168,10 +168,6 @@ static int db_part(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_opt
 
 	if (copied && mode == DGM_SNAPSHOT_COPY)
 		return 0;
-	if (copied && opts->dump_later) {
-		s->dump_pending = true;
-		return 0;
-	}
 	return dump_db(s, plan, partial, failed, err);
 }
 
@@ -226,6 +222,27 @@ out:
 	return ok;
 }
 
+/* Copy-first: the checked copy alone completes the snapshot; its dump
+ * and the store archive follow beside the release (dump_copy.c). Where
+ * no copy can be made, *opts becomes a plain dump's (no second try). */
+static bool copy_first(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_opts *in,
+		       const dgm_snapshot_opts **opts)
+{
+	static dgm_snapshot_opts dump_only;
+
+	if (!in || !in->copy_first || in->db != DGM_SNAPSHOT_COPY_DUMP)
+		return false;
+	if (dgm_snapshot_copy_db(s, plan, "snap", true)) {
+		s->dump_pending = true;
+		s->store_pending = plan->model_store.path != NULL;
+		return true;
+	}
+	dump_only = *in;
+	dump_only.db = DGM_SNAPSHOT_DUMP;
+	*opts = &dump_only;
+	return false;
+}
+
 /* Both halves at once; if one fails the other is stopped (pg_dump) or
  * waited for (the archive), and the first cause is reported. */
 static int take_both(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_opts *opts,
@@ -239,6 +256,8 @@ static int take_both(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_o
 	int rc = 0;
 
 	failed = 0;
+	if (copy_first(s, plan, opts, &opts))
+		return 0;
 	if (threaded && opts && opts->store_like && link_store(s, plan, opts->store_like, partial))
 		threaded = false;
 	job.dest = dgm_xasprintf("%s/models.tar.zst", partial);
@@ -260,6 +279,81 @@ static int take_both(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_o
 	}
 	free(job.dest);
 	return rc;
+}
+
+static const char *const store_files[] = {
+	"models.tar.zst", "models.tar.zst.tmp", "models.tar.zst.manifest.json",
+	"models.tar.zst.manifest.json.tmp", NULL
+};
+
+void dgm_snapshot_discard_store(const dgm_snapshot *s)
+{
+	if (s->has_store)
+		return;
+	for (size_t i = 0; store_files[i]; i++) {
+		char *path = dgm_xasprintf("%s/%s", s->dir, store_files[i]);
+
+		if (unlink(path) != 0 && errno != ENOENT)
+			dgm_warn("cannot remove '%s': %s", path, strerror(errno));
+		free(path);
+	}
+}
+
+int dgm_snapshot_archive_store(dgm_snapshot_store *out, const dgm_snapshot *s,
+			       const dgm_plan *plan, dgm_error *err)
+{
+	volatile sig_atomic_t failed = 0;
+	archive_job job = { .plan = plan, .failed = &failed, .err = DGM_ERROR_INIT,
+			    .progress = DGM_PROGRESS_INIT("model store", "MiB") };
+
+	memset(out, 0, sizeof(*out));
+	if (s->has_store || !plan->model_store.path)
+		return dgm_error_set(err, DGM_E_RUN, "snapshot '%s' has %s", s->id, s->has_store ?
+				     "its store archive already" : "no model store to archive");
+	/* what a killed run's try left (resume archives again) */
+	dgm_snapshot_discard_store(s);
+	/* the order tests hold the archive here */
+	dgm_fault_point("snapshot.archive");
+	job.dest = dgm_xasprintf("%s/models.tar.zst", s->dir);
+	archive_thread(&job);
+	if (job.rc == 0 && dgm_fs_fsync_path(s->dir, &job.err))
+		job.rc = -1;
+	if (job.rc == 0) {
+		snprintf(out->archive_sha256, sizeof(out->archive_sha256), "%s",
+			 job.manifest.archive_sha256);
+		out->archive_bytes = job.manifest.archive_bytes;
+		out->content_bytes = job.manifest.content_bytes;
+		out->entries = (long long)job.manifest.n_entries;
+		out->ms = job.ms;
+	} else {
+		*err = job.err;
+		dgm_snapshot_discard_store(s);
+		dgm_error_prefix(err, "the model store archive of snapshot '%s' failed", s->id);
+	}
+	dgm_archive_manifest_free(&job.manifest);
+	free(job.dest);
+	return job.rc;
+}
+
+int dgm_snapshot_add_store(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_store *st,
+			   dgm_error *err)
+{
+	s->has_store = true;
+	free(s->store);
+	s->store = dgm_xstrdup(plan->model_store.path);
+	memcpy(s->archive_sha256, st->archive_sha256, sizeof(s->archive_sha256));
+	s->archive_bytes = st->archive_bytes;
+	s->content_bytes = st->content_bytes;
+	s->entries = st->entries;
+	s->archive_ms = st->ms;
+	if (dgm_snapshot_write_manifest(s, plan, s->dir, err) || dgm_fs_fsync_path(s->dir, err)) {
+		/* the manifest on disk names no archive: nor does the one in memory */
+		s->has_store = false;
+		dgm_error_prefix(err, "cannot add the store archive to snapshot '%s'", s->id);
+		return -1;
+	}
+	s->store_pending = false;
+	return 0;
 }
 
 /* Checksums, manifest (with the timings so far), flush, rename. */
@@ -338,7 +432,7 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 	s->created = (long long)time(NULL);
 	if (dgm_fs_mkdir_p(plan->snapshot.directory, 0700, err) || check_space(plan, err))
 		goto out;
-	if (record_db_state(s, plan, opts && opts->dump_later && opts->db != DGM_SNAPSHOT_DUMP, err))
+	if (record_db_state(s, plan, opts && opts->copy_first && opts->db != DGM_SNAPSHOT_DUMP, err))
 		goto out;
 	/* what a killed snapshot of this database left: the caller holds
 	 * the database's lock, so no other run is writing one */
@@ -350,9 +444,10 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 		goto out;
 	dgm_info("snapshot '%s': %s (%s, %d jobs) and model store archive, in parallel", s->id,
 		 !opts || opts->db == DGM_SNAPSHOT_DUMP ? "pg_dump" : opts->db == DGM_SNAPSHOT_COPY ?
-		 "server-side copy of the database, else pg_dump" : opts->dump_later ?
-		 "server-side copy of the database (its pg_dump follows while the release "
-		 "proceeds), else pg_dump" : "server-side copy of the database, then pg_dump of it",
+		 "server-side copy of the database, else pg_dump" : opts->copy_first ?
+		 "server-side copy of the database (its pg_dump and the store archive follow "
+		 "beside the release), else pg_dump" :
+		 "server-side copy of the database, then pg_dump of it",
 		 s->format == DGM_DUMP_DIRECTORY ? "directory" : "custom", plan->snapshot.jobs);
 	if (take_both(s, plan, opts, partial, err))
 		goto out;

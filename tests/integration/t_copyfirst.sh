@@ -1,9 +1,10 @@
-# t_copyfirst.sh - copy-first apply: the checked server-side copy (and the
-# verified store archive) gate the release; the pg_dump of the copy runs
-# while checkout and upgrade go on; the run ends when that dump is
-# verified. Each order is shown by the journal and by what the database
-# holds while the dump is held at a fault point (DGMIGRATE_FAULT_WAIT_AT=
-# snapshot.dump), never by timing.
+# t_copyfirst.sh - copy-first apply: the checked server-side copy gates
+# the release; the store archive and the pg_dump of the copy are made
+# while checkout and upgrade go on; hooks.after waits for the archive,
+# the end of the run for the dump. Each order is shown by the journal and
+# by what the database holds while a part is held at a fault point
+# (DGMIGRATE_FAULT_WAIT_AT=snapshot.dump or snapshot.archive), never by
+# timing.
 
 V15=5e9f3b7a1c62
 V16=b6e14d8a0f97
@@ -35,16 +36,19 @@ reached() {
 }
 
 # start_held ARGS...: dgmigrate ARGS in the background, its dump held
-# before pg_dump starts.
+# before pg_dump starts ($HOLD: another point).
 start_held() {
 	rm -f wait.flag
-	DGMIGRATE_FAULT_WAIT_AT=snapshot.dump DGMIGRATE_FAULT_WAIT_FILE=$PWD/wait.flag \
+	DGMIGRATE_FAULT_WAIT_AT=${HOLD:-snapshot.dump} DGMIGRATE_FAULT_WAIT_FILE=$PWD/wait.flag \
 		setsid "$DGMIGRATE" "$@" >bg.out 2>bg.err &
 	bgpid=$!
 	poll reached
 }
 
-live() { [[ -n $(seq_of postconditions done) ]]; }
+# the plans here have no hooks.after or health check: live once the
+# store archive (which hooks.after would wait for) is in
+live() { [[ -n $(seq_of archive done) ]]; }
+posted() { [[ -n $(seq_of postconditions done) ]]; }
 
 finish_bg() {
 	set +e
@@ -67,13 +71,15 @@ test_the_upgrade_runs_while_the_dump_is_held() {
 	copy=$(manifest .database.copy)
 	[[ $(revisions "$copy") == "$V15" ]] || fail "the copy holds $(revisions "$copy")"
 	[[ $(manifest .database.catalog_sha256) =~ ^[0-9a-f]{64}$ ]] || fail "no catalog fingerprint recorded"
-	[[ $(manifest .model_store.entries) -ge 1 ]] || fail "no store archive before the release"
+	[[ $(manifest .model_store.entries) -ge 1 ]] || fail "no store archive once live"
 	rm wait.flag
 	finish_bg
 	expect_rc 0
-	# journal order: dump started before checkout, done after the upgrade
-	(( $(seq_of snapshot done) < $(seq_of dump start) && $(seq_of dump start) < $(seq_of checkout start) &&
-	   $(seq_of migrate done) < $(seq_of dump done) )) || fail "journal order: $(jq -c '[.step, .phase]' "$(journal)")"
+	# journal order: archive and dump started before checkout, the dump
+	# done after the upgrade
+	(( $(seq_of snapshot done) < $(seq_of archive start) && $(seq_of archive start) < $(seq_of dump start) &&
+	   $(seq_of dump start) < $(seq_of checkout start) && $(seq_of migrate done) < $(seq_of dump done) )) ||
+		fail "journal order: $(jq -c '[.step, .phase]' "$(journal)")"
 	# the snapshot now holds the dump of the copy too, verified
 	[[ $(manifest .database.format) == directory && $(manifest .database.copy) == "$copy" ]] ||
 		fail "the dump was not added: $(manifest .database)"
@@ -89,6 +95,31 @@ test_the_upgrade_runs_while_the_dump_is_held() {
 		fail "the report lacks the clocks"
 	grep -q '^| Time to live' "${report%.json}.md" && grep -q '^| Time to done' "${report%.json}.md" ||
 		fail "the Markdown report lacks the clocks"
+}
+
+# the store archive held: the upgrade runs, hooks.after waits for it
+test_hooks_after_waits_for_the_store_archive() {
+	at_v15
+	cat >>plan.yaml <<PLAN
+hooks:
+  after:
+    - name: maintenance-off
+      run: [touch, "$PWD/after.ran"]
+PLAN
+	HOLD=snapshot.archive start_held apply plan.yaml
+	poll posted
+	[[ $(revisions) == "$V16" ]] || fail "not upgraded while the archive is held: $(revisions)"
+	[[ ! -e after.ran && -z $(seq_of hooks.after start) ]] || fail "hooks.after ran before the archive was in"
+	[[ $(manifest .model_store) == null ]] || fail "the gate waited for the archive"
+	rm wait.flag
+	finish_bg
+	expect_rc 0
+	[[ -e after.ran ]] || fail "hooks.after did not run"
+	(( $(seq_of checkout start) < $(seq_of archive done) && $(seq_of archive done) < $(seq_of hooks.after start) )) ||
+		fail "journal order: $(jq -c '[.step, .phase]' "$(journal)")"
+	[[ $(manifest .model_store.entries) -ge 1 ]] || fail "no store archive in the snapshot"
+	run_dgm backups verify "$(snap_id)" plan.yaml
+	expect_rc 0
 }
 
 test_a_failed_dump_leaves_the_release_applied_and_the_copy_kept() {
@@ -166,7 +197,7 @@ test_killed_at_the_dump_step_is_undone_by_resume() {
 	expect_rc 0
 	[[ $(revisions) == "$V15" ]] || fail "alembic_version: $(revisions)"
 	[[ $(manifest .database.format) == copy ]] || fail "$(manifest .database)"
-	[[ -z $(ls "backups/$(snap_id)" | grep '^db') ]] || fail "dump leftovers: $(ls "backups/$(snap_id)")"
+	[[ -z $(ls "backups/$(snap_id)" | grep -e '^db' -e '^models') ]] || fail "leftovers: $(ls "backups/$(snap_id)")"
 	[[ "$(db_fingerprint "$TEST_DB")" == "$rows_v15" ]] || fail "database changed"
 }
 
