@@ -224,11 +224,12 @@ out:
 
 /* Copy-first: the checked copy alone completes the snapshot; its dump
  * and the store archive follow beside the release (dump_copy.c). Where
- * no copy can be made, *opts becomes a plain dump's (no second try). */
-static bool copy_first(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_opts *in,
-		       const dgm_snapshot_opts **opts)
+ * no copy can be made, *opts becomes a plain dump's (no second try),
+ * held in dump_only. */
+static bool copy_first(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_opts **opts,
+		       dgm_snapshot_opts *dump_only)
 {
-	static dgm_snapshot_opts dump_only;
+	const dgm_snapshot_opts *in = *opts;
 
 	if (!in || !in->copy_first || in->db != DGM_SNAPSHOT_COPY_DUMP)
 		return false;
@@ -237,9 +238,9 @@ static bool copy_first(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot
 		s->store_pending = plan->model_store.path != NULL;
 		return true;
 	}
-	dump_only = *in;
-	dump_only.db = DGM_SNAPSHOT_DUMP;
-	*opts = &dump_only;
+	*dump_only = *in;
+	dump_only->db = DGM_SNAPSHOT_DUMP;
+	*opts = dump_only;
 	return false;
 }
 
@@ -252,11 +253,12 @@ static int take_both(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_o
 	archive_job job = { .plan = plan, .failed = &failed, .err = DGM_ERROR_INIT,
 			    .progress = DGM_PROGRESS_INIT("model store", "MiB") };
 	bool threaded = plan->model_store.path != NULL;
+	dgm_snapshot_opts dump_only;
 	pthread_t tid;
 	int rc = 0;
 
 	failed = 0;
-	if (copy_first(s, plan, opts, &opts))
+	if (copy_first(s, plan, &opts, &dump_only))
 		return 0;
 	if (threaded && opts && opts->store_like && link_store(s, plan, opts->store_like, partial))
 		threaded = false;
