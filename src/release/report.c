@@ -36,6 +36,9 @@ static void checklist_item(dgm_buf *b, const dgm_job *r, const char *step)
 		dgm_buf_printf(b, "%s of the database%s, verified; record revisions and commit",
 			       rollback ? "Safety snapshot of the current state" : "Back up",
 			       store ? " and archive of the model store" : "");
+	else if (!strcmp(step, "archive"))
+		dgm_buf_puts(b, "Archive of the model store, taken beside the release, verified "
+			     "before hooks.after");
 	else if (!strcmp(step, "dump"))
 		dgm_buf_puts(b, "Off-server backup: pg_dump of the snapshot's server-side copy, "
 			     "taken beside the release, verified");
