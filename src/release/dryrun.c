@@ -68,10 +68,13 @@ static void print_steps(const dgm_plan *plan, const dgm_facts *f)
 	     "directory format" : "custom format", plan->snapshot.jobs, plan->snapshot.compression,
 	     f->db_bytes >> 20, plan->model_store.level, f->store_bytes >> 20);
 	if (plan->snapshot.keep_copies > 0)
-		line("", "first a server-side copy of the database, kept for a fast "
+		line("", "copy-first: a server-side copy of the database, kept for a fast "
 		     "restore (another %lld MiB on the database server; snapshot.keep_copies: %d), "
-		     "which the dump then reads; without other sessions connected, else the dump "
-		     "reads the database", f->db_bytes >> 20, plan->snapshot.keep_copies);
+		     "checked, gates the release; the store archive and the dump of the copy are "
+		     "made beside checkout and upgrade (hooks.after waits for the archive, the end "
+		     "of the run for the dump); without other sessions connected, else the dump "
+		     "and the archive come first",
+		     f->db_bytes >> 20, plan->snapshot.keep_copies);
 	line("checkout", "'%s': HEAD %.12s -> '%s' (%.12s), detached",
 	     plan->release.repository, f->head, plan->release.tag, f->tag_commit);
 	for (size_t i = 0; i < up->nheads_after; i++)

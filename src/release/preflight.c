@@ -201,7 +201,7 @@ static void say_paths(pf *p, const dgm_db_caps *c)
 	dgm_check_ok(&p->cl, "privileges", "role '%s' (%s, %s '%s'): snapshot by %s; %s%s",
 		     c->role, c->super ? "superuser" : c->createdb ? "CREATEDB" : "no CREATEDB",
 		     c->owns ? "owns" : "does not own", c->database, copy ?
-		     "server-side copy, then pg_dump of it" : "pg_dump", dgm_restore_path_text(path),
+		     "server-side copy (it gates the release), then pg_dump of it and the store archive beside the release" : "pg_dump", dgm_restore_path_text(path),
 		     c->can_signal ? "" : "; a restore can end only this role's own sessions "
 		     "(no pg_signal_backend)");
 }
