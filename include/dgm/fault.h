@@ -10,7 +10,10 @@
  * Points: "alembic.upgrade", "alembic.downgrade" (right before alembic
  * runs), "snapshot.copied" (the server-side copy exists, not yet
  * labelled), "snapshot.taken" (the parts of a snapshot are written, not
- * yet verified and renamed), "restore.staged", "restore.swapped".
+ * yet verified and renamed), "snapshot.dump", "snapshot.archive"
+ * (copy-first apply: on the thread of that part, before pg_dump of the
+ * copy or the store archive starts, while the release goes on),
+ * "restore.staged", "restore.swapped".
  * Without the variables a point costs one getenv.
  */
 #ifndef DGM_FAULT_H

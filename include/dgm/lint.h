@@ -42,6 +42,7 @@ typedef struct dgm_lint_finding {
 	dgm_lint_severity severity;  /* after grading */
 	char *revision;              /* NULL: before any "-- Running ..." line */
 	int line;                    /* 1-based, of the statement's first line in the SQL */
+	int src_line;                /* of the call in the revision file it comes from; 0 unknown */
 	char *stmt;                  /* the statement's first line */
 	char *table;                 /* the table it locks ("schema.name" when qualified); may be NULL */
 	char *detail;                /* what exactly, e.g. "column 'id' default gen_random_uuid()" */
@@ -80,6 +81,13 @@ void dgm_lint_grade(dgm_lint_finding *f, long long error_bytes);
  * keeps -1, with a warning. Fails only when the database cannot be
  * reached. */
 int dgm_lint_size(dgm_lint_result *r, const char *url, long lock_ms, dgm_error *err);
+
+/* The line (1-based) of the revision file text where f's statement comes
+ * from: in the body of `def func(` ("upgrade" or "downgrade"), the op.*
+ * call the rule's statement is made by (op.create_index for
+ * add-index-non-concurrent, ...), or else an op.execute, that names f's
+ * table and the names its detail quotes; the best fit. 0 when none does. */
+int dgm_lint_source_line(const char *text, const char *func, const dgm_lint_finding *f);
 
 /* The reason of a "# dgmigrate: allow RULE -- reason" line in a revision
  * file's text (malloc'd; "" when no reason is given), or NULL. */

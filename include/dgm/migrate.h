@@ -37,6 +37,12 @@ int dgm_migrate_alembic_at(const dgm_plan *plan, const dgm_migrate_target *t,
 			   const char *app_dir, const char *verb, const char *target, bool sql,
 			   dgm_buf *sql_out, dgm_error *err);
 
+/* The revision the newest alembic run (not --sql) of this process said
+ * it was running - B of "Running upgrade A -> B" or of "Running downgrade
+ * B -> A" - into buf; "" before its first such line. Safe from any
+ * thread (the rehearsal's lock sampler reads it). */
+void dgm_migrate_running(char *buf, size_t len);
+
 /* dgm_migrate_alembic_at on the plan's database. */
 int dgm_migrate_alembic(const dgm_plan *plan, const char *app_dir, const char *verb,
 			const char *target, bool sql, dgm_buf *sql_out, dgm_error *err);

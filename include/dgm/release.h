@@ -7,11 +7,16 @@
 #define DGM_RELEASE_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "dgm/alembic.h"
 #include "dgm/buf.h"
 #include "dgm/error.h"
+#include "dgm/lint.h"
 #include "dgm/plan.h"
+#include "dgm/tree.h"
+
+struct dgm_release_lint;
 
 /* What preflight learned; the run uses it rather than asking again. */
 typedef struct dgm_facts {
@@ -27,11 +32,15 @@ typedef struct dgm_facts {
 	dgm_alembic_script *graph;    /* the graph at the plan's tag */
 	dgm_alembic_steps upgrade;    /* revs -> alembic.target, at the tag */
 	bool upgrade_known;
+	struct dgm_release_lint *lint; /* apply's preflight: the release linted, or NULL */
+	bool lint_refused;            /* the lint check failed: a finding reaches fail_on */
+	int failed_checks;            /* how many preflight checks failed */
 } dgm_facts;
 
 typedef enum dgm_preflight_mode {
 	DGM_PREFLIGHT_VALIDATE,       /* validate: no tool or disk checks */
-	DGM_PREFLIGHT_APPLY           /* everything apply needs */
+	DGM_PREFLIGHT_APPLY,          /* everything apply needs, the lint included */
+	DGM_PREFLIGHT_DRY_RUN         /* as apply; the lint runs even with fail_on never */
 } dgm_preflight_mode;
 
 /* Run every check, report each, and fail (with the most serious code:
@@ -54,6 +63,56 @@ int dgm_release_dry_run(const dgm_plan *plan, const dgm_apply_opts *o, dgm_error
  * rendered from the plan's tag exported to a temporary folder. */
 int dgm_release_render_sql(dgm_buf *sql, const dgm_plan *plan, const char *verb,
 			   const char *range, dgm_error *err);
+
+/* ---- the release's lint (lint.c): `dgmigrate lint`, apply's preflight,
+ * `apply --dry-run` and the rehearsal report ------------------------- */
+
+/* One direction: the SQL of `alembic VERB RANGE --sql`, linted. */
+typedef struct dgm_lint_pass {
+	const char *verb;             /* "upgrade" or "downgrade" */
+	char *range;
+	dgm_lint_result res;
+	bool done;
+} dgm_lint_pass;
+
+typedef struct dgm_release_lint {
+	const dgm_plan *plan;
+	const dgm_alembic_script *graph; /* the tag's, for the revision files; not owned */
+	dgm_tree tag;                 /* the tag's files, for "# dgmigrate: allow" */
+	bool tag_open;
+	dgm_lint_pass pass[2];        /* upgrade, then downgrade */
+	dgm_buf upgrade_sql;          /* as rendered, for apply --dry-run */
+} dgm_release_lint;
+
+/* Lint the release from the database's revisions in f (preflight's
+ * facts, graph included) to the plan's target: the upgrade's SQL and,
+ * when alembic can render it, the downgrade's (a failure there is a
+ * warning); sized by the target's catalog, suppressed by lint.ignore and
+ * "# dgmigrate: allow" lines, graded. *l is zeroed first. Nothing to
+ * upgrade is no error (no pass done). */
+int dgm_release_lint_run(dgm_release_lint *l, const dgm_plan *plan, const dgm_facts *f,
+			 dgm_error *err);
+void dgm_release_lint_free(dgm_release_lint *l);
+/* The revision file (path in the repository) of rev, or NULL. */
+const char *dgm_release_lint_file(const dgm_release_lint *l, const char *rev);
+/* Counts per severity of what is not suppressed; *nsup the rest. */
+void dgm_release_lint_tally(const dgm_release_lint *l, size_t counts[3], size_t *nsup);
+/* Whether a finding that is not suppressed reaches lint.fail_on. */
+bool dgm_release_lint_fails(const dgm_release_lint *l);
+/* The findings like a compiler's (suppressed ones after, one line each)
+ * and the summary line. */
+void dgm_release_lint_print(const dgm_release_lint *l, FILE *out);
+/* "FILE:LINE (upgrade REV, sql line N)": where a finding is (FILE alone
+ * when the call it comes from was not found; no FILE when the revision
+ * is not known). */
+void dgm_release_lint_where(dgm_buf *b, const dgm_release_lint *l, const dgm_lint_pass *p,
+			    const dgm_lint_finding *f);
+/* One finding as a JSON object. */
+void dgm_release_lint_json_finding(dgm_buf *b, const dgm_release_lint *l,
+				   const dgm_lint_pass *p, const dgm_lint_finding *f);
+/* The members of `dgmigrate lint --json`'s document after "release" and
+ * "tag": "fail_on", "linted", "findings", the counts and "fails". */
+void dgm_release_lint_json(dgm_buf *b, const dgm_release_lint *l);
 
 /* `dgmigrate apply`. */
 int dgm_release_apply(const dgm_plan *plan, const dgm_apply_opts *o, dgm_error *err);

@@ -22,20 +22,24 @@
  * db/ folder; apply's snapshot (and a manual one) may keep a copy
  * <target>_dgm_snap_<id> beside its dump - the dump is then taken from
  * the copy, so both hold the same - for a restore in seconds (the
- * newest snapshot.keep_copies keep theirs). Where the model store was
- * unchanged since the snapshot a safety snapshot is taken for
- * (store_like), that one's archive is hard-linked (store_from) instead of
- * written again; otherwise the archive is chained to the newest signed
- * snapshot of the same store and holds only what changed (archive.h,
- * "Chains"). Pruning drops copies too, and folds a snapshot whose archive
- * a kept one reads from: <id>/ then holds only models.tar.zst and its
- * manifest, no manifest.json (src/snapshot/prune.c).
+ * newest snapshot.keep_copies keep theirs). Copy-first (apply), the
+ * checked copy alone completes the snapshot ("format": "copy"), and
+ * its dump and store archive are added to it afterwards, each written
+ * beside the manifest and then named by it (signed again). Where the
+ * model store was unchanged since the snapshot a safety snapshot is taken
+ * for (store_like), that one's archive is hard-linked (store_from)
+ * instead of written again; otherwise the archive is chained to the
+ * newest signed snapshot of the same store and holds only what changed
+ * (archive.h, "Chains"). Pruning drops copies too, and folds a snapshot
+ * whose archive a kept one reads from: <id>/ then holds only
+ * models.tar.zst and its manifest, no manifest.json (src/snapshot/prune.c).
  * A folder without ".partial" and with a manifest.json is complete and
  * was verified when it was made.
  */
 #ifndef DGM_SNAPSHOT_H
 #define DGM_SNAPSHOT_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 #include "dgm/error.h"
@@ -58,6 +62,13 @@ typedef struct dgm_snapshot {
 				   * restore compares them to see what it would lose */
 	dgm_dump_format format;
 	bool has_dump;            /* db/ or db.dump is there */
+	bool dump_pending;        /* copy-first: the dump of db_copy is still to be
+				   * taken (dgm_snapshot_dump_copy); not in the
+				   * manifest, which says "copy" until it is */
+	bool store_pending;       /* copy-first: the store archive is still to be
+				   * made (dgm_snapshot_archive_store) */
+	char catalog_sha256[65];  /* the schema fingerprint the copy was checked
+				   * against (the source's when copied), or "" */
 	char *db_copy;            /* a server-side copy of the database, or NULL */
 	char *store_from;         /* snapshot whose archive was linked, or NULL */
 	int toc_entries;
@@ -98,6 +109,13 @@ typedef struct dgm_snapshot_opts {
 	dgm_snapshot_db db;
 	const struct dgm_snapshot *store_like; /* link its archive if the store
 				   * still matches it file by file; may be NULL */
+	bool copy_first;          /* with DGM_SNAPSHOT_COPY_DUMP: once the copy is
+				   * made and checked, the snapshot is complete
+				   * with it alone; its dump and the store archive
+				   * are left to dgm_snapshot_dump_copy and
+				   * dgm_snapshot_archive_store (dump_pending,
+				   * store_pending). Without a copy, a dump and
+				   * the archive at once, as ever */
 } dgm_snapshot_opts;
 
 /* Dump the database and archive the model store at the same time, verify
@@ -105,6 +123,48 @@ typedef struct dgm_snapshot_opts {
  * looks like a snapshot is left. */
 int dgm_snapshot_create(dgm_snapshot *snap, const dgm_plan *plan,
 			const dgm_snapshot_opts *opts, dgm_error *err);
+
+/* The off-server dump of a copy-first snapshot, taken while the release
+ * proceeds: pg_dump of the copy into <dir>/db (or db.dump), read back by
+ * pg_restore --list, flushed, and db.sha256 written. Touches only files
+ * in the folder and reads snap (safe on a thread while the caller reads
+ * snap too); what is left of an earlier try is removed first. cancel
+ * stops pg_dump when set. */
+typedef struct dgm_snapshot_dump {
+	char pg_dump_version[32];
+	int toc_entries;
+	long long bytes;
+	char db_sha256[65];
+	long ms;
+} dgm_snapshot_dump;
+
+int dgm_snapshot_dump_copy(dgm_snapshot_dump *out, const dgm_snapshot *snap,
+			   const dgm_plan *plan, const volatile sig_atomic_t *cancel,
+			   dgm_error *err);
+/* Then (the caller's thread): the manifest names the dump too (signed
+ * again), the folder is flushed, and older snapshots' copies beyond
+ * snapshot.keep_copies are dropped. */
+int dgm_snapshot_add_dump(dgm_snapshot *snap, const dgm_plan *plan,
+			  const dgm_snapshot_dump *d, dgm_error *err);
+/* A dump that will not be added: its files (complete or partial) go. */
+void dgm_snapshot_discard_dump(const dgm_snapshot *snap);
+
+/* The model store archive of a copy-first snapshot, the same way: made
+ * and verified into <dir>/models.tar.zst (safe on a thread), then added
+ * to the manifest by the caller's thread. */
+typedef struct dgm_snapshot_store {
+	char archive_sha256[65];
+	long long archive_bytes;
+	long long content_bytes;
+	long long entries;
+	long ms;
+} dgm_snapshot_store;
+
+int dgm_snapshot_archive_store(dgm_snapshot_store *out, const dgm_snapshot *snap,
+			       const dgm_plan *plan, dgm_error *err);
+int dgm_snapshot_add_store(dgm_snapshot *snap, const dgm_plan *plan,
+			   const dgm_snapshot_store *st, dgm_error *err);
+void dgm_snapshot_discard_store(const dgm_snapshot *snap);
 
 /* Re-check a snapshot: the archive against its manifest, every dump file
  * against db.sha256 (none missing, none extra), pg_restore --list; or a

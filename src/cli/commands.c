@@ -11,7 +11,7 @@ static const dgm_opt validate_opts[] = {
 };
 
 static const dgm_opt apply_opts[] = {
-	{ "dry-run", 'n', NULL, "run every check and show what would run, SQL included; change nothing" },
+	{ "dry-run", 'n', NULL, "run every check and show what would run, SQL and lint findings included; change nothing" },
 	{ "json", 0, NULL, "one JSON event a line on stdout" },
 	{ "wait-lock", 0, "DURATION", "wait up to DURATION for the database lock instead of exiting 3" },
 	{ "force", 0, NULL, "snapshot and record a run even when the database and code are up to date" },
@@ -98,9 +98,13 @@ const dgm_cmd dgm_commands[] = {
 	  "snapshot and a restore will go for this role, and an apply no restore could\n"
 	  "undo is refused unless snapshot.allow_no_restore); hooks.before; snapshot the\n"
 	  "database (pg_dump) and the model store (archive), both verified before\n"
-	  "anything changes (with snapshot.keep_copies >= 1, the default, the database\n"
-	  "is first copied on the server, CREATE DATABASE <db>_dgm_snap_<id> TEMPLATE\n"
-	  "<db>, and dumped from the copy, which a later restore clones in seconds);\n"
+	  "anything changes (with snapshot.keep_copies >= 1, the default, copy-first:\n"
+	  "the database is copied on the server, CREATE DATABASE <db>_dgm_snap_<id>\n"
+	  "TEMPLATE <db>, checked (revisions, catalog fingerprint), gates the release;\n"
+	  "the store archive and the pg_dump of the copy are made beside checkout and\n"
+	  "upgrade: hooks.after waits for the archive, and the run ends, exit status\n"
+	  "decided, once the dump is verified: if it fails the release stays applied,\n"
+	  "the copy is its snapshot, exit 1; a later restore clones the copy in seconds);\n"
 	  "check out the tag (detached HEAD); alembic upgrade, once alembic is proven\n"
 	  "to connect to the plan's database ('alembic current' must wait on dgmigrate's\n"
 	  "lock of its version table, else nothing runs: see alembic.env in the plan);\n"
@@ -108,8 +112,12 @@ const dgm_cmd dgm_commands[] = {
 	  "ANALYZE); hooks.after; health check; record (journal, report, history).\n"
 	  "A failure after the snapshot follows the plan's on_failure: 'rollback' puts\n"
 	  "the database, code and model store back and checks them; 'stop' says where\n"
-	  "each part is. --dry-run runs every check and prints the steps and the SQL of\n"
-	  "'alembic upgrade FROM:TO --sql' from the tag's migrations; nothing changes.",
+	  "each part is. Preflight includes the release's lint (see 'dgmigrate lint'): a\n"
+	  "finding that reaches lint.fail_on refuses the run before anything changes,\n"
+	  "naming the revision, file, rule and fix; suppressed findings are listed.\n"
+	  "--dry-run runs every check and prints the steps, the SQL of 'alembic upgrade\n"
+	  "FROM:TO --sql' from the tag's migrations and the lint's findings; nothing\n"
+	  "changes (exit 1 when the lint would refuse the apply).",
 	  apply_opts, 1, 1, NULL },
 	{ "rollback", dgm_cmd_rollback, "go back to the release at TAG: downgrade, checkout, restore",
 	  "--to TAG [PLAN] [--restore|--no-restore] [--accept-data-loss] [--trust-unsigned] [--reason TEXT] [--dry-run] [--json]",
@@ -151,7 +159,8 @@ const dgm_cmd dgm_commands[] = {
 	  "views, functions, types, triggers, extensions, grants); alembic upgrade, with\n"
 	  "the locks it takes on existing tables recorded (pg_locks sampled; for a\n"
 	  "superuser also an event trigger at each DDL statement); postconditions;\n"
-	  "rows in the touched tables; alembic downgrade back to the starting revision;\n"
+	  "rows in the touched tables; alembic downgrade back to the starting revision\n"
+	  "(its locks recorded too);\n"
 	  "fingerprint, which must equal the first; alembic upgrade again. alembic gets\n"
 	  "the copy as DATABASE_URL and through the plan's alembic.env/alembic.x\n"
 	  "placeholders (${target.dbname}, ...); it must be seen connecting to the copy,\n"
@@ -160,7 +169,10 @@ const dgm_cmd dgm_commands[] = {
 	  "revision by revision (up one, down one, compare, up one) and names the revision\n"
 	  "whose downgrade is wrong. The copy is always dropped, also on failure and on\n"
 	  "SIGINT/SIGTERM; a copy left by a killed rehearsal of the same database is\n"
-	  "dropped by the next one. Report (JSON and Markdown) in <state_dir>/reports.\n"
+	  "dropped by the next one. Report (JSON and Markdown) in <state_dir>/reports,\n"
+	  "with how long each lock was held per revision and table, beside the lint's\n"
+	  "findings ('held ACCESS EXCLUSIVE on invoices for 4.20 s on a copy of the\n"
+	  "real data').\n"
 	  "Exit 0 pass, 1 the release failed the rehearsal, 2 bad plan, 3 locked.",
 	  rehearse_opts, 1, 1, NULL },
 	{ "lint", dgm_cmd_lint, "which migration statement will lock or break production",
@@ -180,11 +192,15 @@ const dgm_cmd dgm_commands[] = {
 	  "  (scan), add-unique-without-index, rename-column, rename-table, drop-column,\n"
 	  "  drop-table, vacuum-full, cluster, reindex-non-concurrent, lock-table,\n"
 	  "  update-whole-table, delete-whole-table, enum-add-value-in-transaction,\n"
-	  "  truncate-cascade. Each finding names the revision, its file, the\n"
-	  "  statement, the lock, the table's size, why, and the safer way to write it.\n"
+	  "  truncate-cascade. Each finding names the revision, its file and the line\n"
+	  "  of the op.* call (FILE:LINE), the statement, the lock, the table's size,\n"
+	  "  why, and the safer way to write it.\n"
 	  "Suppress one with '# dgmigrate: allow RULE -- reason' in the revision file,\n"
 	  "or every one of a rule with lint.ignore. Exit 0, or 1 when a finding\n"
-	  "reaches lint.fail_on (notice, warning, error - the default - or never).",
+	  "reaches lint.fail_on (notice, warning, error - the default - or never).\n"
+	  "The same findings show in apply's preflight (which refuses at fail_on),\n"
+	  "in apply --dry-run after the SQL, and in the rehearsal's report beside the\n"
+	  "lock times measured on the scratch copy.",
 	  lint_opts, 0, 1, NULL },
 	{ "status", dgm_cmd_status, "database revision, code version, what would run, snapshots",
 	  "PLAN [--json]",

@@ -1,6 +1,7 @@
 /* log.c - stderr diagnostics, stdout JSON events, secret redaction. */
 #include <ctype.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "dgm/json.h"
 #include "dgm/log.h"
 
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static dgm_log_level current_level = DGM_LOG_INFO;
 static bool json_mode;
 static FILE *log_file;
@@ -192,12 +194,15 @@ void dgm_log(dgm_log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	dgm_buf_vprintf(&b, fmt, ap);
 	va_end(ap);
+	/* the dump of a copy-first apply logs from its own thread */
+	pthread_mutex_lock(&log_lock);
 	if (level == DGM_LOG_WARN)
 		keep_warning(dgm_buf_cstr(&b));
 	if (log_file)
 		emit(log_file, prefix[level], dgm_buf_cstr(&b));
 	if (level <= current_level)
 		emit(stderr, prefix[level], dgm_buf_cstr(&b));
+	pthread_mutex_unlock(&log_lock);
 	dgm_buf_free(&b);
 }
 

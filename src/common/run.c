@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -373,6 +374,30 @@ static void trim_tail(char *s)
 		s[--n] = '\0';
 }
 
+/* SIGPIPE is ignored while any thread's child runs (a child that quits
+ * before reading its stdin must not kill dgmigrate); the disposition of
+ * before the first is put back after the last (the dump of a copy-first
+ * apply runs pg_dump beside alembic). */
+static pthread_mutex_t pipe_lock = PTHREAD_MUTEX_INITIALIZER;
+static int pipe_users;
+static void (*pipe_before)(int);
+
+static void pipe_ignore(void)
+{
+	pthread_mutex_lock(&pipe_lock);
+	if (pipe_users++ == 0)
+		pipe_before = signal(SIGPIPE, SIG_IGN);
+	pthread_mutex_unlock(&pipe_lock);
+}
+
+static void pipe_restore(void)
+{
+	pthread_mutex_lock(&pipe_lock);
+	if (--pipe_users == 0)
+		signal(SIGPIPE, pipe_before);
+	pthread_mutex_unlock(&pipe_lock);
+}
+
 int dgm_run_status(dgm_child *c, dgm_error *err)
 {
 	int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
@@ -380,7 +405,6 @@ int dgm_run_status(dgm_child *c, dgm_error *err)
 	stream st[2] = { { -1, 1, DGM_BUF_INIT }, { -1, 2, DGM_BUF_INIT } };
 	exec_plan x = { 0 };
 	int status = 0, ret = -1, why;
-	void (*old_pipe)(int);
 
 	c->pid = -1;
 	c->exit_code = -1;
@@ -402,10 +426,10 @@ int dgm_run_status(dgm_child *c, dgm_error *err)
 		dgm_error_errno(err, DGM_E_CHILD, "cannot create pipes for '%s'", c->argv[0]);
 		goto out;
 	}
-	old_pipe = signal(SIGPIPE, SIG_IGN);
+	pipe_ignore();
 	c->pid = fork();
 	if (c->pid < 0) {
-		signal(SIGPIPE, old_pipe);
+		pipe_restore();
 		dgm_error_errno(err, DGM_E_CHILD, "cannot start '%s'", c->argv[0]);
 		goto out;
 	}
@@ -420,7 +444,7 @@ int dgm_run_status(dgm_child *c, dgm_error *err)
 	if (child_started(c, report[0]) != 0) {
 		while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
 			;
-		signal(SIGPIPE, old_pipe);
+		pipe_restore();
 		c->exit_code = 127;
 		ret = 0;
 		goto out;
@@ -438,7 +462,7 @@ int dgm_run_status(dgm_child *c, dgm_error *err)
 	in_pipe[1] = -1;
 	while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
 		;
-	signal(SIGPIPE, old_pipe);
+	pipe_restore();
 	if (WIFEXITED(status))
 		c->exit_code = WEXITSTATUS(status);
 	else if (WIFSIGNALED(status))

@@ -1,6 +1,8 @@
 /* alembic_run.c - the real alembic as a child process: its argv and
  * environment (the plan's alembic.env and alembic.x with ${target.*}
  * filled in), and the proof of where it connects (alembic_guard.c). */
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,42 @@
 #include "dgm/pg.h"
 #include "dgm/run.h"
 #include "migrate_int.h"
+
+/* The revision alembic runs now, for the rehearsal's lock sampler (a
+ * thread of its own). */
+static pthread_mutex_t running_mu = PTHREAD_MUTEX_INITIALIZER;
+static char running_rev[128];
+
+static void set_running(const char *rev, size_t n)
+{
+	pthread_mutex_lock(&running_mu);
+	snprintf(running_rev, sizeof(running_rev), "%.*s", (int)n, rev);
+	pthread_mutex_unlock(&running_mu);
+}
+
+void dgm_migrate_running(char *buf, size_t len)
+{
+	pthread_mutex_lock(&running_mu);
+	snprintf(buf, len, "%s", running_rev);
+	pthread_mutex_unlock(&running_mu);
+}
+
+/* "upgrade A -> B, message": B; "downgrade B -> A, message": B. */
+static void note_running(const char *what)
+{
+	bool up = !strncmp(what, "upgrade ", 8);
+	const char *from = what + (up ? 8 : 10), *arrow = strstr(from, " -> ");
+	const char *to;
+
+	if (!arrow)
+		return;
+	if (!up) {
+		set_running(from, (size_t)(arrow - from));
+		return;
+	}
+	to = arrow + 4;
+	set_running(to, strcspn(to, ", \n"));
+}
 
 /* alembic's per-revision lines ("Running upgrade A -> B, message") are
  * the progress of a long migration: shown at normal verbosity, so a
@@ -23,9 +61,10 @@ static void on_line(const char *line, int fd, void *payload)
 	if (fd == 1 && payload)
 		return;
 	if (!payload && run && (!strncmp(run + 8, "upgrade ", 8) ||
-				!strncmp(run + 8, "downgrade ", 10)))
+				!strncmp(run + 8, "downgrade ", 10))) {
+		note_running(run + 8);
 		dgm_info("  alembic: %s", run);
-	else
+	} else
 		dgm_debug("  alembic: %s", line);
 }
 
@@ -199,8 +238,10 @@ static int run(const dgm_plan *plan, const call *k, const char *verb, const char
 				.payload = sql ? sql_out : NULL, .cancel = cancel,
 				.timeout_ms = plan->timeouts.migrate_ms };
 
-		if (!sql)
+		if (!sql) {
+			set_running("", 0);
 			dgm_fault_point("alembic.%s", verb);
+		}
 		ret = dgm_run(&c, err);
 		if (ret && !c.timed_out && !c.cancelled && c.exit_code > 0) {
 			char why[1536];

@@ -1,7 +1,10 @@
 /* apply.c - `dgmigrate apply`: lock, preflight, hooks, snapshot,
  * checkout, upgrade, postconditions, hooks, health, record. Every step
  * is journaled before and after it runs; a failure after the snapshot
- * follows the plan's on_failure. */
+ * follows the plan's on_failure. Copy-first (apply_parts.c), the store
+ * archive and the dump of the snapshot's copy are made beside checkout
+ * and upgrade: hooks.after waits for the archive, the end of the run
+ * for the dump. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,13 +38,18 @@ static int step_hooks(dgm_job *r, const dgm_plan_hooks *h, const char *which, dg
 	return ret;
 }
 
+/* Copy-first where a server-side copy can be made (keep_copies >= 1):
+ * the checked copy gates the release, the store archive and the dump of
+ * the copy follow beside it (apply_parts.c); else a verified dump and
+ * archive first. */
 static int step_snapshot(dgm_job *r, dgm_error *err)
 {
+	bool copy = r->plan->snapshot.keep_copies > 0;
 	dgm_snapshot_opts o = { .kind = "pre-apply", .commit = r->facts.head,
-				.db = r->plan->snapshot.keep_copies > 0 ?
-				      DGM_SNAPSHOT_COPY_DUMP : DGM_SNAPSHOT_DUMP };
+				.db = copy ? DGM_SNAPSHOT_COPY_DUMP : DGM_SNAPSHOT_DUMP,
+				.copy_first = copy };
 	long t = dgm_now_ms();
-	char store[160] = "";
+	char store[160] = "", db[320];
 
 	dgm_job_step_start(r, "snapshot");
 	if (dgm_snapshot_create(&r->snap, r->plan, &o, err)) {
@@ -52,12 +60,22 @@ static int step_snapshot(dgm_job *r, dgm_error *err)
 	if (r->snap.has_store)
 		snprintf(store, sizeof(store), ", model store %lld entries (archive sha256 %.16s...)",
 			 r->snap.entries, r->snap.archive_sha256);
+	if (r->snap.dump_pending)
+		snprintf(db, sizeof(db), "database as the server-side copy '%s' (revisions and "
+			 "catalog fingerprint %.16s... checked; its off-server dump%s follow%s)",
+			 r->snap.db_copy, r->snap.catalog_sha256, r->snap.store_pending ?
+			 " and the model store archive" : "", r->snap.store_pending ? "" : "s");
+	else
+		snprintf(db, sizeof(db), "database %.1f MiB (%d entries, files sha256 %.16s...)",
+			 (double)r->snap.db_bytes / 1048576.0, r->snap.toc_entries,
+			 r->snap.db_sha256);
 	dgm_job_step_done(r, "snapshot", dgm_now_ms() - t,
-			  json_pack("{s:s, s:s, s:s}", "snapshot", r->snap.id, "archive_sha256",
-				    r->snap.archive_sha256, "db_sha256", r->snap.db_sha256),
-			  "snapshot '%s': database %.1f MiB (%d entries, files sha256 %.16s...)%s, "
-			  "verified", r->snap.id, (double)r->snap.db_bytes / 1048576.0,
-			  r->snap.toc_entries, r->snap.db_sha256, store);
+			  json_pack("{s:s, s:s, s:s, s:s, s:b, s:b}", "snapshot", r->snap.id,
+				    "archive_sha256", r->snap.archive_sha256, "db_sha256",
+				    r->snap.db_sha256, "copy", r->snap.db_copy ? r->snap.db_copy : "",
+				    "dump_pending", r->snap.dump_pending, "store_pending",
+				    r->snap.store_pending),
+			  "snapshot '%s': %s%s, verified", r->snap.id, db, store);
 	return 0;
 }
 
@@ -163,11 +181,16 @@ static int step_health(dgm_job *r, dgm_error *err)
 /* What follows the upgrade; resume runs it too. */
 int dgm_release_finish_apply(dgm_job *r, dgm_error *err)
 {
-	/* the release is finished: a restore discards what is written from here */
+	/* the release is finished: a restore discards what is written from
+	 * here; the application may write the store once hooks.after ran */
 	if (step_verify(r, err) || dgm_job_mark_baseline(r, r->have_snap ? &r->snap : NULL) ||
+	    dgm_apply_store_finish(r, err) ||
 	    step_hooks(r, &r->plan->hooks.after, "after", err) ||
 	    step_health(r, err))
 		return -1;
+	r->live = true;
+	r->live_ms = dgm_now_ms() - r->started_ms;
+	dgm_info("the release is live after %.1f s", (double)r->live_ms / 1000.0);
 	return 0;
 }
 
@@ -177,8 +200,8 @@ static int run_steps(dgm_job *r, dgm_error *err)
 	if (step_hooks(r, &r->plan->hooks.before, "before", err))
 		return -1;
 	r->hooks_before_ran = r->plan->hooks.before.count > 0;
-	if (step_snapshot(r, err) || step_checkout(r, err) || step_migrate(r, err) ||
-	    dgm_release_finish_apply(r, err))
+	if (step_snapshot(r, err) || dgm_apply_parts_start(r, err) || step_checkout(r, err) ||
+	    step_migrate(r, err) || dgm_release_finish_apply(r, err))
 		return -1;
 	return 0;
 }
@@ -282,7 +305,14 @@ int dgm_release_apply(const dgm_plan *plan, const dgm_apply_opts *o, dgm_error *
 		goto out;
 	}
 	if (run_steps(&r, err)) {
+		/* the undo may need the copy the dump reads */
+		dgm_apply_parts_cancel(&r);
 		handle_failure(&r, err);
+		goto out;
+	}
+	/* the run ends once every backup is verified */
+	if (dgm_apply_dump_finish(&r, err)) {
+		dgm_apply_dump_failed(&r, err);
 		goto out;
 	}
 	dgm_job_finish(&r, "success", NULL);

@@ -68,10 +68,13 @@ static void print_steps(const dgm_plan *plan, const dgm_facts *f)
 	     "directory format" : "custom format", plan->snapshot.jobs, plan->snapshot.compression,
 	     f->db_bytes >> 20, plan->model_store.level, f->store_bytes >> 20);
 	if (plan->snapshot.keep_copies > 0)
-		line("", "first a server-side copy of the database, kept for a fast "
+		line("", "copy-first: a server-side copy of the database, kept for a fast "
 		     "restore (another %lld MiB on the database server; snapshot.keep_copies: %d), "
-		     "which the dump then reads; without other sessions connected, else the dump "
-		     "reads the database", f->db_bytes >> 20, plan->snapshot.keep_copies);
+		     "checked, gates the release; the store archive and the dump of the copy are "
+		     "made beside checkout and upgrade (hooks.after waits for the archive, the end "
+		     "of the run for the dump); without other sessions connected, else the dump "
+		     "and the archive come first",
+		     f->db_bytes >> 20, plan->snapshot.keep_copies);
 	line("checkout", "'%s': HEAD %.12s -> '%s' (%.12s), detached",
 	     plan->release.repository, f->head, plan->release.tag, f->tag_commit);
 	for (size_t i = 0; i < up->nheads_after; i++)
@@ -143,12 +146,37 @@ out:
 	return ret;
 }
 
-/* The SQL the upgrade would run, from the tag's own migrations. */
+/* The findings after the SQL: as `dgmigrate lint` prints them, or one
+ * "lint" event with the same members as its --json document. */
+static void print_lint(const dgm_facts *f)
+{
+	dgm_buf b = DGM_BUF_INIT;
+
+	if (!f->lint) {
+		line("lint", "not run: see the preflight's warning");
+		return;
+	}
+	if (dgm_log_json()) {
+		dgm_release_lint_json(&b, f->lint);
+		dgm_event("lint", b.ptr);
+	} else {
+		printf("\n-- lint of the upgrade and downgrade SQL (what 'dgmigrate lint' shows):\n");
+		fflush(stdout);
+		dgm_release_lint_print(f->lint, stdout);
+		if (f->lint_refused)
+			printf("apply would refuse: a finding reaches lint.fail_on '%s'\n",
+			       dgm_lint_severity_name(f->lint->plan->lint.fail_on));
+	}
+	dgm_buf_free(&b);
+}
+
+/* The SQL the upgrade would run, from the tag's own migrations (as
+ * preflight's lint rendered it, when it ran), then the lint findings. */
 static int print_sql(const dgm_plan *plan, const dgm_facts *f, dgm_error *err)
 {
 	dgm_buf sql = DGM_BUF_INIT;
 	char *range;
-	int ret;
+	int ret = 0;
 
 	if (f->nrevs > 1) {
 		line("sql", "the database has %zu heads: 'alembic --sql' cannot start from several; "
@@ -156,9 +184,12 @@ static int print_sql(const dgm_plan *plan, const dgm_facts *f, dgm_error *err)
 		return 0;
 	}
 	range = dgm_xasprintf("%s:%s", f->nrevs ? f->revs[0] : "base", plan->alembic.target);
-	ret = dgm_release_render_sql(&sql, plan, "upgrade", range, err);
-	if (ret == 0)
+	if (f->lint && f->lint->pass[0].done)
+		print_sql_text(range, plan->release.tag, dgm_buf_cstr(&f->lint->upgrade_sql));
+	else if ((ret = dgm_release_render_sql(&sql, plan, "upgrade", range, err)) == 0)
 		print_sql_text(range, plan->release.tag, dgm_buf_cstr(&sql));
+	if (ret == 0)
+		print_lint(f);
 	free(range);
 	dgm_buf_free(&sql);
 	return ret;
@@ -166,6 +197,7 @@ static int print_sql(const dgm_plan *plan, const dgm_facts *f, dgm_error *err)
 
 int dgm_release_dry_run(const dgm_plan *plan, const dgm_apply_opts *o, dgm_error *err)
 {
+	dgm_error pf = DGM_ERROR_INIT;
 	dgm_lock lock = { 0 };
 	dgm_facts f;
 	int ret = -1;
@@ -174,13 +206,22 @@ int dgm_release_dry_run(const dgm_plan *plan, const dgm_apply_opts *o, dgm_error
 	if (dgm_lock_acquire(&lock, plan->database.url, "apply --dry-run", o->wait_lock_ms, err))
 		return -1;
 	dgm_info("dry run: every check runs, nothing changes");
-	if (dgm_preflight(&f, plan, DGM_PREFLIGHT_APPLY, false, err))
+	/* a refusal by the lint alone still shows the plan, the SQL and
+	 * the findings: they are what the DBA needs to see */
+	if (dgm_preflight(&f, plan, DGM_PREFLIGHT_DRY_RUN, false, &pf) &&
+	    !(f.lint_refused && f.failed_checks == 1)) {
+		*err = pf;
 		goto out;
+	}
 	line("dry run", "of release '%s' (tag %s): nothing was changed", plan->release.name,
 	     plan->release.tag);
 	print_steps(plan, &f);
 	if (f.upgrade.count && print_sql(plan, &f, err))
 		goto out;
+	if (f.lint_refused) {
+		*err = pf;
+		goto out;
+	}
 	ret = 0;
 out:
 	dgm_facts_free(&f);

@@ -39,6 +39,10 @@ typedef struct dgm_job {
 	const char *reason;           /* --reason, for the history */
 	const char *tag;              /* the release this run goes to (plan's tag by default) */
 	json_t *data_loss;            /* what a restore of this run discarded, or NULL */
+	struct dgm_apply_part *store; /* copy-first: the store archive beside the release */
+	struct dgm_apply_part *dump;  /* copy-first: the dump running beside the release */
+	bool live;                    /* hooks.after done and health check passed */
+	long live_ms;                 /* when, since started_ms */
 } dgm_job;
 
 
@@ -78,6 +82,28 @@ void dgm_job_journal_end(dgm_job *r, const char *outcome, const dgm_error *e);
 
 /* Postconditions, after-hooks and health check (apply and resume). */
 int dgm_release_finish_apply(dgm_job *r, dgm_error *err);
+
+/* Copy-first apply (apply_parts.c): where the snapshot so far is its
+ * server-side copy (snap.store_pending, snap.dump_pending), journal the
+ * start of the "archive" and "dump" steps and make those parts on
+ * threads; else nothing. */
+int dgm_apply_parts_start(dgm_job *r, dgm_error *err);
+/* Wait for the store archive (before hooks.after), or, still pending
+ * without a thread (resume), make it now; add it to the snapshot and
+ * journal the step's end. 0 when there is none; else err says why. */
+int dgm_apply_store_finish(dgm_job *r, dgm_error *err);
+/* The same for the dump of the copy (the end of the run). */
+int dgm_apply_dump_finish(dgm_job *r, dgm_error *err);
+/* The release failed: stop the dump, wait for both (a part that
+ * finished is kept, one that failed removed). */
+void dgm_apply_parts_cancel(dgm_job *r);
+/* What a killed run's pending parts left in the snapshot's folder goes. */
+void dgm_apply_parts_discard(dgm_job *r);
+/* The release is applied but its dump failed: end the run (exit 1)
+ * saying so, where its snapshot is, and what to run. */
+void dgm_apply_dump_failed(dgm_job *r, dgm_error *err);
+/* The outcome of a run whose release stayed applied without its dump. */
+#define DGM_OUTCOME_NO_DUMP "applied-without-dump"
 
 /* Refuse files git does not track (or ignores, when alembic would run
  * them) in the version folders of s, which was read from repo_dir. */

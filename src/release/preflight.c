@@ -202,7 +202,7 @@ static void say_paths(pf *p, const dgm_db_caps *c)
 	dgm_check_ok(&p->cl, "privileges", "role '%s' (%s, %s '%s'): snapshot by %s; %s%s",
 		     c->role, c->super ? "superuser" : c->createdb ? "CREATEDB" : "no CREATEDB",
 		     c->owns ? "owns" : "does not own", c->database, copy ?
-		     "server-side copy, then pg_dump of it" : "pg_dump", dgm_restore_path_text(path),
+		     "server-side copy (it gates the release), then pg_dump of it and the store archive beside the release" : "pg_dump", dgm_restore_path_text(path),
 		     c->can_signal ? "" : "; a restore can end only this role's own sessions "
 		     "(no pg_signal_backend)");
 }
@@ -324,6 +324,112 @@ static void check_pgbackrest(pf *p)
 	dgm_pg_close(conn);
 }
 
+/* The first finding that reaches lint.fail_on, and its pass. */
+static const dgm_lint_finding *first_failing(const dgm_release_lint *l, const dgm_lint_pass **pp)
+{
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < l->pass[k].res.count; i++) {
+			const dgm_lint_finding *f = &l->pass[k].res.items[i];
+
+			if (!f->suppressed && (int)f->severity >= l->plan->lint.fail_on) {
+				*pp = &l->pass[k];
+				return f;
+			}
+		}
+	return NULL;
+}
+
+/* Refuse: the first finding named with its revision, file, rule and
+ * fix, and how to suppress it. */
+static void lint_refuse(pf *p, const dgm_release_lint *l)
+{
+	const dgm_lint_pass *lp = NULL;
+	const dgm_lint_finding *f = first_failing(l, &lp);
+	const char *file = dgm_release_lint_file(l, f->revision);
+	int on = l->plan->lint.fail_on;
+	size_t counts[3], nsup, n = 0;
+	dgm_error e = DGM_ERROR_INIT;
+	dgm_buf m = DGM_BUF_INIT;
+
+	dgm_release_lint_tally(l, counts, &nsup);
+	for (int s = on; s <= DGM_LINT_ERROR; s++)
+		n += counts[s];
+	dgm_buf_puts(&m, "lint: ");
+	dgm_release_lint_where(&m, l, lp, f);
+	dgm_buf_printf(&m, ": %s %s", dgm_lint_severity_name(f->severity), f->rule->name);
+	if (f->detail)
+		dgm_buf_printf(&m, " (%s)", f->detail);
+	if (f->table)
+		dgm_buf_printf(&m, " on '%s'", f->table);
+	dgm_buf_printf(&m, " reaches lint.fail_on '%s'", dgm_lint_severity_name(on));
+	if (n > 1)
+		dgm_buf_printf(&m, " (and %zu more finding%s)", n - 1, n == 2 ? "" : "s");
+	dgm_buf_printf(&m, "; fix: %s", f->rule->fix);
+	dgm_error_set(&e, DGM_E_RUN, "%s", dgm_buf_cstr(&m));
+	dgm_error_hint(&e, "write the statement as the fix says; or, where it is safe, suppress it "
+		       "with '# dgmigrate: allow %s -- <reason>' in %s, or lint.ignore: [%s] in the "
+		       "plan; 'dgmigrate lint PLAN' lists every finding", f->rule->name,
+		       file ? file : "the revision file", f->rule->name);
+	p->f->lint_refused = true;
+	dgm_check_fail(&p->cl, "lint", &e);
+	dgm_buf_free(&m);
+}
+
+/* What lint.ignore and "# dgmigrate: allow" kept out of the count,
+ * listed; then the check's line. */
+static void lint_pass_ok(pf *p, const dgm_release_lint *l)
+{
+	size_t counts[3], nsup;
+
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < l->pass[k].res.count; i++) {
+			const dgm_lint_finding *f = &l->pass[k].res.items[i];
+			dgm_buf where = DGM_BUF_INIT;
+
+			if (!f->suppressed)
+				continue;
+			dgm_release_lint_where(&where, l, &l->pass[k], f);
+			dgm_info("  lint: %s: suppressed: %s (%s)", dgm_buf_cstr(&where),
+				 f->rule->name, f->suppressed);
+			dgm_buf_free(&where);
+		}
+	dgm_release_lint_tally(l, counts, &nsup);
+	dgm_check_ok(&p->cl, "lint", "%zu error%s, %zu warning%s, %zu notice%s, %zu suppressed: "
+		     "none reaches lint.fail_on '%s'", counts[2], counts[2] == 1 ? "" : "s",
+		     counts[1], counts[1] == 1 ? "" : "s", counts[0], counts[0] == 1 ? "" : "s",
+		     nsup, dgm_lint_severity_name(p->plan->lint.fail_on));
+}
+
+/* The release's SQL linted before anything changes: a finding that
+ * reaches lint.fail_on refuses the run. SQL alembic cannot render
+ * offline (a migration that reads the database) is not linted: a
+ * warning, not a refusal. */
+static void check_lint(pf *p)
+{
+	dgm_release_lint *l;
+	dgm_error e = DGM_ERROR_INIT;
+
+	if (!p->db_ok || !p->f->upgrade_known || !p->f->upgrade.count)
+		return;
+	if (p->plan->lint.fail_on == DGM_LINT_NEVER && p->mode != DGM_PREFLIGHT_DRY_RUN) {
+		dgm_check_skip(&p->cl, "lint", "lint.fail_on is 'never'");
+		return;
+	}
+	l = dgm_xcalloc(1, sizeof(*l));
+	if (dgm_release_lint_run(l, p->plan, p->f, &e)) {
+		dgm_warn("the release's SQL was not linted: %s", e.msg);
+		dgm_check_skip(&p->cl, "lint", "the release's SQL could not be rendered or parsed");
+		dgm_release_lint_free(l);
+		free(l);
+		return;
+	}
+	p->f->lint = l;
+	if (dgm_release_lint_fails(l))
+		lint_refuse(p, l);
+	else
+		lint_pass_ok(p, l);
+}
+
 int dgm_preflight(dgm_facts *facts, const dgm_plan *plan, dgm_preflight_mode mode,
 		  bool offline, dgm_error *err)
 {
@@ -343,14 +449,16 @@ int dgm_preflight(dgm_facts *facts, const dgm_plan *plan, dgm_preflight_mode mod
 		check_database(&p);
 		plan_upgrade(&p);
 	}
-	if (mode == DGM_PREFLIGHT_APPLY) {
+	if (mode != DGM_PREFLIGHT_VALIDATE) {
 		if (!offline)
 			check_privileges(&p);
 		check_tools(&p);
 		check_disk(&p);
+		check_lint(&p);
 		if (plan->snapshot.engine == DGM_ENGINE_PGBACKREST && !offline)
 			check_pgbackrest(&p);
 	}
+	facts->failed_checks = p.cl.failed;
 	return dgm_check_finish(&p.cl, "preflight", err);
 }
 
@@ -359,5 +467,9 @@ void dgm_facts_free(dgm_facts *f)
 	dgm_pg_strings_free(f->revs);
 	dgm_alembic_steps_free(&f->upgrade);
 	dgm_alembic_free(f->graph);
+	if (f->lint) {
+		dgm_release_lint_free(f->lint);
+		free(f->lint);
+	}
 	memset(f, 0, sizeof(*f));
 }

@@ -134,24 +134,132 @@ static int alembic(dgm_rehearsal *r, const char *verb, const char *target, dgm_e
 				      NULL, err);
 }
 
+/* pg_locks sampled while alembic runs; holds recorded as the upgrade's
+ * or the downgrade's (direction NULL: none), of revision (NULL: the one
+ * alembic says it runs). */
+static void sample_start(dgm_rehearsal *r, const char *phase, const char *direction,
+			 const char *revision)
+{
+	dgm_error e = DGM_ERROR_INIT;
+
+	dgm_rehearse_probe_reset(&r->sampler, r->conn);
+	dgm_rehearse_sampler_holds(&r->sampler, direction, revision);
+	/* without the sampler the rehearsal still proves what matters */
+	if (dgm_rehearse_sampler_start(&r->sampler, r->scratch.url, phase, &e))
+		dgm_warn("no pg_locks sampling during '%s': %s", phase, e.msg);
+}
+
+static bool in_list(const char *id, const char *list)
+{
+	size_t n = strlen(id);
+
+	for (const char *p = list; (p = strstr(p, id)); p++)
+		if ((p == list || p[-1] == ',') && (p[n] == ',' || !p[n]))
+			return true;
+	return false;
+}
+
+/* The index of id in the upgrade's revisions, or -1. */
+static long upgrade_index(const dgm_alembic_steps *up, const char *id)
+{
+	for (size_t i = 0; i < up->count; i++)
+		if (!strcmp(up->revs[i]->id, id))
+			return (long)i;
+	return -1;
+}
+
+/* Mark i and its down revisions within the upgrade as applied. */
+static void mark_applied(const dgm_alembic_steps *up, bool *applied, long i)
+{
+	if (i < 0 || applied[i])
+		return;
+	applied[i] = true;
+	for (size_t k = 0; k < up->revs[i]->ndown; k++)
+		mark_applied(up, applied, upgrade_index(up, up->revs[i]->down[k]));
+}
+
+/* The one revision of the upgrade that can run next when alembic_version
+ * holds versions: not applied (in versions or below one), every down
+ * revision applied or applied before the upgrade. NULL when not one. */
+static const char *next_in_upgrade(const dgm_alembic_steps *up, const char *versions)
+{
+	bool *applied = dgm_xcalloc(up->count + 1, sizeof(bool));
+	const char *found = NULL;
+	int n = 0;
+
+	for (size_t i = 0; i < up->count; i++)
+		if (in_list(up->revs[i]->id, versions))
+			mark_applied(up, applied, (long)i);
+	for (size_t i = 0; i < up->count; i++) {
+		bool ready = !applied[i];
+
+		for (size_t k = 0; k < up->revs[i]->ndown && ready; k++) {
+			long d = upgrade_index(up, up->revs[i]->down[k]);
+
+			ready = d < 0 || applied[d];
+		}
+		if (ready && n++ == 0)
+			found = up->revs[i]->id;
+	}
+	free(applied);
+	return n == 1 ? found : NULL;
+}
+
+/* The revision that ran while alembic_version held versions ("a,b",
+ * "" none): upgrading, the one that could run next; downgrading, the one
+ * revision being undone. NULL when that cannot be told. */
+static const char *running_at(const dgm_rehearsal *r, const char *direction,
+			      const char *versions)
+{
+	const dgm_alembic_rev *rev;
+
+	if (strcmp(direction, "downgrade"))
+		return next_in_upgrade(&r->facts.upgrade, versions);
+	if (!*versions || strchr(versions, ',') || !r->facts.graph)
+		return NULL;
+	rev = dgm_alembic_find(r->facts.graph, versions);
+	return rev ? rev->id : NULL;
+}
+
+/* Holds traced at DDL ends only: their revision from alembic_version. */
+static void attribute(dgm_rehearsal *r)
+{
+	dgm_rehearse_sampler *s = &r->sampler;
+	const char *id;
+
+	for (size_t i = s->phase_first; i < s->nholds; i++) {
+		dgm_rehearse_hold *h = &s->holds[i];
+
+		if (!h->revision && h->versions && (id = running_at(r, h->direction, h->versions)))
+			h->revision = dgm_xstrdup(id);
+	}
+}
+
+static void sample_stop(dgm_rehearsal *r, const char *phase)
+{
+	dgm_rehearse_sampler_stop(&r->sampler);
+	dgm_rehearse_probe_collect(&r->sampler, r->conn, phase);
+	if (r->sampler.direction)
+		attribute(r);
+	dgm_rehearse_sampler_holds(&r->sampler, NULL, NULL);
+}
+
 /* alembic upgrade TARGET on the scratch database, with pg_locks sampled
  * meanwhile. A failing upgrade fails the rehearsal. */
 static int upgrade(dgm_rehearsal *r, const char *phase, const char *target, const char *what,
 		   dgm_error *err)
 {
-	dgm_error e = DGM_ERROR_INIT;
 	long start = dgm_now_ms();
 	int ret;
 
 	if (interrupted(err))
 		return -1;
-	dgm_rehearse_probe_reset(&r->sampler, r->conn);
-	/* without the sampler the rehearsal still proves what matters */
-	if (dgm_rehearse_sampler_start(&r->sampler, r->scratch.url, phase, &e))
-		dgm_warn("no pg_locks sampling during '%s': %s", phase, e.msg);
+	/* what the release holds is measured the first time; "again" only
+	 * proves the downgraded database upgrades */
+	sample_start(r, phase, strstr(phase, " again") ? NULL : "upgrade",
+		     r->opts->step ? target : NULL);
 	ret = alembic(r, "upgrade", target, err);
-	dgm_rehearse_sampler_stop(&r->sampler);
-	dgm_rehearse_probe_collect(&r->sampler, r->conn, phase);
+	sample_stop(r, phase);
 	if (ret) {
 		dgm_rehearse_phase(r, phase, false, dgm_now_ms() - start, "%s", err->msg);
 		alembic_failed(r, err);
@@ -178,8 +286,14 @@ static int downgrade(dgm_rehearsal *r, const char *phase, char *const *want, siz
 	    dgm_migrate_plan_downgrade(&targets, &n, r->facts.graph, cur, ncur, want, nwant, err))
 		goto out;
 	for (size_t i = 0; i < n; i++) {
+		int failed;
+
 		dgm_buf_printf(&ran, "%salembic downgrade %s", i ? "; " : "", targets[i]);
-		if (alembic(r, "downgrade", targets[i], err)) {
+		/* --step's phase is "downgrade REV" */
+		sample_start(r, phase, "downgrade", r->opts->step ? phase + 10 : NULL);
+		failed = alembic(r, "downgrade", targets[i], err);
+		sample_stop(r, phase);
+		if (failed) {
 			dgm_rehearse_phase(r, phase, false, dgm_now_ms() - start, "%s", err->msg);
 			alembic_failed(r, err);
 			goto out;
@@ -579,6 +693,22 @@ static void drop_stale_exports(const char *state_dir, const char *prefix)
 		closedir(d);
 }
 
+/* The release's lint, for the report to set the measured locks beside;
+ * a lint that cannot run is a warning. */
+static void lint(dgm_rehearsal *r)
+{
+	dgm_error e = DGM_ERROR_INIT;
+
+	if (!r->facts.upgrade.count)
+		return;
+	if (dgm_release_lint_run(&r->lint, r->plan, &r->facts, &e) == 0) {
+		r->linted = true;
+		return;
+	}
+	dgm_warn("the release's SQL was not linted: %s", e.msg);
+	dgm_release_lint_free(&r->lint);
+}
+
 /* Preflight (the work tree and the model store play no part: a dirty
  * tree is fine, a missing store too), then the tag exported. */
 static int prepare(dgm_rehearsal *r, dgm_error *err)
@@ -594,6 +724,7 @@ static int prepare(dgm_rehearsal *r, dgm_error *err)
 	if (!r->facts.upgrade_known)
 		return dgm_error_set(err, DGM_E_RUN, "the upgrade's revisions are not known");
 	r->start_text = dgm_strs_join(r->facts.revs, r->facts.nrevs, "base");
+	lint(r);
 	if (dgm_pg_connect(&conn, r->plan->database.url, "dgmigrate rehearse", err))
 		return -1;
 	r->database = dgm_xstrdup(PQdb(conn));
@@ -628,7 +759,8 @@ static int rehearse(dgm_rehearsal *r, dgm_error *err)
 	if (interrupted(err) ||
 	    dgm_pg_connect(&r->conn, r->scratch.url, "dgmigrate rehearse", err))
 		return -1;
-	dgm_rehearse_probe_install(&r->sampler, r->conn);
+	dgm_rehearse_probe_install(&r->sampler, r->conn, r->plan->alembic.version_schema,
+				   r->plan->alembic.version_table);
 	if (fingerprint(r, &r->fp_before, "fingerprint before", err))
 		return -1;
 	return r->opts->step ? run_steps(r, err) : run_whole(r, err);
@@ -682,6 +814,7 @@ static void rehearsal_free(dgm_rehearsal *r)
 	dgm_fingerprint_free(&r->fp_before);
 	dgm_fingerprint_free(&r->fp_upgraded);
 	dgm_verify_result_free(&r->post);
+	dgm_release_lint_free(&r->lint);
 	dgm_facts_free(&r->facts);
 	json_decref(r->phases);
 	json_decref(r->findings);

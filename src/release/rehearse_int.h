@@ -71,10 +71,35 @@ typedef struct dgm_rehearse_lock {
 	bool at_ddl;          /* held when a DDL statement ended (event trigger) */
 } dgm_rehearse_lock;
 
+/* One lock held without a break on one table, at one strength, during
+ * the upgrade or the downgrade: when it was first and last seen, and in
+ * which revision it was first seen. */
+typedef struct dgm_rehearse_hold {
+	const char *direction;  /* "upgrade" or "downgrade" (static) */
+	char *revision;         /* the revision alembic was running, NULL unknown */
+	char *table;
+	int strength;
+	long first_ms, last_ms; /* monotonic clock, first and last sample that saw it */
+	long samples;           /* samples that saw it */
+	long last_sample;       /* the sample number that last saw it */
+	bool at_ddl;            /* held at the end of a DDL statement (event trigger) */
+	char *versions;         /* traced only: alembic_version then ("a,b"; "" none) */
+	long ddl_ms;            /* between the first and last DDL ends that saw it */
+} dgm_rehearse_hold;
+
+/* How long a hold lasted, in ms: sampled, from its first to its last
+ * sample plus one interval; traced at DDL ends only, their span. */
+long dgm_rehearse_hold_ms(const dgm_rehearse_hold *h);
+
 typedef struct dgm_rehearse_sampler {
 	/* results, across every start/stop */
 	dgm_rehearse_lock *seen;
 	size_t nseen;
+	dgm_rehearse_hold *holds;
+	size_t nholds;
+	const char *direction;  /* while running: where holds go, NULL none */
+	const char *revision;   /* while running: the one revision (--step), or NULL */
+	size_t phase_first;     /* the first hold of the phase running */
 	long samples;         /* queries run */
 	char error[256];      /* the first query that failed, "" none */
 	/* while running */
@@ -87,12 +112,18 @@ typedef struct dgm_rehearse_sampler {
 } dgm_rehearse_sampler;
 
 #define DGM_REHEARSE_SAMPLE_MS 20
+#define DGM_REHEARSE_SAMPLE_TEXT "20 ms"
 
 /* Sample pg_locks of the database of url every DGM_REHEARSE_SAMPLE_MS
  * from a second connection, in a thread, until stop. during names what
  * runs meanwhile (kept, not copied). */
 int dgm_rehearse_sampler_start(dgm_rehearse_sampler *s, const char *url, const char *during,
 			       dgm_error *err);
+/* Record holds, meanwhile and from the next probe_collect, as the
+ * upgrade's or the downgrade's (direction, static), of revision (NULL:
+ * the one alembic says it runs); direction NULL: record none. */
+void dgm_rehearse_sampler_holds(dgm_rehearse_sampler *s, const char *direction,
+				const char *revision);
 void dgm_rehearse_sampler_stop(dgm_rehearse_sampler *s);
 
 /* Sampling misses locks held for less than its interval, and a DDL
@@ -100,10 +131,13 @@ void dgm_rehearse_sampler_stop(dgm_rehearse_sampler *s);
  * event triggers (superusers), an event trigger in the scratch database
  * records the locks the migration's transaction holds at the end of
  * every DDL statement, in dgmigrate.rehearse_locks (the dgmigrate schema
- * is not part of the fingerprint). install: on conn, the scratch
- * database; a role that may not is no error (sampling only). reset
+ * is not part of the fingerprint), with the revisions the version table
+ * (schema.table; schema NULL: the current one) held then. install: on
+ * conn, the scratch database; a role that may not is no error (sampling
+ * only). reset
  * before each upgrade; collect after it, as seen during `during`. */
-void dgm_rehearse_probe_install(dgm_rehearse_sampler *s, PGconn *conn);
+void dgm_rehearse_probe_install(dgm_rehearse_sampler *s, PGconn *conn, const char *schema,
+				const char *table);
 void dgm_rehearse_probe_reset(dgm_rehearse_sampler *s, PGconn *conn);
 void dgm_rehearse_probe_collect(dgm_rehearse_sampler *s, PGconn *conn, const char *during);
 void dgm_rehearse_sampler_free(dgm_rehearse_sampler *s);
@@ -134,6 +168,8 @@ typedef struct dgm_rehearsal {
 	json_t *phases;               /* [{phase, ok, ms, detail}] */
 	json_t *findings;             /* [{revision, how, change, kind, name, ...}] */
 	json_t *tables;               /* [{table, rows, estimated, why}] */
+	dgm_release_lint lint;        /* the release's lint, when linted */
+	bool linted;
 	const char *verdict;          /* "pass", "fail", "error", "interrupted" */
 	dgm_error why;                /* why it failed */
 	long started_ms;

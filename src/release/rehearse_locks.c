@@ -8,6 +8,8 @@
 #include <time.h>
 
 #include "dgm/buf.h"
+#include "dgm/clock.h"
+#include "dgm/migrate.h"
 #include "dgm/pg.h"
 #include "rehearse_int.h"
 
@@ -83,6 +85,90 @@ static void note(dgm_rehearse_sampler *s, const char *table, int st, bool at_ddl
 	}
 }
 
+/* ---- holds: how long each lock lasted --------------------------------- */
+
+void dgm_rehearse_sampler_holds(dgm_rehearse_sampler *s, const char *direction,
+				const char *revision)
+{
+	s->direction = direction;
+	s->revision = revision;
+	s->phase_first = s->nholds;
+}
+
+long dgm_rehearse_hold_ms(const dgm_rehearse_hold *h)
+{
+	long sampled = h->samples ? h->last_ms - h->first_ms + DGM_REHEARSE_SAMPLE_MS : 0;
+
+	return sampled > h->ddl_ms ? sampled : h->ddl_ms;
+}
+
+/* running: the revision alembic says it runs now is the hold's (while
+ * sampling; after the run, the last one is no one's in particular). */
+static dgm_rehearse_hold *hold_new(dgm_rehearse_sampler *s, const char *table, int st,
+				   bool running)
+{
+	dgm_rehearse_hold *h;
+	char rev[128] = "";
+
+	if (s->revision)
+		snprintf(rev, sizeof(rev), "%s", s->revision);
+	else if (running)
+		dgm_migrate_running(rev, sizeof(rev));
+	s->holds = dgm_xrealloc(s->holds, (s->nholds + 1) * sizeof(*s->holds));
+	h = &s->holds[s->nholds++];
+	memset(h, 0, sizeof(*h));
+	h->direction = s->direction;
+	h->revision = *rev ? dgm_xstrdup(rev) : NULL;
+	h->table = dgm_xstrdup(table);
+	h->strength = st;
+	return h;
+}
+
+/* The hold of this phase on table at st; with sample >= 0, only one the
+ * sample before saw (a lock released and taken again is a new hold). */
+static dgm_rehearse_hold *hold_find(dgm_rehearse_sampler *s, const char *table, int st,
+				    long sample)
+{
+	for (size_t i = s->phase_first; i < s->nholds; i++) {
+		dgm_rehearse_hold *h = &s->holds[i];
+
+		if (h->strength == st && !strcmp(h->table, table) &&
+		    (sample < 0 || h->last_sample == sample - 1))
+			return h;
+	}
+	return NULL;
+}
+
+static void hold_sampled(dgm_rehearse_sampler *s, const char *table, int st)
+{
+	dgm_rehearse_hold *h = hold_find(s, table, st, s->samples);
+	long now = dgm_now_ms();
+
+	if (!h) {
+		h = hold_new(s, table, st, true);
+		h->first_ms = now;
+	}
+	h->last_ms = now;
+	h->last_sample = s->samples;
+	h->samples++;
+}
+
+/* Each table's strongest lock in this sample: row i, unless another
+ * row on its table is stronger (or as strong and earlier). */
+static bool strongest_row(PGresult *res, int i)
+{
+	int st = strength(PQgetvalue(res, i, 1));
+
+	for (int j = 0; j < PQntuples(res); j++) {
+		int sj = strength(PQgetvalue(res, j, 1));
+
+		if (j != i && !strcmp(PQgetvalue(res, j, 0), PQgetvalue(res, i, 0)) &&
+		    (sj > st || (sj == st && j < i)))
+			return false;
+	}
+	return true;
+}
+
 static void sample(dgm_rehearse_sampler *s)
 {
 	PGresult *res = PQexecPrepared(s->conn, "locks", 0, NULL, NULL, NULL, 0);
@@ -95,8 +181,11 @@ static void sample(dgm_rehearse_sampler *s)
 		return;
 	}
 	s->samples++;
-	for (int i = 0; i < PQntuples(res); i++)
+	for (int i = 0; i < PQntuples(res); i++) {
 		note(s, PQgetvalue(res, i, 0), strength(PQgetvalue(res, i, 1)), false);
+		if (s->direction && strongest_row(res, i))
+			hold_sampled(s, PQgetvalue(res, i, 0), strength(PQgetvalue(res, i, 1)));
+	}
 	PQclear(res);
 }
 
@@ -161,26 +250,68 @@ void dgm_rehearse_sampler_free(dgm_rehearse_sampler *s)
 	free(s->seen);
 	s->seen = NULL;
 	s->nseen = 0;
+	for (size_t i = 0; i < s->nholds; i++) {
+		free(s->holds[i].revision);
+		free(s->holds[i].versions);
+		free(s->holds[i].table);
+	}
+	free(s->holds);
+	s->holds = NULL;
+	s->nholds = 0;
 }
 
 /* ---- the DDL probe ------------------------------------------------------ */
 
+/* %s twice: the version table's schema and name, as SQL literals. The
+ * revisions alembic_version holds at each DDL end (in the migration's
+ * own transaction) say which revision runs. */
 static const char *probe_sql =
 	"CREATE SCHEMA IF NOT EXISTS dgmigrate;"
 	"CREATE TABLE IF NOT EXISTS dgmigrate.rehearse_locks (relid oid, mode text);"
+	"ALTER TABLE dgmigrate.rehearse_locks ADD COLUMN IF NOT EXISTS at timestamptz,"
+	" ADD COLUMN IF NOT EXISTS versions text;"
 	/* never in the migration's way: any error is swallowed */
 	"CREATE OR REPLACE FUNCTION dgmigrate.rehearse_note_locks() RETURNS event_trigger"
-	" LANGUAGE plpgsql SET search_path = pg_catalog AS $f$ BEGIN"
-	" INSERT INTO dgmigrate.rehearse_locks SELECT l.relation, l.mode FROM pg_locks l"
+	" LANGUAGE plpgsql SET search_path = pg_catalog AS $f$ DECLARE v text; BEGIN"
+	" BEGIN EXECUTE format('SELECT string_agg(version_num::text, '','' ORDER BY 1)"
+	"  FROM %%I.%%I', %s, %s) INTO v; EXCEPTION WHEN OTHERS THEN v := NULL; END;"
+	" INSERT INTO dgmigrate.rehearse_locks SELECT l.relation, l.mode, clock_timestamp(), v"
+	"  FROM pg_locks l"
 	"  WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted;"
 	" EXCEPTION WHEN OTHERS THEN NULL; END $f$;"
 	"CREATE EVENT TRIGGER dgmigrate_rehearse_locks ON ddl_command_end"
 	" EXECUTE FUNCTION dgmigrate.rehearse_note_locks()";
 
-void dgm_rehearse_probe_install(dgm_rehearse_sampler *s, PGconn *conn)
+/* The probe's SQL for the version table schema.table (schema NULL: the
+ * connection's current schema), or NULL. */
+static char *probe_text(PGconn *conn, const char *schema, const char *table)
 {
 	dgm_error e = DGM_ERROR_INIT;
 	PGresult *res = NULL;
+	char *ls = NULL, *lt = NULL, *sql = NULL;
+
+	if (!schema && (dgm_pg_query(&res, conn, "SELECT current_schema()", 0, NULL, &e) ||
+			PQntuples(res) != 1 || PQgetisnull(res, 0, 0)))
+		goto out;
+	ls = PQescapeLiteral(conn, schema ? schema : PQgetvalue(res, 0, 0),
+			     strlen(schema ? schema : PQgetvalue(res, 0, 0)));
+	lt = PQescapeLiteral(conn, table, strlen(table));
+	/* the literals go inside a $f$ body */
+	if (ls && lt && !strchr(ls, '$') && !strchr(lt, '$'))
+		sql = dgm_xasprintf(probe_sql, ls, lt);
+out:
+	PQfreemem(ls);
+	PQfreemem(lt);
+	PQclear(res);
+	return sql;
+}
+
+void dgm_rehearse_probe_install(dgm_rehearse_sampler *s, PGconn *conn, const char *schema,
+				const char *table)
+{
+	dgm_error e = DGM_ERROR_INIT;
+	PGresult *res = NULL;
+	char *sql;
 
 	s->probe = false;
 	if (dgm_pg_query(&res, conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
@@ -189,10 +320,13 @@ void dgm_rehearse_probe_install(dgm_rehearse_sampler *s, PGconn *conn)
 		return;
 	}
 	PQclear(res);
-	if (dgm_pg_exec(conn, "BEGIN", &e))
+	if (!(sql = probe_text(conn, schema, table)))
 		return;
-	s->probe = dgm_pg_exec(conn, probe_sql, &e) == 0;
-	dgm_pg_exec(conn, s->probe ? "COMMIT" : "ROLLBACK", &e);
+	if (dgm_pg_exec(conn, "BEGIN", &e) == 0) {
+		s->probe = dgm_pg_exec(conn, sql, &e) == 0;
+		dgm_pg_exec(conn, s->probe ? "COMMIT" : "ROLLBACK", &e);
+	}
+	free(sql);
 }
 
 void dgm_rehearse_probe_reset(dgm_rehearse_sampler *s, PGconn *conn)
@@ -203,21 +337,49 @@ void dgm_rehearse_probe_reset(dgm_rehearse_sampler *s, PGconn *conn)
 		dgm_pg_exec(conn, "TRUNCATE dgmigrate.rehearse_locks", &e);
 }
 
+/* A lock the event trigger saw at DDL ends: the sampled hold it
+ * confirms, or a hold of its own (held too briefly to be sampled). */
+static void hold_traced(dgm_rehearse_sampler *s, const char *table, int st, long span_ms,
+			const char *versions)
+{
+	dgm_rehearse_hold *h = NULL;
+
+	/* one sampled, or traced at the same revisions */
+	for (size_t i = s->phase_first; i < s->nholds && !h; i++)
+		if (s->holds[i].strength == st && !strcmp(s->holds[i].table, table) &&
+		    (s->holds[i].samples || !strcmp(s->holds[i].versions, versions)))
+			h = &s->holds[i];
+	if (!h) {
+		h = hold_new(s, table, st, false);
+		h->versions = dgm_xstrdup(versions);
+	}
+	h->at_ddl = true;
+	if (span_ms > h->ddl_ms)
+		h->ddl_ms = span_ms;
+}
+
 void dgm_rehearse_probe_collect(dgm_rehearse_sampler *s, PGconn *conn, const char *during)
 {
 	dgm_error e = DGM_ERROR_INIT;
 	PGresult *res = NULL;
 
 	if (!s->probe || dgm_pg_query(&res, conn,
-		"SELECT DISTINCT CASE WHEN n.nspname = 'public' THEN '' ELSE quote_ident(n.nspname)"
-		" || '.' END || quote_ident(c.relname), l.mode FROM dgmigrate.rehearse_locks l"
+		"SELECT CASE WHEN n.nspname = 'public' THEN '' ELSE quote_ident(n.nspname)"
+		" || '.' END || quote_ident(c.relname), l.mode,"
+		" coalesce(round(extract(epoch FROM max(l.at) - min(l.at)) * 1000), 0)::bigint,"
+		" coalesce(l.versions, '') FROM dgmigrate.rehearse_locks l"
 		" JOIN pg_class c ON c.oid = l.relid JOIN pg_namespace n ON n.oid = c.relnamespace"
 		" WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname !~ '^pg_'"
-		" AND n.nspname NOT IN ('information_schema', 'dgmigrate')", 0, NULL, &e))
+		" AND n.nspname NOT IN ('information_schema', 'dgmigrate') GROUP BY 1, 2, 4", 0, NULL,
+		&e))
 		return;
 	s->during = during;
-	for (int i = 0; i < PQntuples(res); i++)
+	for (int i = 0; i < PQntuples(res); i++) {
 		note(s, PQgetvalue(res, i, 0), strength(PQgetvalue(res, i, 1)), true);
+		if (s->direction && strongest_row(res, i))
+			hold_traced(s, PQgetvalue(res, i, 0), strength(PQgetvalue(res, i, 1)),
+				    atol(PQgetvalue(res, i, 2)), PQgetvalue(res, i, 3));
+	}
 	s->during = NULL;
 	PQclear(res);
 }

@@ -34,6 +34,124 @@ static json_t *locks_json(const dgm_rehearsal *r)
 	return a;
 }
 
+/* "held ACCESS EXCLUSIVE on invoices for 4.2 s on a copy of the real
+ * data", with how it was measured. */
+static char *hold_text(const dgm_rehearse_hold *h)
+{
+	long ms = dgm_rehearse_hold_ms(h);
+	char took[64];
+
+	if (!h->samples && !ms)
+		snprintf(took, sizeof(took), "for less than a sampling interval");
+	else
+		snprintf(took, sizeof(took), "for %s%.*f s", h->samples ? "" : "at least ",
+			 ms < 10000 ? 2 : 1, (double)ms / 1000.0);
+	return dgm_xasprintf("held %s on %s %s on a copy of the real data (%s%s%s; %s)",
+			     dgm_rehearse_lock_mode(h->strength), h->table, took, h->direction,
+			     h->revision ? " of " : "", h->revision ? h->revision : "",
+			     h->samples ? "pg_locks sampled every " DGM_REHEARSE_SAMPLE_TEXT :
+			     "seen at the end of DDL statements, between two samples of pg_locks");
+}
+
+static json_t *hold_json(const dgm_rehearse_hold *h)
+{
+	char *text = hold_text(h);
+	json_t *j = json_pack("{s:s, s:s?, s:s, s:s, s:s, s:I, s:I, s:b, s:s, s:s}",
+		"direction", h->direction, "revision", h->revision, "table", h->table,
+		"mode", dgm_rehearse_lock_mode(h->strength),
+		"blocks", dgm_rehearse_lock_blocks(h->strength),
+		"held_ms", (json_int_t)dgm_rehearse_hold_ms(h), "samples", (json_int_t)h->samples,
+		"at_ddl", h->at_ddl, "measured_by", h->samples ? "sampling" : "ddl-trace",
+		"text", text);
+
+	free(text);
+	return j;
+}
+
+/* Holds on tables that existed before the upgrade (those the application
+ * uses), in the order they began. */
+static bool hold_counts(const dgm_rehearsal *r, const dgm_rehearse_hold *h)
+{
+	return h->direction && dgm_fingerprint_find(&r->fp_before, "table", h->table);
+}
+
+static json_t *holds_json(const dgm_rehearsal *r)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < r->sampler.nholds; i++)
+		if (hold_counts(r, &r->sampler.holds[i]))
+			json_array_append_new(a, hold_json(&r->sampler.holds[i]));
+	return a;
+}
+
+/* "schema.name" or "name" (public), unquoted, as the lint names tables. */
+static bool same_table(const char *lint_table, const char *hold_table)
+{
+	char plain[256];
+	size_t n = 0;
+
+	if (!strncmp(lint_table, "public.", 7))
+		lint_table += 7;
+	for (const char *p = hold_table; *p && n + 1 < sizeof(plain); p++)
+		if (*p != '"')
+			plain[n++] = *p;
+	plain[n] = '\0';
+	return !strcmp(lint_table, plain);
+}
+
+/* The hold measured for a finding: its direction and table, its
+ * revision when both are known; the strongest, then the longest. */
+static const dgm_rehearse_hold *measured(const dgm_rehearsal *r, const char *verb,
+					 const dgm_lint_finding *f)
+{
+	const dgm_rehearse_hold *best = NULL;
+
+	for (size_t i = 0; f->table && i < r->sampler.nholds; i++) {
+		const dgm_rehearse_hold *h = &r->sampler.holds[i];
+
+		if (!hold_counts(r, h) || strcmp(h->direction, verb) || !same_table(f->table, h->table) ||
+		    (h->revision && f->revision && strcmp(h->revision, f->revision)))
+			continue;
+		if (!best || h->strength > best->strength || (h->strength == best->strength &&
+		    dgm_rehearse_hold_ms(h) > dgm_rehearse_hold_ms(best)))
+			best = h;
+	}
+	return best;
+}
+
+/* The lint's document (as `lint --json` has it), each finding with what
+ * was measured on the copy: "measured" is the hold, or null. */
+static json_t *lint_json(const dgm_rehearsal *r)
+{
+	dgm_buf b = DGM_BUF_INIT;
+	json_t *j, *findings;
+	size_t n = 0;
+
+	if (!r->linted)
+		return json_null();
+	dgm_buf_putc(&b, '{');
+	dgm_release_lint_json(&b, &r->lint);
+	dgm_buf_putc(&b, '}');
+	j = json_loads(b.ptr, 0, NULL);
+	dgm_buf_free(&b);
+	findings = json_object_get(j, "findings");
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < r->lint.pass[k].res.count; i++) {
+			const dgm_rehearse_hold *h = measured(r, r->lint.pass[k].verb,
+							     &r->lint.pass[k].res.items[i]);
+			const dgm_lint_finding *f = &r->lint.pass[k].res.items[i];
+			json_t *x = json_array_get(findings, n++);
+			dgm_buf where = DGM_BUF_INIT;
+
+			dgm_release_lint_where(&where, &r->lint, &r->lint.pass[k], f);
+			json_object_set_new(x, "where", json_string(dgm_buf_cstr(&where)));
+			json_object_set_new(x, "measured", h ? hold_json(h) : json_null());
+			dgm_buf_free(&where);
+		}
+	return j ? j : json_null();
+}
+
 static json_t *upgrade_json(const dgm_rehearsal *r)
 {
 	json_t *a = json_array();
@@ -85,6 +203,8 @@ static json_t *report_json(const dgm_rehearsal *r)
 	json_object_set_new(j, "phases", json_incref(r->phases));
 	json_object_set_new(j, "differences", json_incref(r->findings));
 	json_object_set_new(j, "locks", locks_json(r));
+	json_object_set_new(j, "lock_holds", holds_json(r));
+	json_object_set_new(j, "lint", lint_json(r));
 	json_object_set_new(j, "lock_sample_ms", json_integer(DGM_REHEARSE_SAMPLE_MS));
 	json_object_set_new(j, "lock_samples", json_integer(r->sampler.samples));
 	json_object_set_new(j, "lock_ddl_probe", json_boolean(r->sampler.probe));
@@ -195,6 +315,48 @@ static void md_locks(dgm_buf *b, json_t *j)
 	}
 }
 
+/* Each lint finding with the lock measured on the copy beside it. */
+static void md_lint(dgm_buf *b, json_t *j)
+{
+	json_t *lint = json_object_get(j, "lint"), *x;
+	size_t i;
+
+	dgm_buf_puts(b, "\n## Locks held, per revision and table\n\n| Direction | Revision | "
+		     "Table | Lock | Blocks | Held | Measured by |\n|---|---|---|---|---|---|---|\n");
+	json_array_foreach(json_object_get(j, "lock_holds"), i, x)
+		dgm_buf_printf(b, "| %s | %s | %s | %s | %s | %.2f s | %s |\n", str(x, "direction"),
+			       *str(x, "revision") ? str(x, "revision") : "?", str(x, "table"),
+			       str(x, "mode"), str(x, "blocks"),
+			       (double)json_integer_value(json_object_get(x, "held_ms")) / 1000.0,
+			       str(x, "measured_by"));
+	if (!json_is_object(lint)) {
+		dgm_buf_puts(b, "\n## Lint\n\nThe release's SQL was not linted (see the warning).\n");
+		return;
+	}
+	dgm_buf_printf(b, "\n## Lint findings, with the locks measured on the copy\n\n%lld "
+		       "errors, %lld warnings, %lld notices, %lld suppressed; fail_on %s.\n\n"
+		       "| Where | Severity | Rule | Table | Measured on the copy | Fix |\n"
+		       "|---|---|---|---|---|---|\n",
+		       (long long)json_integer_value(json_object_get(lint, "errors")),
+		       (long long)json_integer_value(json_object_get(lint, "warnings")),
+		       (long long)json_integer_value(json_object_get(lint, "notices")),
+		       (long long)json_integer_value(json_object_get(lint, "suppressed")),
+		       str(lint, "fail_on"));
+	json_array_foreach(json_object_get(lint, "findings"), i, x) {
+		json_t *m = json_object_get(x, "measured");
+
+		dgm_buf_puts(b, "| ");
+		cell(b, str(x, "where"));
+		dgm_buf_printf(b, " | %s | %s | %s | ", json_is_string(json_object_get(x,
+			       "suppressed")) ? "suppressed" : str(x, "severity"), str(x, "rule"),
+			       *str(x, "table") ? str(x, "table") : "-");
+		cell(b, json_is_object(m) ? str(m, "text") : "no lock seen on the copy");
+		dgm_buf_puts(b, " | ");
+		cell(b, str(x, "fix"));
+		dgm_buf_puts(b, " |\n");
+	}
+}
+
 static void md_rows_and_checks(dgm_buf *b, json_t *j)
 {
 	size_t i;
@@ -255,6 +417,7 @@ static int write_files(char **md_path, const dgm_rehearsal *r, json_t *j, dgm_er
 	md_facts(&md, r, j);
 	md_phases(&md, j);
 	md_locks(&md, j);
+	md_lint(&md, j);
 	md_rows_and_checks(&md, j);
 	if (dgm_fs_write_atomic(jp, text, strlen(text), 0600, err))
 		goto out;
@@ -269,6 +432,28 @@ out:
 	free(base);
 	free(dir);
 	return ret;
+}
+
+/* "  lint  WHERE: SEVERITY RULE on 'T': held ... on a copy of the real
+ * data", for each finding that is not suppressed. */
+static void summary_lint(dgm_buf *b, json_t *j)
+{
+	json_t *lint = json_object_get(j, "lint"), *x;
+	size_t i;
+
+	json_array_foreach(json_object_get(lint, "findings"), i, x) {
+		json_t *m = json_object_get(x, "measured");
+
+		if (json_is_string(json_object_get(x, "suppressed")))
+			continue;
+		dgm_buf_printf(b, "  lint  %s: %s %s", str(x, "where"), str(x, "severity"),
+			       str(x, "rule"));
+		if (*str(x, "table"))
+			dgm_buf_printf(b, " on '%s'", str(x, "table"));
+		dgm_buf_printf(b, ": %s\n", json_is_object(m) ? str(m, "text") :
+			       *str(x, "table") ? "no lock on it seen on the copy" :
+			       "no table to measure");
+	}
 }
 
 static void summary(const dgm_rehearsal *r, json_t *j, const char *md_path)
@@ -292,6 +477,7 @@ static void summary(const dgm_rehearsal *r, json_t *j, const char *md_path)
 	json_array_foreach(json_object_get(j, "locks"), i, x)
 		dgm_buf_printf(&b, "  lock  %s: %s (blocks %s), during %s\n", str(x, "table"),
 			       str(x, "mode"), str(x, "blocks"), str(x, "during"));
+	summary_lint(&b, j);
 	if (md_path)
 		dgm_buf_printf(&b, "report: %s\n", md_path);
 	dgm_redact(b.ptr, &red);

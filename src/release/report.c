@@ -36,6 +36,12 @@ static void checklist_item(dgm_buf *b, const dgm_job *r, const char *step)
 		dgm_buf_printf(b, "%s of the database%s, verified; record revisions and commit",
 			       rollback ? "Safety snapshot of the current state" : "Back up",
 			       store ? " and archive of the model store" : "");
+	else if (!strcmp(step, "archive"))
+		dgm_buf_puts(b, "Archive of the model store, taken beside the release, verified "
+			     "before hooks.after");
+	else if (!strcmp(step, "dump"))
+		dgm_buf_puts(b, "Off-server backup: pg_dump of the snapshot's server-side copy, "
+			     "taken beside the release, verified");
 	else if (!strcmp(step, "checkout"))
 		dgm_buf_printf(b, "Check out %s '%s'", rollback ? "the older release" :
 			       "the release", tag);
@@ -71,6 +77,12 @@ static const char *not_covered =
 	"Application dependencies, static files, restarting the application, other "
 	"deployments and user communication (hooks can run them)";
 
+/* The release stays applied (with or without its off-server dump). */
+static bool applied(const char *outcome)
+{
+	return !strcmp(outcome, "success") || !strcmp(outcome, DGM_OUTCOME_NO_DUMP);
+}
+
 /* The commit checked out now, read rather than assumed: a failed run may
  * have checked out another commit than the one it was going to. */
 static const char *commit_now(const dgm_job *r, const char *outcome, char buf[41])
@@ -82,7 +94,41 @@ static const char *commit_now(const dgm_job *r, const char *outcome, char buf[41
 		memcpy(buf, st.commit, 41);
 		return buf;
 	}
-	return r->checked_out && !strcmp(outcome, "success") ? r->facts.tag_commit : r->facts.head;
+	return r->checked_out && applied(outcome) ? r->facts.tag_commit : r->facts.head;
+}
+
+/* The two clocks: time to live (start to hooks.after done and health
+ * check passed; a rollback is live when it is done) and time to done
+ * (every backup verified); -1 where the run did not get there. */
+static long to_live_ms(const dgm_job *r, const char *outcome)
+{
+	if (r->live)
+		return r->live_ms;
+	return !strcmp(outcome, "success") ? dgm_now_ms() - r->started_ms : -1;
+}
+
+static long to_done_ms(const dgm_job *r, const char *outcome)
+{
+	return !strcmp(outcome, "success") ? dgm_now_ms() - r->started_ms : -1;
+}
+
+static json_t *ms_or_null(long ms)
+{
+	return ms < 0 ? json_null() : json_integer(ms);
+}
+
+/* The lint's document, as `lint --json` has it (without release and tag). */
+static json_t *lint_json(const dgm_release_lint *l)
+{
+	dgm_buf b = DGM_BUF_INIT;
+	json_t *j;
+
+	dgm_buf_putc(&b, '{');
+	dgm_release_lint_json(&b, l);
+	dgm_buf_putc(&b, '}');
+	j = json_loads(b.ptr, 0, NULL);
+	dgm_buf_free(&b);
+	return j ? j : json_null();
 }
 
 static json_t *report_json(const dgm_job *r, const char *outcome, const dgm_error *e)
@@ -100,15 +146,59 @@ static json_t *report_json(const dgm_job *r, const char *outcome, const dgm_erro
 		"snapshot", r->have_snap ? r->snap.id : "",
 		"host", host, "duration_ms", (json_int_t)(dgm_now_ms() - r->started_ms),
 		"steps", r->steps, "not_covered", not_covered);
+	/* what to run: a run's report says it as the error does */
+	if (e && e->hint[0])
+		json_object_set_new(j, "hint", json_string(e->hint));
+	json_object_set_new(j, "time_to_live_ms", ms_or_null(to_live_ms(r, outcome)));
+	json_object_set_new(j, "time_to_done_ms", ms_or_null(to_done_ms(r, outcome)));
 	/* which tables lost how many writes, and where they still are */
 	if (r->data_loss)
 		json_object_set(j, "data_loss", r->data_loss);
+	if (r->facts.lint)
+		json_object_set_new(j, "lint", lint_json(r->facts.lint));
 	return j;
+}
+
+/* The preflight's lint: the counts, then every finding, one line each
+ * (the suppressed ones with why). */
+static void md_lint(dgm_buf *b, const dgm_job *r)
+{
+	const dgm_release_lint *l = r->facts.lint;
+	size_t counts[3], nsup;
+
+	if (!l)
+		return;
+	dgm_release_lint_tally(l, counts, &nsup);
+	dgm_buf_printf(b, "\n## Lint (preflight)\n\n%zu errors, %zu warnings, %zu notices, %zu "
+		       "suppressed; fail_on %s.\n\n", counts[2], counts[1], counts[0], nsup,
+		       dgm_lint_severity_name(l->plan->lint.fail_on));
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < l->pass[k].res.count; i++) {
+			const dgm_lint_finding *f = &l->pass[k].res.items[i];
+
+			dgm_buf_puts(b, "- ");
+			dgm_release_lint_where(b, l, &l->pass[k], f);
+			dgm_buf_printf(b, ": %s %s", f->suppressed ? "suppressed" :
+				       dgm_lint_severity_name(f->severity), f->rule->name);
+			if (f->table)
+				dgm_buf_printf(b, " on '%s'", f->table);
+			if (f->suppressed)
+				dgm_buf_printf(b, " (%s)", f->suppressed);
+			dgm_buf_putc(b, '\n');
+		}
 }
 
 static void md_row(dgm_buf *b, const char *k, const char *v)
 {
 	dgm_buf_printf(b, "| %s | %s |\n", k, v && *v ? v : "-");
+}
+
+static void md_clock(dgm_buf *b, const char *k, json_t *ms)
+{
+	if (json_is_integer(ms))
+		dgm_buf_printf(b, "| %s | %.1f s |\n", k, (double)json_integer_value(ms) / 1000.0);
+	else
+		md_row(b, k, "not reached");
 }
 
 /* The warnings logged during the run (fallbacks among them). */
@@ -147,6 +237,8 @@ static char *report_md(const dgm_job *r, json_t *j)
 		       json_string_value(json_object_get(j, "outcome")));
 	if (*json_string_value(json_object_get(j, "message")))
 		dgm_buf_printf(&b, "> %s\n\n", json_string_value(json_object_get(j, "message")));
+	if (json_is_string(json_object_get(j, "hint")))
+		dgm_buf_printf(&b, "> HINT: %s\n\n", json_string_value(json_object_get(j, "hint")));
 	dgm_buf_puts(&b, "| Fact | Value |\n|---|---|\n");
 	md_row(&b, "Run", r->id);
 	md_row(&b, "Host", json_string_value(json_object_get(j, "host")));
@@ -175,6 +267,9 @@ static char *report_md(const dgm_job *r, json_t *j)
 		md_row(&b, "Writes discarded", dl.ptr);
 		dgm_buf_free(&dl);
 	}
+	md_clock(&b, "Time to live (hooks.after done, health check passed)",
+		 json_object_get(j, "time_to_live_ms"));
+	md_clock(&b, "Time to done (every backup verified)", json_object_get(j, "time_to_done_ms"));
 	dgm_buf_printf(&b, "| Duration | %.1f s |\n\n", (double)json_integer_value(
 		json_object_get(j, "duration_ms")) / 1000.0);
 	dgm_buf_puts(&b, "| Checklist item | Result | Time | Evidence |\n|---|---|---|---|\n");
@@ -187,6 +282,7 @@ static char *report_md(const dgm_job *r, json_t *j)
 			       json_string_value(json_object_get(s, "evidence")));
 	}
 	dgm_buf_printf(&b, "| %s | not covered by dgmigrate | | |\n", not_covered);
+	md_lint(&b, r);
 	md_warnings(&b, j);
 	free(before);
 	free(after);
@@ -234,7 +330,7 @@ static void result_line(const dgm_job *r, const char *outcome, const char *repor
 		       r->command, r->tag ? r->tag : r->plan->release.tag, outcome, r->id,
 		       r->nrevs_after ? r->revs_after[0] : (r->facts.nrevs ? r->facts.revs[0] :
 		       "base"), r->nrevs_after > 1 ? " and more" : "", r->checked_out &&
-		       !strcmp(outcome, "success") ? r->facts.tag_commit : r->facts.head,
+		       applied(outcome) ? r->facts.tag_commit : r->facts.head,
 		       report ? ", report " : "", report ? report : "");
 	dgm_redact(dgm_buf_cstr(&line), &red);
 	fputs(dgm_buf_cstr(&red), stdout);
@@ -292,6 +388,14 @@ static void write_history(const dgm_job *r, json_t *j, const char *reason)
 	free(after);
 }
 
+static void clock_field(dgm_buf *f, const char *name, json_t *ms)
+{
+	if (json_is_integer(ms))
+		dgm_buf_printf(f, ",\"%s\":%lld", name, (long long)json_integer_value(ms));
+	else
+		dgm_buf_printf(f, ",\"%s\":null", name);
+}
+
 /* Report, then (for a settled run) history row and journal end, then
  * the "end" event and the result line. */
 static void finish(dgm_job *r, const char *outcome, const dgm_error *e, bool settled)
@@ -312,6 +416,8 @@ static void finish(dgm_job *r, const char *outcome, const dgm_error *e, bool set
 	dgm_buf_json_str(&f, outcome);
 	dgm_buf_puts(&f, ",\"run\":");
 	dgm_buf_json_str(&f, r->id);
+	clock_field(&f, "time_to_live_ms", json_object_get(j, "time_to_live_ms"));
+	clock_field(&f, "time_to_done_ms", json_object_get(j, "time_to_done_ms"));
 	dgm_event("end", f.ptr);
 	dgm_buf_free(&f);
 	result_line(r, outcome, report);

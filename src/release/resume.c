@@ -1,7 +1,8 @@
 /* resume.c - `dgmigrate resume`: finish or undo a run that was killed.
  * The journal says what the run started from (its facts record) and how
  * far it got (each step's start and done records): an apply whose
- * upgrade finished is completed (verify, hooks, health, record); any
+ * upgrade finished is completed (verify, hooks, health, the dump of a
+ * copy-first snapshot's copy, record); any
  * other interrupted apply is undone; an interrupted rollback is run
  * again to the same tag, which is safe because every rollback step
  * starts from what the database and the work tree hold now. */
@@ -138,6 +139,11 @@ static int load_facts(dgm_job *r, const dgm_journal_view *v, dgm_error *err)
 		if (dgm_snapshot_find(&r->snap, r->plan->snapshot.directory, snap, err))
 			return -1;
 		r->have_snap = true;
+		/* copy-first: the dump of the copy had started and is not in
+		 * the manifest (a dump that got there is kept) */
+		r->snap.dump_pending = phase(v, "dump") && !r->snap.has_dump && r->snap.db_copy;
+		r->snap.store_pending = phase(v, "archive") && !r->snap.has_store &&
+					r->plan->model_store.path;
 	}
 	r->checked_out = phase(v, "checkout") != NULL;
 	r->migrate_started = phase(v, "migrate") != NULL;
@@ -161,6 +167,11 @@ static int resume_apply(dgm_job *r, const dgm_journal_view *v, dgm_error *err)
 		dgm_info("the upgrade had finished: completing the run (verify, hooks, health)");
 		r->migrated = true;
 		if (dgm_release_finish_apply(r, err) == 0) {
+			/* the run ends with its backups verified */
+			if (dgm_apply_dump_finish(r, err)) {
+				dgm_apply_dump_failed(r, err);
+				return -1;
+			}
 			dgm_job_finish(r, "success", NULL);
 			return 0;
 		}
@@ -168,6 +179,11 @@ static int resume_apply(dgm_job *r, const dgm_journal_view *v, dgm_error *err)
 		dgm_error_clear(err);
 	} else
 		dgm_info("the run stopped before its upgrade finished: undoing it");
+	/* the parts the killed run was making are not finished now: the
+	 * snapshot keeps its copy (and the undo may need it); the store was
+	 * not written by anyone before hooks.after, which waits for its
+	 * archive */
+	dgm_apply_parts_discard(r);
 	if (dgm_job_undo(r, err)) {
 		/* not settled: the journal stays open for the next resume */
 		dgm_error_hint(err, "the run's journal stays open: once the cause is fixed, run "

@@ -50,6 +50,9 @@ static json_t *to_json(const dgm_snapshot *s)
 	if (s->pitr)
 		json_object_set_new(json_object_get(o, "database"), "pgbackrest",
 				    dgm_pgbr_point_json(s->pitr));
+	if (s->catalog_sha256[0])
+		json_object_set_new(json_object_get(o, "database"), "catalog_sha256",
+				    json_string(s->catalog_sha256));
 	if (s->has_store) {
 		json_object_set_new(o, "model_store", json_pack("{s:s, s:s, s:I, s:I, s:I}",
 			"path", s->store, "archive_sha256", s->archive_sha256,
@@ -151,6 +154,8 @@ static void from_json(dgm_snapshot *s, json_t *o, const char *dir)
 	s->db_copy = jstr_opt(db, "copy");
 	s->pitr = dgm_pgbr_point_from_json(json_object_get(db, "pgbackrest"));
 	s->has_dump = !s->pitr && (!fmt || strcmp(fmt, "copy") != 0);
+	snprintf(s->catalog_sha256, sizeof(s->catalog_sha256), "%s",
+		 json_string_value(json_object_get(db, "catalog_sha256")) ?: "");
 	s->toc_entries = (int)json_integer_value(json_object_get(db, "toc_entries"));
 	s->db_bytes = json_integer_value(json_object_get(db, "bytes"));
 	snprintf(s->db_sha256, sizeof(s->db_sha256), "%s",

@@ -12,6 +12,7 @@
 #include "dgm/buf.h"
 #include "dgm/clock.h"
 #include "dgm/fault.h"
+#include "dgm/fingerprint.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
 #include "internal.h"
@@ -34,9 +35,35 @@ int dgm_snapshot_drop_copy(const dgm_plan *plan, const char *name, dgm_error *er
 	return ret;
 }
 
+/* The copy's schema fingerprint is the one the source had (recorded in
+ * the same session that read its revisions, before the copy). */
+static int check_catalog(const dgm_snapshot *s, const dgm_plan *plan, dgm_error *err)
+{
+	dgm_fingerprint fp = DGM_FINGERPRINT_INIT;
+	PGconn *conn = NULL;
+	int ret = -1;
+
+	if (dgm_pg_connect_db(&conn, plan->database.url, s->db_copy, "dgmigrate snapshot", err) ||
+	    dgm_fingerprint_take(&fp, conn, plan->alembic.version_table,
+				 plan->alembic.version_schema, err))
+		goto out;
+	if (strcmp(fp.sha256, s->catalog_sha256) != 0) {
+		dgm_error_set(err, DGM_E_RUN, "database '%s' has catalog fingerprint %.16s... where "
+			      "its source had %.16s... when copied", s->db_copy, fp.sha256,
+			      s->catalog_sha256);
+		goto out;
+	}
+	ret = 0;
+out:
+	dgm_fingerprint_free(&fp);
+	dgm_pg_close(conn);
+	return ret;
+}
+
 int dgm_snapshot_check_copy(const dgm_snapshot *s, const dgm_plan *plan, dgm_error *err)
 {
-	if (dgm_snapshot_check_db_revisions(plan, s, s->db_copy, err)) {
+	if (dgm_snapshot_check_db_revisions(plan, s, s->db_copy, err) ||
+	    (s->catalog_sha256[0] && check_catalog(s, plan, err))) {
 		dgm_error_prefix(err, "snapshot '%s' (a copy of database '%s')", s->id, s->database);
 		return -1;
 	}

@@ -15,6 +15,7 @@
 #include "dgm/dump.h"
 #include "dgm/fs.h"
 #include "dgm/fault.h"
+#include "dgm/fingerprint.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
 #include "dgm/pgbackrest.h"
@@ -76,8 +77,22 @@ static void *archive_thread(void *arg)
 	return NULL;
 }
 
-/* Revisions and WAL position at the time of the snapshot. */
-static int record_db_state(dgm_snapshot *s, const dgm_plan *plan, dgm_error *err)
+/* The schema fingerprint a copy-first snapshot's copy must match. */
+static int record_catalog(dgm_snapshot *s, PGconn *conn, const dgm_plan *plan, dgm_error *err)
+{
+	dgm_fingerprint fp = DGM_FINGERPRINT_INIT;
+	int ret = dgm_fingerprint_take(&fp, conn, plan->alembic.version_table,
+				       plan->alembic.version_schema, err);
+
+	if (ret == 0)
+		memcpy(s->catalog_sha256, fp.sha256, sizeof(s->catalog_sha256));
+	dgm_fingerprint_free(&fp);
+	return ret;
+}
+
+/* Revisions and WAL position at the time of the snapshot (and, for a
+ * copy that gates a release alone, the catalog fingerprint). */
+static int record_db_state(dgm_snapshot *s, const dgm_plan *plan, bool catalog, dgm_error *err)
 {
 	PGconn *conn = NULL;
 	PGresult *res = NULL;
@@ -103,6 +118,8 @@ static int record_db_state(dgm_snapshot *s, const dgm_plan *plan, dgm_error *err
 	if (dgm_pg_query(&res, conn, DGM_SNAPSHOT_WRITES_SQL, 0, NULL, err))
 		goto out;
 	s->writes = dgm_xstrdup(PQgetvalue(res, 0, 0));
+	if (catalog && record_catalog(s, conn, plan, err))
+		goto out;
 	ret = 0;
 out:
 	PQclear(res);
@@ -167,12 +184,14 @@ static void fill_store(dgm_snapshot *s, const archive_job *j)
 }
 
 /* The database: a server-side copy (the dump, if one is asked for too,
- * is taken from the copy: both hold the same), else a dump. */
-static int db_part(dgm_snapshot *s, const dgm_plan *plan, dgm_snapshot_db mode,
+ * is taken from the copy: both hold the same; copy-first, later), else
+ * a dump. */
+static int db_part(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_opts *opts,
 		   const char *partial, volatile sig_atomic_t *failed, dgm_error *err)
 {
 	if (plan->snapshot.engine == DGM_ENGINE_PGBACKREST)
 		return dgm_pgbr_snapshot(&s->pitr, plan, s->id, err);
+	dgm_snapshot_db mode = opts ? opts->db : DGM_SNAPSHOT_DUMP;
 	bool copied = mode != DGM_SNAPSHOT_DUMP &&
 		      dgm_snapshot_copy_db(s, plan, mode == DGM_SNAPSHOT_COPY ? "safe" : "snap",
 					   mode == DGM_SNAPSHOT_COPY_DUMP);
@@ -279,6 +298,29 @@ out:
 	return id;
 }
 
+/* Copy-first: the checked copy alone completes the snapshot; its dump
+ * and the store archive follow beside the release (dump_copy.c). Where
+ * no copy can be made, *opts becomes a plain dump's (no second try),
+ * held in dump_only. */
+static bool copy_first(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_opts **opts,
+		       dgm_snapshot_opts *dump_only)
+{
+	const dgm_snapshot_opts *in = *opts;
+
+	if (!in || !in->copy_first || in->db != DGM_SNAPSHOT_COPY_DUMP ||
+	    plan->snapshot.engine == DGM_ENGINE_PGBACKREST)
+		return false;
+	if (dgm_snapshot_copy_db(s, plan, "snap", true)) {
+		s->dump_pending = true;
+		s->store_pending = plan->model_store.path != NULL;
+		return true;
+	}
+	*dump_only = *in;
+	dump_only->db = DGM_SNAPSHOT_DUMP;
+	*opts = dump_only;
+	return false;
+}
+
 /* Both halves at once; if one fails the other is stopped (pg_dump) or
  * waited for (the archive), and the first cause is reported. */
 static int take_both(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_opts *opts,
@@ -288,10 +330,13 @@ static int take_both(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_o
 	archive_job job = { .plan = plan, .failed = &failed, .err = DGM_ERROR_INIT,
 			    .progress = DGM_PROGRESS_INIT("model store", "MiB") };
 	bool threaded = plan->model_store.path != NULL;
+	dgm_snapshot_opts dump_only;
 	pthread_t tid;
 	int rc = 0;
 
 	failed = 0;
+	if (copy_first(s, plan, &opts, &dump_only))
+		return 0;
 	if (threaded && opts && opts->store_like && link_store(s, plan, opts->store_like, partial))
 		threaded = false;
 	job.dest = dgm_xasprintf("%s/models.tar.zst", partial);
@@ -301,7 +346,7 @@ static int take_both(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_o
 		free(job.base_id);
 		return dgm_error_set(err, DGM_E_RUN, "cannot start the archive thread");
 	}
-	rc = db_part(s, plan, opts ? opts->db : DGM_SNAPSHOT_DUMP, partial, &failed, err);
+	rc = db_part(s, plan, opts, partial, &failed, err);
 	if (threaded) {
 		pthread_join(tid, NULL);
 		if (job.rc == 0)
@@ -316,6 +361,83 @@ static int take_both(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_o
 	free(job.dest);
 	free(job.base_id);
 	return rc;
+}
+
+static const char *const store_files[] = {
+	"models.tar.zst", "models.tar.zst.tmp", "models.tar.zst.manifest.json",
+	"models.tar.zst.manifest.json.tmp", NULL
+};
+
+void dgm_snapshot_discard_store(const dgm_snapshot *s)
+{
+	if (s->has_store)
+		return;
+	for (size_t i = 0; store_files[i]; i++) {
+		char *path = dgm_xasprintf("%s/%s", s->dir, store_files[i]);
+
+		if (unlink(path) != 0 && errno != ENOENT)
+			dgm_warn("cannot remove '%s': %s", path, strerror(errno));
+		free(path);
+	}
+}
+
+int dgm_snapshot_archive_store(dgm_snapshot_store *out, const dgm_snapshot *s,
+			       const dgm_plan *plan, dgm_error *err)
+{
+	volatile sig_atomic_t failed = 0;
+	archive_job job = { .plan = plan, .failed = &failed, .err = DGM_ERROR_INIT,
+			    .progress = DGM_PROGRESS_INIT("model store", "MiB") };
+
+	memset(out, 0, sizeof(*out));
+	if (s->has_store || !plan->model_store.path)
+		return dgm_error_set(err, DGM_E_RUN, "snapshot '%s' has %s", s->id, s->has_store ?
+				     "its store archive already" : "no model store to archive");
+	/* what a killed run's try left (resume archives again) */
+	dgm_snapshot_discard_store(s);
+	/* the order tests hold the archive here */
+	dgm_fault_point("snapshot.archive");
+	job.dest = dgm_xasprintf("%s/models.tar.zst", s->dir);
+	job.base_id = pick_base(plan);
+	archive_thread(&job);
+	if (job.rc == 0 && dgm_fs_fsync_path(s->dir, &job.err))
+		job.rc = -1;
+	if (job.rc == 0) {
+		snprintf(out->archive_sha256, sizeof(out->archive_sha256), "%s",
+			 job.manifest.archive_sha256);
+		out->archive_bytes = job.manifest.archive_bytes;
+		out->content_bytes = job.manifest.content_bytes;
+		out->entries = (long long)job.manifest.n_entries;
+		out->ms = job.ms;
+	} else {
+		*err = job.err;
+		dgm_snapshot_discard_store(s);
+		dgm_error_prefix(err, "the model store archive of snapshot '%s' failed", s->id);
+	}
+	dgm_archive_manifest_free(&job.manifest);
+	free(job.dest);
+	free(job.base_id);
+	return job.rc;
+}
+
+int dgm_snapshot_add_store(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_store *st,
+			   dgm_error *err)
+{
+	s->has_store = true;
+	free(s->store);
+	s->store = dgm_xstrdup(plan->model_store.path);
+	memcpy(s->archive_sha256, st->archive_sha256, sizeof(s->archive_sha256));
+	s->archive_bytes = st->archive_bytes;
+	s->content_bytes = st->content_bytes;
+	s->entries = st->entries;
+	s->archive_ms = st->ms;
+	if (dgm_snapshot_write_manifest(s, plan, s->dir, err) || dgm_fs_fsync_path(s->dir, err)) {
+		/* the manifest on disk names no archive: nor does the one in memory */
+		s->has_store = false;
+		dgm_error_prefix(err, "cannot add the store archive to snapshot '%s'", s->id);
+		return -1;
+	}
+	s->store_pending = false;
+	return 0;
 }
 
 /* Checksums, manifest (with the timings so far), flush, rename. */
@@ -394,7 +516,7 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 	s->created = (long long)time(NULL);
 	if (dgm_fs_mkdir_p(plan->snapshot.directory, 0700, err) || check_space(plan, err))
 		goto out;
-	if (record_db_state(s, plan, err))
+	if (record_db_state(s, plan, opts && opts->copy_first && opts->db != DGM_SNAPSHOT_DUMP, err))
 		goto out;
 	/* what a killed snapshot of this database left: the caller holds
 	 * the database's lock, so no other run is writing one */
@@ -406,7 +528,9 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 		goto out;
 	dgm_info("snapshot '%s': %s (%s, %d jobs) and model store archive, in parallel", s->id,
 		 !opts || opts->db == DGM_SNAPSHOT_DUMP ? "pg_dump" : opts->db == DGM_SNAPSHOT_COPY ?
-		 "server-side copy of the database, else pg_dump" :
+		 "server-side copy of the database, else pg_dump" : opts->copy_first ?
+		 "server-side copy of the database (its pg_dump and the store archive follow "
+		 "beside the release), else pg_dump" :
 		 "server-side copy of the database, then pg_dump of it",
 		 s->format == DGM_DUMP_DIRECTORY ? "directory" : "custom", plan->snapshot.jobs);
 	if (take_both(s, plan, opts, partial, err))
@@ -415,7 +539,7 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 	if (finish(s, plan, partial, start, start + s->dump_ms, err))
 		goto out;
 	ret = 0;
-	if (opts && opts->db == DGM_SNAPSHOT_COPY_DUMP) {
+	if (opts && opts->db == DGM_SNAPSHOT_COPY_DUMP && s->has_dump) {
 		dgm_error e = DGM_ERROR_INIT;
 
 		if (dgm_snapshot_trim_copies(plan, plan->snapshot.keep_copies, &e))

@@ -60,6 +60,7 @@ for fn in $(declare -F | awk '{print $3}' | grep '^test_'); do
 	work="$DGM_WORK/$base.$fn"
 	mkdir -p "$work"
 	log="$work/test.log"
+	cluster_ensure >/dev/null 2>&1
 	start=$(date +%s%N)
 	db="${base}_${fn}"
 	[[ -n ${DGM_CURRENT:-} ]] && echo "$fn" >"$DGM_CURRENT"

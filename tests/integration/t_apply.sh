@@ -99,3 +99,111 @@ test_preflight_reports_every_problem_at_once() {
 	expect_err "FAIL  repository"
 	[[ $(revisions) == 5e9f3b7a1c62 ]] || fail "the database changed"
 }
+
+# plan.yaml for TAG with a lint section (printf escapes in EXTRA): a lock
+# on a table of 64 kB or more is an error.
+lint_plan() {
+	write_plan plan.yaml "$1"
+	printf 'lint:\n  thresholds:\n    error_size: 64kB\n%b' "$2" >>plan.yaml
+}
+
+# invoices with 5000 rows: v1.6-leaky's index on it is then an error.
+fill_invoices() {
+	psql_db "$TEST_DB" -c "INSERT INTO invoices (organization_id, number, amount_cents)
+		    SELECT (SELECT min(id) FROM organizations), 'n' || g, g FROM generate_series(1, 5000) g" \
+		-c "ANALYZE invoices" >/dev/null
+}
+
+test_lint_reaching_fail_on_refuses_and_changes_nothing() {
+	at_v15
+	fill_invoices
+	before=$(db_fingerprint "$TEST_DB")
+	head=$(git -C app rev-parse HEAD)
+	lint_plan v1.6-leaky ""
+	run_dgm apply plan.yaml
+	expect_rc 1
+	expect_err "FAIL  lint"
+	# the revision, its file, the rule, the table and the fix
+	expect_err "migrations/versions/f3b9d6a1e842_index_issued_invoices_by_due_date.py:23 (upgrade f3b9d6a1e842, sql line"
+	expect_err "error add-index-non-concurrent (index 'ix_invoices_due_date') on 'invoices' reaches lint.fail_on 'error'"
+	expect_err "fix: CREATE INDEX CONCURRENTLY"
+	# how to suppress it
+	expect_err "'# dgmigrate: allow add-index-non-concurrent -- <reason>' in migrations/versions/f3b9d6a1e842_index_issued_invoices_by_due_date.py"
+	expect_err "lint.ignore: [add-index-non-concurrent]"
+	# before anything changed: no snapshot, no checkout, no migration
+	[[ "$before" == "$(db_fingerprint "$TEST_DB")" ]] || fail "the database changed"
+	[[ $(git -C app rev-parse HEAD) == "$head" ]] || fail "HEAD moved"
+	[[ -z "$(ls backups 2>/dev/null | grep -v state)" ]] || fail "a snapshot was taken"
+	# the refused run's report holds the findings
+	report=$(ls backups/state/reports/*.md | sed -n 1p)
+	grep -q ": error add-index-non-concurrent on 'invoices'$" "$report" || fail "report: $(cat "$report")"
+}
+
+test_lint_finding_suppressed_by_the_plan_lets_apply_proceed() {
+	at_v15
+	fill_invoices
+	lint_plan v1.6-leaky "  ignore: [add-index-non-concurrent]\n"
+	run_dgm apply plan.yaml
+	expect_rc 0
+	expect_err "ok    lint"
+	expect_err "lint: migrations/versions/f3b9d6a1e842_index_issued_invoices_by_due_date.py:23 (upgrade f3b9d6a1e842, sql line"
+	expect_err "suppressed: add-index-non-concurrent (lint.ignore)"
+	[[ $(revisions) == f3b9d6a1e842 ]] || fail "revision after apply: $(revisions)"
+	# the run's report lists it too
+	report=$(ls backups/state/reports/*.md | sed -n 1p)
+	grep -q "^## Lint (preflight)" "$report" || fail "no lint in the report: $(cat "$report")"
+	grep -q "(upgrade f3b9d6a1e842, sql line [0-9]*): suppressed add-index-non-concurrent on 'invoices' (lint.ignore)" "$report" ||
+		fail "the report does not list what was suppressed: $(cat "$report")"
+	python3 - "${report%.md}.json" <<'PY' || fail "report JSON: $(cat "${report%.md}.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["outcome"] == "success" and r["lint"]["suppressed"] == 1, r.get("lint")
+assert any(f["rule"] == "add-index-non-concurrent" and f["suppressed"] == "lint.ignore" for f in r["lint"]["findings"])
+PY
+}
+
+test_lint_finding_allowed_in_the_revision_file_lets_apply_proceed() {
+	at_v15
+	fill_invoices
+	local f
+	f=$(cd app && git ls-tree -r --name-only v1.6-leaky | grep f3b9d6a1e842)
+	(cd app && git checkout -q v1.6-leaky &&
+		sed -i 's/^def upgrade() -> None:/# dgmigrate: allow add-index-non-concurrent -- built at night\n&/' "$f" &&
+		git -c user.name=t -c user.email=t@t commit -qam allow && git tag v1.6-lint &&
+		git checkout -q v1.5)
+	lint_plan v1.6-lint ""
+	run_dgm apply plan.yaml
+	expect_rc 0
+	expect_err "suppressed: add-index-non-concurrent (# dgmigrate: allow in $f: built at night)"
+	[[ $(revisions) == f3b9d6a1e842 ]] || fail "revision after apply: $(revisions)"
+}
+
+test_dry_run_shows_lint_findings_after_the_sql() {
+	at_v15
+	fill_invoices
+	lint_plan v1.6-leaky ""
+	run_dgm apply --dry-run plan.yaml
+	# the lint's refusal is the dry run's verdict, yet everything is shown
+	expect_rc 1
+	expect_out "CREATE INDEX ix_invoices_due_date"
+	expect_out "-- lint of the upgrade and downgrade SQL"
+	expect_out "(upgrade f3b9d6a1e842, sql line"
+	expect_out "error: add-index-non-concurrent: index 'ix_invoices_due_date'"
+	expect_out "fix: CREATE INDEX CONCURRENTLY"
+	expect_out "apply would refuse: a finding reaches lint.fail_on 'error'"
+	[[ "$(sed -n '/-- SQL of/=' <<<"$out")" -lt "$(sed -n '/-- lint of/=' <<<"$out")" ]] ||
+		fail "the findings are not after the SQL"
+	# --json: one lint event, as lint --json's document
+	run_dgm apply --dry-run --json plan.yaml
+	expect_rc 1
+	python3 - "$out" <<'PY' || fail "no lint event: $out"
+import json, sys
+ev = [json.loads(l) for l in sys.argv[1].splitlines() if l.startswith("{")]
+lint = [e for e in ev if e.get("event") == "lint"]
+assert len(lint) == 1, ev
+l = lint[0]
+assert l["fails"] is True and l["fail_on"] == "error", l
+assert any(f["rule"] == "add-index-non-concurrent" and f["revision"] == "f3b9d6a1e842"
+           for f in l["findings"]), l["findings"]
+PY
+}

@@ -1,7 +1,8 @@
 # t_crash.sh - apply and rollback killed (SIGKILL to the process group) at
 # step boundaries and at points inside the snapshot, the server-side copy,
-# the upgrade, the downgrade and the store restore, then `resume`; and the
-# server stopped in the middle of the upgrade. Every point is reached for
+# the upgrade, the downgrade and the store restore, and in the steps of a
+# copy-first apply (the dump of the copy beside the release), then
+# `resume`; and the server stopped in the middle of the upgrade. Every point is reached for
 # sure, never after a sleep: DGMIGRATE_FAULT_KILL_AT (a step boundary),
 # DGMIGRATE_FAULT_WAIT_AT (dgmigrate waits at a named point), or a table
 # lock the test holds, which stops alembic inside its transaction.
@@ -187,6 +188,9 @@ expect_no_leaks() {
 	if [[ $CHECK_LEAKS == 1 ]]; then
 		[[ -z $(find backups -maxdepth 1 -name '*.partial') ]] ||
 			fail "partial snapshot folders left: $(ls backups)"
+		# nor a copy-first snapshot's unfinished dump or archive
+		[[ -z $(find backups -mindepth 2 -maxdepth 2 -name 'db*.partial' -o -name '*.tmp') ]] ||
+			fail "a partial dump or archive left: $(find backups -mindepth 2 -maxdepth 2 -name 'db*.partial' -o -name '*.tmp')"
 		for copy in $(psql_db postgres -c "SELECT datname FROM pg_database WHERE
 				datname LIKE '${TEST_DB:0:30}\_dgm\_%'"); do
 			grep -rqsF -- "$copy" backups/*/manifest.json ||
@@ -263,15 +267,59 @@ test_apply_and_rollback_killed_anywhere_are_settled() {
 	[[ $at == 15 ]]
 }
 
-cluster_running() { as_pg "$PGBIN/pg_ctl" -D "$DGM_PGHOST/data" status >/dev/null 2>&1; }
+# ---- copy-first apply: the dump of the server-side copy beside the release ----
 
-# As cluster_start starts it (lib.sh), on the same socket and port.
-cluster_restart() {
-	cluster_running && return 0
-	as_pg "$PGBIN/pg_ctl" -D "$DGM_PGHOST/data" -l "$DGM_PGHOST/server.log" -w -t 60 \
-		-o "-k $DGM_PGHOST -p $DGM_PGPORT -c listen_addresses='' -c fsync=off -c max_connections=60" \
-		start >/dev/null
+journal_has() { grep -q "$1" "$(ls -t backups/state/journal/*.jsonl | head -n 1)"; }
+# no hooks.after in these plans: live once the store archive is in
+live() { journal_has '"step":"archive","phase":"done"'; }
+newest_apply_snapshot() { grep -l '"kind": "pre-apply"' backups/*/manifest.json | sort | tail -n 1; }
+posted() { journal_has '"step":"postconditions","phase":"done"'; }
+expect_archive_added() {
+	[[ $(jq -r .model_store.entries "$(newest_apply_snapshot)") -ge 1 ]] ||
+		fail "the snapshot has no store archive: $(jq -c .model_store "$(newest_apply_snapshot)")"
 }
+expect_dump_added() {
+	[[ $(jq -r .database.format "$(newest_apply_snapshot)") == directory ]] ||
+		fail "the snapshot has no dump: $(jq -c .database "$(newest_apply_snapshot)")"
+}
+to_v15() { run_dgm rollback --to v1.5 plan.yaml; expect_rc 0; expect_settled; [[ $at == 15 ]]; }
+
+# The release goes live while the dump is held (DGMIGRATE_FAULT_WAIT_AT=
+# snapshot.dump); killed then, or inside that pg_dump once let go, resume
+# completes the run with its dump; killed upgraded while the store archive
+# is held, resume completes it with its archive; killed as the dump step
+# starts (before the checkout), resume undoes it.
+test_copy_first_apply_killed_in_its_new_steps_is_settled() {
+	crash_setup
+	to_v15
+	start_at snapshot.archive apply plan.yaml
+	wait_until "the postconditions to pass" posted
+	kill_group; settle
+	[[ $at == 16 ]] || fail "an apply killed after its upgrade is completed"
+	expect_archive_added
+	expect_dump_added
+	to_v15
+	start_at snapshot.dump apply plan.yaml
+	wait_until "the release to go live" live
+	kill_group; settle
+	[[ $at == 16 ]] || fail "an apply killed once live is completed"
+	expect_dump_added
+	to_v15
+	DGMIGRATE_FAULT_KILL_AT=snapshot-dump start_at snapshot.dump apply plan.yaml
+	wait_until "the release to go live" live
+	rm -f wait.flag
+	wait "$bgpid" && rc=0 || rc=$?
+	[[ $rc == 137 ]] || fail "expected the run to be killed inside pg_dump, exit $rc: $(tail -3 bg.err)"
+	settle
+	[[ $at == 16 ]] || fail "an apply killed inside its dump once live is completed"
+	expect_dump_added
+	to_v15
+	kill_at_step dump apply plan.yaml; settle
+	[[ $at == 15 ]] || fail "an apply killed before its checkout is undone"
+}
+
+# As cluster_start started it (lib.sh), on the same socket and port.
+cluster_restart() { cluster_ensure; }
 
 test_server_stopped_during_the_upgrade_leaves_the_run_to_resume() {
 	crash_setup 15

@@ -36,8 +36,10 @@ test_index_on_a_big_table_is_an_error() {
 	lint_plan v1.6-leaky "  thresholds:\n    error_size: 64kB\n"
 	run_dgm lint plan.yaml
 	expect_rc 1
-	expect_out "(upgrade f3b9d6a1e842, sql line"
+	expect_out "f3b9d6a1e842_index_issued_invoices_by_due_date.py:23 (upgrade f3b9d6a1e842, sql line"
 	expect_out "error: add-index-non-concurrent: index 'ix_invoices_due_date'"
+	# the leaky downgrade's op.execute("DROP INDEX ...")
+	expect_out "f3b9d6a1e842_index_issued_invoices_by_due_date.py:36 (downgrade f3b9d6a1e842, sql line"
 	expect_out "SHARE lock on 'invoices' ("
 	expect_out "~5000 rows"
 	expect_out "fix: CREATE INDEX CONCURRENTLY"
@@ -77,6 +79,8 @@ f = ix[0]
 assert f["severity"] == "error" and f["table"] == "invoices" and f["lock"] == "SHARE", f
 assert f["revision"] == "f3b9d6a1e842" and f["table_rows"] == 5000 and f["table_bytes"] > 65536, f
 assert f["file"].endswith("f3b9d6a1e842_index_issued_invoices_by_due_date.py"), f
+# the line of the op.create_index call the statement comes from
+assert f["file_line"] == 23, f
 # the misspelt DROP INDEX of the leaky downgrade
 assert any(x["direction"] == "downgrade" and x["rule"] == "drop-index-non-concurrent"
            for x in doc["findings"]), doc["findings"]

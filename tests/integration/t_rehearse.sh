@@ -255,3 +255,78 @@ test_wait_lock_proceeds_once_the_holder_is_done() {
 	expect_rc 0
 	rh_expect_no_scratch
 }
+
+# Tag v1.7-rewrite: v1.6 and one more revision that rewrites invoices
+# (amount_cents bigint -> numeric, and back in its downgrade).
+rh_tag_rewrite() {
+	(cd app && git checkout -q v1.6 && cat > migrations/versions/d2f5a8c1e3b7_amounts_as_numeric.py <<'PY' &&
+"""amounts as numeric
+
+Revision ID: d2f5a8c1e3b7
+Revises: b6e14d8a0f97
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "d2f5a8c1e3b7"
+down_revision = "b6e14d8a0f97"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.alter_column("invoices", "amount_cents", type_=sa.Numeric(20, 0),
+                    existing_type=sa.BigInteger(), existing_nullable=False)
+
+
+def downgrade() -> None:
+    op.alter_column("invoices", "amount_cents", type_=sa.BigInteger(),
+                    existing_type=sa.Numeric(20, 0), existing_nullable=False,
+                    postgresql_using="amount_cents::bigint")
+PY
+		git add -A && git -c user.name=t -c user.email=t@t commit -qm rewrite && git tag v1.7-rewrite &&
+		git checkout -q v1.5)
+}
+
+test_rewrite_shows_the_lock_measured_beside_its_finding() {
+	rh_at_v15
+	rh_tag_rewrite
+	write_plan plan.yaml v1.7-rewrite
+	run_dgm rehearse plan.yaml
+	expect_rc 0
+	# the finding, and beside it the lock measured on the copy (how long
+	# depends on the machine: only that it is there, never a value)
+	expect_out "lint  migrations/versions/d2f5a8c1e3b7_amounts_as_numeric.py:16 (upgrade d2f5a8c1e3b7, sql line"
+	expect_out "alter-column-type on 'invoices': held ACCESS EXCLUSIVE on invoices for "
+	expect_out "on a copy of the real data (upgrade"
+	json=$(rh_report json) md=$(rh_report md)
+	python3 - "$json" <<'PY' || fail "report: $(cat "$json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+lint = r["lint"]
+assert [p["direction"] for p in lint["linted"]] == ["upgrade", "downgrade"], lint["linted"]
+for direction in ("upgrade", "downgrade"):
+    f = [f for f in lint["findings"] if f["rule"] == "alter-column-type" and f["direction"] == direction]
+    assert len(f) == 1, (direction, lint["findings"])
+    f = f[0]
+    assert f["revision"] == "d2f5a8c1e3b7" and f["table"] == "invoices", f
+    assert f["file_line"] == (16 if direction == "upgrade" else 21), f
+    m = f["measured"]
+    assert m is not None, f
+    assert m["direction"] == direction and m["table"] == "invoices" and m["mode"] == "ACCESS EXCLUSIVE", m
+    # the revision: the one alembic said it ran (sampled), or the one
+    # alembic_version says runs next (seen at a DDL end)
+    assert m["revision"] == "d2f5a8c1e3b7", m
+    assert isinstance(m["held_ms"], int) and m["held_ms"] >= 0, m
+    assert m["measured_by"] in ("sampling", "ddl-trace") and m["text"].startswith("held ACCESS EXCLUSIVE on invoices for"), m
+# per revision and per table, both directions
+holds = [(h["direction"], h["revision"], h["table"], h["mode"]) for h in r["lock_holds"]]
+for direction in ("upgrade", "downgrade"):
+    assert (direction, "d2f5a8c1e3b7", "invoices", "ACCESS EXCLUSIVE") in holds, holds
+# v1.6's CHECK on users, in its own revision
+assert ("upgrade", "b6e14d8a0f97", "users", "ACCESS EXCLUSIVE") in holds, holds
+PY
+	grep -q "## Lint findings, with the locks measured on the copy" "$md" || fail "markdown: $(cat "$md")"
+	grep -q "| upgrade | .* | invoices | ACCESS EXCLUSIVE |" "$md" || fail "markdown holds: $(cat "$md")"
+	rh_expect_no_scratch
+}

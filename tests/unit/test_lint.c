@@ -338,6 +338,87 @@ static void every_rule_is_documented(void **state)
 	}
 }
 
+/* A revision file as autogenerate and people write them. */
+static const char revfile[] =
+	"\"\"\"add due dates\n\nRevision ID: b2\n\"\"\"\n"          /* 1-4 */
+	"from alembic import op\nimport sqlalchemy as sa\n\n"               /* 5-7 */
+	"def upgrade() -> None:\n"                                         /* 8 */
+	"    op.add_column('invoices', sa.Column('due', sa.Date()))\n"      /* 9 */
+	"    op.create_index(\n"                                           /* 10 */
+	"        'ix_invoices_due',\n"                                     /* 11 */
+	"        'invoices',\n"                                            /* 12 */
+	"        ['due'],\n    )\n"                                        /* 13-14 */
+	"    op.create_index('ix_users_email', 'users', ['email'])\n"      /* 15 */
+	"    op.execute(\"UPDATE invoices SET due = issued + 30\")\n"      /* 16 */
+	"    with op.batch_alter_table('users') as batch_op:\n"            /* 17 */
+	"        batch_op.alter_column('email', type_=sa.Text())\n"        /* 18 */
+	"\n\ndef downgrade() -> None:\n"                                   /* 19-21 */
+	"    op.drop_index('ix_invoices_due', table_name='invoices')\n"    /* 22 */
+	"    op.drop_column('invoices', 'due')\n";                          /* 23 */
+
+static int source_line(const char *rule, const char *table, const char *detail,
+		       const char *func)
+{
+	dgm_lint_finding f = { 0 };
+
+	/* the statement's first word: what an op.execute must say */
+	f.stmt = !strncmp(rule, "update", 6) ? "UPDATE invoices SET due = issued + 30" :
+		 !strncmp(rule, "add-index", 9) ? "CREATE INDEX ..." :
+		 !strncmp(rule, "drop-index", 10) ? "DROP INDEX ..." : "ALTER TABLE ...";
+	f.rule = dgm_lint_rule_find(rule);
+	assert_non_null(f.rule);
+	f.table = (char *)table;
+	f.detail = (char *)detail;
+	return dgm_lint_source_line(revfile, func, &f);
+}
+
+static void finding_points_to_the_call_in_the_revision_file(void **state)
+{
+	/* the call that makes the statement, over several lines: its first */
+	assert_int_equal(source_line("add-index-non-concurrent", "invoices",
+				     "index 'ix_invoices_due'", "upgrade"), 10);
+	/* the same call on another table is another finding's */
+	assert_int_equal(source_line("add-index-non-concurrent", "users", "index 'ix_users_email'",
+				     "upgrade"), 15);
+	assert_int_equal(source_line("update-whole-table", "invoices", NULL, "upgrade"), 16);
+	/* batch operations, schema-qualified tables */
+	assert_int_equal(source_line("alter-column-type", "public.users", "column 'email' to text",
+				     "upgrade"), 18);
+	/* the downgrade's statements come from downgrade() */
+	assert_int_equal(source_line("drop-index-non-concurrent", NULL, "index 'ix_invoices_due'",
+				     "downgrade"), 22);
+	assert_int_equal(source_line("drop-column", "invoices", "column 'due'", "downgrade"), 23);
+	/* nothing names it, or no such function: the file, not a line */
+	assert_int_equal(source_line("drop-table", "orders", NULL, "upgrade"), 0);
+	/* an op.execute that names the table yet runs another statement */
+	assert_int_equal(source_line("drop-column", "invoices", "column 'due'", "upgrade"), 0);
+	assert_int_equal(dgm_lint_source_line("x = 1\n", "upgrade",
+					      &(dgm_lint_finding){ .rule = dgm_lint_rule_find("cluster") }), 0);
+}
+
+/* The template's id migration: two op.execute calls update the same
+ * table; each finding points to its own (the full-stack FastAPI
+ * template's d98dd8ec85a3 pointed both to the first). */
+static void two_updates_of_one_table_point_to_their_own_calls(void **state)
+{
+	static const char text[] =
+		"def upgrade():\n"                                                          /* 1 */
+		"    op.execute('UPDATE \"user\" SET new_id = uuid_generate_v4()')\n"       /* 2 */
+		"    op.execute('UPDATE item SET new_id = uuid_generate_v4()')\n"           /* 3 */
+		"    op.execute('UPDATE item SET new_owner_id = (SELECT new_id FROM \"user\" "
+		"WHERE \"user\".id = item.owner_id)')\n";                                 /* 4 */
+	dgm_lint_finding f = { .rule = dgm_lint_rule_find("update-whole-table"), .table = "item" };
+
+	f.stmt = "UPDATE item SET new_owner_id = (SELECT new_id FROM \"user\" WHERE \"user\".id = "
+		 "item.owner_id)";
+	assert_int_equal(dgm_lint_source_line(text, "upgrade", &f), 4);
+	f.stmt = "UPDATE item SET new_id = uuid_generate_v4()";
+	assert_int_equal(dgm_lint_source_line(text, "upgrade", &f), 3);
+	f.table = "user";
+	f.stmt = "UPDATE \"user\" SET new_id = uuid_generate_v4()";
+	assert_int_equal(dgm_lint_source_line(text, "upgrade", &f), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +442,8 @@ int main(void)
 		cmocka_unit_test(parse_error_names_the_line),
 		cmocka_unit_test(grading_by_size),
 		cmocka_unit_test(every_rule_is_documented),
+		cmocka_unit_test(finding_points_to_the_call_in_the_revision_file),
+		cmocka_unit_test(two_updates_of_one_table_point_to_their_own_calls),
 	};
 
 	return cmocka_run_group_tests_name("lint", tests, NULL, NULL);
