@@ -526,13 +526,17 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 	if (dgm_fs_mkdir_p(partial, 0700, err) ||
 	    dgm_snapshot_write_owner(partial, s->database, NULL, err))
 		goto out;
-	dgm_info("snapshot '%s': %s (%s, %d jobs) and model store archive, in parallel", s->id,
-		 !opts || opts->db == DGM_SNAPSHOT_DUMP ? "pg_dump" : opts->db == DGM_SNAPSHOT_COPY ?
-		 "server-side copy of the database, else pg_dump" : opts->copy_first ?
-		 "server-side copy of the database (its pg_dump and the store archive follow "
-		 "beside the release), else pg_dump" :
-		 "server-side copy of the database, then pg_dump of it",
-		 s->format == DGM_DUMP_DIRECTORY ? "directory" : "custom", plan->snapshot.jobs);
+	if (plan->snapshot.engine == DGM_ENGINE_PGBACKREST)
+		dgm_info("snapshot '%s': restore point in pgBackRest stanza '%s' and model store "
+			 "archive, in parallel", s->id, plan->pgbackrest.stanza);
+	else
+		dgm_info("snapshot '%s': %s (%s, %d jobs) and model store archive, in parallel", s->id,
+			 !opts || opts->db == DGM_SNAPSHOT_DUMP ? "pg_dump" : opts->db == DGM_SNAPSHOT_COPY ?
+			 "server-side copy of the database, else pg_dump" : opts->copy_first ?
+			 "server-side copy of the database (its pg_dump and the store archive follow "
+			 "beside the release), else pg_dump" :
+			 "server-side copy of the database, then pg_dump of it",
+			 s->format == DGM_DUMP_DIRECTORY ? "directory" : "custom", plan->snapshot.jobs);
 	if (take_both(s, plan, opts, partial, err))
 		goto out;
 	dgm_fault_point("snapshot.taken");

@@ -92,6 +92,8 @@ test_snapshot_is_a_restore_point() {
 	label=$(pgbr info --output=json | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['backup'][-1]['label'])")
 	run_dgm backups create plan.yaml
 	expect_rc 0
+	expect_err "restore point in pgBackRest stanza 'dgm' and model store archive"
+	expect_no "pg_dump ("
 	id=$(snapshot_id)
 	[[ -n $id && $out == "$id" ]] || fail "create printed '$out', folder '$id'"
 	[[ ! -e backups/$id/db && ! -e backups/$id/db.dump ]] || fail "a dump was taken"
