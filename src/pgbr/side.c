@@ -144,7 +144,8 @@ static void pause_ms(long ms)
 }
 
 /* Until recovery has reached the point and promoted (bounded by
- * timeouts.restore, else ten minutes). */
+ * timeouts.restore, else ten minutes): pg_ctl -w returns once the
+ * instance accepts connections, which a hot standby does before. */
 static int wait_promoted(side *sd, dgm_error *err)
 {
 	long limit = sd->plan->timeouts.restore_ms ? sd->plan->timeouts.restore_ms : 600000;
@@ -152,7 +153,9 @@ static int wait_promoted(side *sd, dgm_error *err)
 	PGconn *conn = NULL;
 	int ret = -1;
 
-	if (dgm_pg_connect(&conn, sd->url, "dgmigrate side restore", err))
+	/* the maintenance database: during recovery the restored database
+	 * may not exist yet (its CREATE DATABASE still to be replayed) */
+	if (dgm_pg_connect_db(&conn, sd->url, "postgres", "dgmigrate side restore", err))
 		return -1;
 	for (;;) {
 		PGresult *r = NULL;
