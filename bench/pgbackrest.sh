@@ -23,6 +23,8 @@ cd "$work"
 export FIXTURE_APP=$work/app-template
 bash "$ROOT/fixtures/build-app-repo.sh" "$FIXTURE_APP" >/dev/null
 pgbr_setup --no-backup
+# pgbr_setup sets its own EXIT trap (stop the cluster): remove the folder too
+trap 'pgbr_teardown; rm -rf "$work"' EXIT
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
