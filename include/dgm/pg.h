@@ -65,4 +65,7 @@ void dgm_pg_strings_free(char **list);
  * create or alter objects for it); else NULL. */
 char *dgm_pg_owner_to_act_for(PGconn *conn, const char *db);
 
+/* Whether the connected role is a superuser (false when it cannot be read). */
+bool dgm_pg_is_superuser(PGconn *conn);
+
 #endif

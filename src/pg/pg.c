@@ -300,3 +300,13 @@ char *dgm_pg_owner_to_act_for(PGconn *conn, const char *db)
 	PQclear(res);
 	return owner;
 }
+
+bool dgm_pg_is_superuser(PGconn *conn)
+{
+	PGresult *res = PQexec(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user");
+	bool super = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+		     !strcmp(PQgetvalue(res, 0, 0), "t");
+
+	PQclear(res);
+	return super;
+}

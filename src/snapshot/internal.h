@@ -104,6 +104,12 @@ int dgm_snapshot_drop_folded(const dgm_plan *plan, const dgm_snapshot_needs *nd,
 /* A restore point's database as a dump (restore_pitr.c): *view is snap
  * (sharing its strings: never freed) with the dump rebuilt from the
  * point into snap's folder; pitr_clean removes that dump again. */
+/* For a role that is not a superuser: pg_restore's list of dump without
+ * the grants on pg_catalog's objects, which only a superuser may give
+ * (written to dir/toc.list, *list its path, a warning names them); NULL
+ * when the whole dump can be restored. */
+int dgm_snapshot_toc_for_role(char **list, const char *dump, const char *dir, bool super,
+			      dgm_error *err);
 int dgm_snapshot_pitr_dump(dgm_snapshot *view, const dgm_plan *plan, const dgm_snapshot *snap,
 			   dgm_error *err);
 void dgm_snapshot_pitr_clean(const dgm_snapshot *snap);

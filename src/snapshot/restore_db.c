@@ -7,6 +7,7 @@
 
 #include "dgm/clock.h"
 #include "dgm/buf.h"
+#include "dgm/fs.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
 #include "dgm/restore.h"
@@ -21,18 +22,28 @@ static int maint(PGconn **conn, const dgm_plan *plan, dgm_error *err)
 }
 
 static int run_pg_restore(const dgm_plan *plan, const dgm_snapshot *snap, const char *db,
-			  dgm_error *err)
+			  bool super, dgm_error *err)
 {
 	char jobs[32], dbopt[300];
 	char *dump = dgm_xasprintf("%s/%s", snap->dir,
 				   snap->format == DGM_DUMP_DIRECTORY ? "db" : "db.dump");
-	const char *argv[] = { "pg_restore", "--exit-on-error", jobs, dbopt, dump, NULL };
+	char *work = dgm_xasprintf("%s/.restore-%s", plan->snapshot.directory, snap->id);
+	char *list = NULL;
+	const char *argv[] = { "pg_restore", "--exit-on-error", jobs, dbopt, dump, NULL, NULL, NULL };
+	dgm_error ignore = DGM_ERROR_INIT;
 	char **env = NULL;
 	int ret = -1;
 
 	snprintf(jobs, sizeof(jobs), "--jobs=%d", plan->snapshot.jobs);
 	/* the database name only: host, user and password come from PG* env */
 	snprintf(dbopt, sizeof(dbopt), "--dbname=%s", db);
+	if (dgm_fs_remove_tree(work, err) || dgm_fs_mkdir_p(work, 0700, err) ||
+	    dgm_snapshot_toc_for_role(&list, dump, work, super, err))
+		goto out;
+	if (list) {
+		argv[5] = "--use-list";
+		argv[6] = list;
+	}
 	if (dgm_pg_env(&env, plan->database.url, err) == 0) {
 		dgm_child c = { .argv = argv, .env_set = (const char *const *)env,
 				.env_unset = (const char *const[]){ "PGDATABASE", NULL },
@@ -40,7 +51,12 @@ static int run_pg_restore(const dgm_plan *plan, const dgm_snapshot *snap, const 
 
 		ret = dgm_run(&c, err);
 	}
+out:
 	dgm_pg_env_free(env);
+	dgm_fs_remove_tree(work, &ignore);
+	dgm_error_clear(&ignore);
+	free(list);
+	free(work);
 	free(dump);
 	return ret;
 }
@@ -133,7 +149,7 @@ int dgm_db_restore_stage(dgm_db_restore *r, const dgm_plan *plan, const dgm_snap
 		r->staged = true;
 		dgm_info("restoring snapshot '%s' into database '%s' (pg_restore, %d jobs)",
 			 snap->id, r->staging, plan->snapshot.jobs);
-		if (run_pg_restore(plan, snap, r->staging, err))
+		if (run_pg_restore(plan, snap, r->staging, dgm_pg_is_superuser(conn), err))
 			goto out;
 	}
 	if (dgm_snapshot_check_db_revisions(plan, snap, r->staging, err))

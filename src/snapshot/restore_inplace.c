@@ -31,6 +31,7 @@
 #include "dgm/pg.h"
 #include "dgm/restore.h"
 #include "dgm/run.h"
+#include "internal.h"
 
 static const char *prelude =
 	"SET client_min_messages = warning;\n"
@@ -137,20 +138,28 @@ static int child_env(char ***env, const dgm_plan *plan, const char *db, dgm_erro
 }
 
 static int run_scripts(const dgm_plan *plan, const dgm_snapshot *snap, const char *dir,
-		       const char *db, dgm_error *err)
+		       const char *db, bool super, dgm_error *err)
 {
 	char *dump = dgm_xasprintf("%s/%s", snap->dir,
 				   snap->format == DGM_DUMP_DIRECTORY ? "db" : "db.dump");
 	char *script = dgm_xasprintf("--file=%s/restore.sql", dir);
 	char *pre = dgm_xasprintf("%s/prelude.sql", dir), *body = dgm_xasprintf("%s/restore.sql", dir);
 	char *post = dgm_xasprintf("%s/epilogue.sql", dir);
-	const char *dump_argv[] = { "pg_restore", "--clean", "--if-exists", script, dump, NULL };
+	const char *dump_argv[] = { "pg_restore", "--clean", "--if-exists", script, dump, NULL, NULL,
+				    NULL };
+	char *list = NULL;
 	const char *psql_argv[] = { "psql", "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1",
 				    "--single-transaction", "--file", pre, "--file", body,
 				    "--file", post, NULL };
 	char **env = NULL;
 	int ret = -1;
 
+	if (dgm_snapshot_toc_for_role(&list, dump, dir, super, err))
+		goto out;
+	if (list) {
+		dump_argv[5] = "--use-list";
+		dump_argv[6] = list;
+	}
 	if (child_env(&env, plan, db, err) == 0) {
 		dgm_child pr = { .argv = dump_argv, .timeout_ms = plan->timeouts.restore_ms };
 		dgm_child ps = { .argv = psql_argv, .env_set = (const char *const *)env,
@@ -163,7 +172,9 @@ static int run_scripts(const dgm_plan *plan, const dgm_snapshot *snap, const cha
 			ret = dgm_run(&ps, err);
 		}
 	}
+out:
 	dgm_pg_env_free(env);
+	free(list);
 	free(dump);
 	free(script);
 	free(pre);
@@ -218,6 +229,7 @@ int dgm_db_restore_in_place(const dgm_plan *plan, const dgm_snapshot *snap, bool
 	dgm_error ignore = DGM_ERROR_INIT;
 	char *dir = dgm_xasprintf("%s/restore-%s", plan->state_dir, snap->id);
 	char *db = NULL;
+	bool super;
 	int ret = -1;
 
 	if (!snap->has_dump) {
@@ -235,9 +247,10 @@ int dgm_db_restore_in_place(const dgm_plan *plan, const dgm_snapshot *snap, bool
 	    write_file(dir, "epilogue.sql", dgm_buf_cstr(&post), err) ||
 	    end_sessions(conn, terminate, err))
 		goto out;
+	super = dgm_pg_is_superuser(conn);
 	dgm_pg_close(conn);
 	conn = NULL;
-	ret = run_scripts(plan, snap, dir, db, err);
+	ret = run_scripts(plan, snap, dir, db, super, err);
 out:
 	dgm_fs_remove_tree(dir, &ignore);
 	dgm_error_clear(&ignore);
