@@ -169,6 +169,14 @@ static void check_database(pf *p)
 	dgm_pg_close(conn);
 }
 
+static const char *snapshot_way(const dgm_plan *plan, bool copy)
+{
+	if (plan->snapshot.engine == DGM_ENGINE_PGBACKREST)
+		return "a pgBackRest restore point (the pgbackrest checks below)";
+	return copy ? "server-side copy (it gates the release), then pg_dump of it and the store "
+		      "archive beside the release" : "pg_dump";
+}
+
 /* Which way apply's snapshot and a later restore will go for this role,
  * said before anything changes; every way that is not the first choice
  * is a warning. An apply that no restore could undo is refused unless
@@ -182,7 +190,7 @@ static void say_paths(pf *p, const dgm_db_caps *c)
 	dgm_restore_path path = dgm_db_caps_restore_path(c, true, why, sizeof(why));
 	dgm_error e = DGM_ERROR_INIT;
 
-	if (plan->snapshot.keep_copies > 0 && !copy)
+	if (plan->snapshot.keep_copies > 0 && !copy && plan->snapshot.engine == DGM_ENGINE_DUMP)
 		dgm_warn("no server-side copy (%s): apply's snapshot will be a pg_dump", copy_why);
 	if (path == DGM_RESTORE_IN_PLACE)
 		dgm_warn("%s: a restore will run in place (pg_restore --clean in one transaction)",
@@ -201,8 +209,8 @@ static void say_paths(pf *p, const dgm_db_caps *c)
 			 "role", why);
 	dgm_check_ok(&p->cl, "privileges", "role '%s' (%s, %s '%s'): snapshot by %s; %s%s",
 		     c->role, c->super ? "superuser" : c->createdb ? "CREATEDB" : "no CREATEDB",
-		     c->owns ? "owns" : "does not own", c->database, copy ?
-		     "server-side copy (it gates the release), then pg_dump of it and the store archive beside the release" : "pg_dump", dgm_restore_path_text(path),
+		     c->owns ? "owns" : "does not own", c->database, snapshot_way(plan, copy),
+		     dgm_restore_path_text(path),
 		     c->can_signal ? "" : "; a restore can end only this role's own sessions "
 		     "(no pg_signal_backend)");
 }

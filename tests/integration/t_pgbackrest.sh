@@ -31,6 +31,9 @@ test_preflight_names_each_check() {
 	expect_check ok "restore point" "role 'dgm' may create restore points"
 	expect_check ok restore "side: a restore rebuilds the database"
 	expect_check ok repository "MiB free in '$PWD/pgbr/repo'"
+	# the role's line says the engine's snapshot, not a server-side copy
+	expect_check ok privileges "snapshot by a pgBackRest restore point"
+	expect_no "no server-side copy"
 }
 
 test_preflight_refuses_broken_archiving() {
