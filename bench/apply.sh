@@ -301,9 +301,17 @@ reset() {
 	settle_io
 }
 
+# ml_checks: the checklist's last step, one psql check per new table.
+ml_checks() {
+	local t
+	for t in $ML_TABLES; do
+		psql -X -At -v ON_ERROR_STOP=1 -c "SELECT 'public.$t'::regclass" || return 1
+	done
+}
+
 # naive: the checklist by hand; each step's time goes to naive.steps.
 naive() {
-	local t s=$(now_ns) steps=""
+	local s=$(now_ns) steps=""
 	lap() { local e; e=$(now_ns); steps+="${steps:+, }$1 $(secs $(((e - s) / 1000000)))"; s=$e; }
 	pg_dump >out/plain.sql || return 1
 	lap pg_dump
@@ -311,9 +319,7 @@ naive() {
 	lap tar
 	git -C app checkout -q v1.6 && (cd app && alembic upgrade head) || return 1
 	lap "checkout+upgrade"
-	for t in $ML_TABLES; do
-		psql -X -At -v ON_ERROR_STOP=1 -c "SELECT 'public.$t'::regclass" || return 1
-	done
+	ml_checks || return 1
 	lap checks
 	echo "$steps" >"$work/naive.steps"
 }
@@ -321,7 +327,7 @@ naive() {
 # compressed directory dump beside a multi-threaded zstd tar of the store,
 # then the checkout and the upgrade (time to done = time to live here).
 tuned() {
-	local t s=$(now_ns) steps="" dump_pid
+	local s=$(now_ns) steps="" dump_pid
 	lap() { local e; e=$(now_ns); steps+="${steps:+, }$1 $(secs $(((e - s) / 1000000)))"; s=$e; }
 	pg_dump -Fd -j2 -Z1 -f out/db &
 	dump_pid=$!
@@ -330,9 +336,7 @@ tuned() {
 	lap "pg_dump -Fd -j2 -Z1 beside tar zstd -T2"
 	git -C app checkout -q v1.6 && (cd app && alembic upgrade head) || return 1
 	lap "checkout+upgrade"
-	for t in $ML_TABLES; do
-		psql -X -At -v ON_ERROR_STOP=1 -c "SELECT 'public.$t'::regclass" || return 1
-	done
+	ml_checks || return 1
 	lap checks
 	echo "$steps" >"$work/tuned.steps"
 }
