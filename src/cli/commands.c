@@ -59,8 +59,9 @@ static const dgm_opt graph_opts[] = {
 	{ "config", 0, "FILE", "alembic.ini, relative to the repository (default: alembic.ini)" },
 	{ "dot", 0, NULL, "print Graphviz DOT instead of a text tree" },
 	{ "json", 0, NULL, "print the result as JSON on stdout" },
-	{ "read-with-alembic", 0, NULL, "ask Alembic itself (imports the project's code) when "
-	  "revision files compute what cannot be read as text; shown as read by Alembic" },
+	{ "read-with-alembic", 0, NULL, "ask Alembic itself (the Python of the alembic in PATH; "
+	  "imports the project's code) when revision files compute what cannot be read as text; "
+	  "shown as read by Alembic (a plan's commands: alembic.read_graph: alembic)" },
 	DGM_OPT_END
 };
 

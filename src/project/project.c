@@ -108,8 +108,9 @@ static int tree_relative(char **out, const char *root, const char *ini, dgm_erro
 	return 0;
 }
 
-int dgm_project_load_graph(dgm_alembic_script **out, const char *repo, const char *ini_given,
-		       const char *at, dgm_error *err)
+/* The graph read as text; hints name `ask` as the way to Alembic. */
+static int load_static(dgm_alembic_script **out, const char *repo, const char *ini_given,
+		       const char *at, const char *ask, dgm_error *err)
 {
 	char root[PATH_MAX];
 	dgm_alembic_load_opts o = { 0 };
@@ -132,6 +133,7 @@ int dgm_project_load_graph(dgm_alembic_script **out, const char *repo, const cha
 	/* A git tree lists names sorted; the work tree in readdir() order,
 	 * which is what Alembic 1.8 itself sees there. */
 	o.sort_files = at != NULL;
+	o.ask_alembic = ask;
 	ret = dgm_alembic_load(out, &tree, ini_rel, &o, err);
 	if (ret && tree.kind(tree.ctx, ini_rel) != 1)
 		suggest_inis(err, root, at);
@@ -156,21 +158,55 @@ const char *dgm_project_ini_rel(const char *config, const char *repo)
 	return config;
 }
 
-int dgm_project_tags_knowing(dgm_buf *out, const char *repo_dir, const char *ini_rel,
-			 const char *rev)
+int dgm_project_read_graph(dgm_alembic_script **out, const dgm_project_reader *how,
+			   const char *repo, const char *ini, const char *at, dgm_error *err)
+{
+	if (how && how->alembic)
+		return dgm_project_load_graph_alembic(out, repo, ini, at, how->command,
+						      how->ncommand, err);
+	return load_static(out, repo, ini, at, how ? how->ask : NULL, err);
+}
+
+int dgm_project_load_graph(dgm_alembic_script **out, const char *repo, const char *ini,
+			   const char *at, dgm_error *err)
+{
+	return load_static(out, repo, ini, at, NULL, err);
+}
+
+void dgm_project_plan_reader(dgm_project_reader *how, const dgm_plan *plan)
+{
+	memset(how, 0, sizeof(*how));
+	how->alembic = plan->alembic.read_graph == DGM_READ_GRAPH_ALEMBIC;
+	how->command = plan->alembic.command.items;
+	how->ncommand = plan->alembic.command.count;
+	how->ask = "'alembic.read_graph: alembic' in the plan";
+}
+
+int dgm_project_plan_graph(dgm_alembic_script **out, const dgm_plan *plan, const char *at,
+			   dgm_error *err)
+{
+	dgm_project_reader how;
+
+	dgm_project_plan_reader(&how, plan);
+	return dgm_project_read_graph(out, &how, plan->release.repository,
+				      dgm_project_ini_rel(plan->alembic.config,
+							  plan->release.repository), at, err);
+}
+
+int dgm_project_tags_knowing(dgm_buf *out, const dgm_plan *plan, const char *rev)
 {
 	git_repository *repo = NULL;
 	git_strarray tags = { NULL, 0 };
 	dgm_error e = DGM_ERROR_INIT;
 
-	if (dgm_git_open(&repo, repo_dir, &e) || dgm_git_tag_names(&tags, repo, &e)) {
+	if (dgm_git_open(&repo, plan->release.repository, &e) || dgm_git_tag_names(&tags, repo, &e)) {
 		dgm_git_close(repo);
 		return -1;
 	}
 	for (size_t i = 0; i < tags.count; i++) {
 		dgm_alembic_script *s = NULL;
 
-		if (dgm_project_load_graph(&s, repo_dir, ini_rel, tags.strings[i], &e) == 0 &&
+		if (dgm_project_plan_graph(&s, plan, tags.strings[i], &e) == 0 &&
 		    dgm_alembic_find(s, rev))
 			dgm_buf_printf(out, "%s%s", out->len ? ", " : "", tags.strings[i]);
 		dgm_alembic_free(s);
@@ -181,22 +217,21 @@ int dgm_project_tags_knowing(dgm_buf *out, const char *repo_dir, const char *ini
 }
 
 int dgm_project_check_db_known(const dgm_alembic_script *s, char *const *revs, size_t n,
-			   const char *repo, const char *ini_rel, const char *code_name,
-			   dgm_error *err)
+			       const dgm_plan *plan, const char *code_name, dgm_error *err)
 {
 	for (size_t i = 0; i < n; i++) {
 		dgm_buf tags = DGM_BUF_INIT;
 
 		if (dgm_alembic_find(s, revs[i]))
 			continue;
-		dgm_project_tags_knowing(&tags, repo, ini_rel, revs[i]);
+		dgm_project_tags_knowing(&tags, plan, revs[i]);
 		dgm_error_set(err, DGM_E_RUN, "the database is at revision '%s', which %s does not "
 			      "know: the database is ahead of the code", revs[i], code_name);
 		if (tags.len)
 			dgm_error_hint(err, "tags that know '%s': %s", revs[i], tags.ptr);
 		else
 			dgm_error_hint(err, "no tag of '%s' knows '%s': was it migrated from "
-				       "another branch?", repo, revs[i]);
+				       "another branch?", plan->release.repository, revs[i]);
 		dgm_buf_free(&tags);
 		return -1;
 	}

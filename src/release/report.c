@@ -156,6 +156,9 @@ static json_t *report_json(const dgm_job *r, const char *outcome, const dgm_erro
 		json_object_set(j, "data_loss", r->data_loss);
 	if (r->facts.lint)
 		json_object_set_new(j, "lint", lint_json(r->facts.lint));
+	/* the revision graphs came from the project's code, run by Alembic */
+	if (r->plan->alembic.read_graph == DGM_READ_GRAPH_ALEMBIC)
+		json_object_set_new(j, "read_by", json_string("alembic"));
 	return j;
 }
 
@@ -247,6 +250,9 @@ static char *report_md(const dgm_job *r, json_t *j)
 	md_row(&b, "Commit before", r->facts.head);
 	md_row(&b, "Commit after", json_string_value(json_object_get(j, "commit_after")));
 	md_row(&b, "Snapshot", r->have_snap ? r->snap.id : "");
+	if (json_is_string(json_object_get(j, "read_by")))
+		md_row(&b, "Revision graph", "read by Alembic (alembic.read_graph: alembic; it "
+		       "imported the project's code)");
 	if (r->have_snap) {
 		md_row(&b, "Dump files SHA-256 (db.sha256)", r->snap.db_sha256);
 		if (r->snap.has_store)

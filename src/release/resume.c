@@ -114,7 +114,6 @@ static int load_facts(dgm_job *r, const dgm_journal_view *v, dgm_error *err)
 	json_t *revs = json_object_get(v->facts, "revisions_before");
 	const char *snap = json_string_value(json_object_get(dgm_journal_data(v, "snapshot"),
 							     "snapshot"));
-	const char *ini = dgm_project_ini_rel(r->plan->alembic.config, r->plan->release.repository);
 
 	r->facts.nrevs = json_array_size(revs);
 	r->facts.revs = dgm_xcalloc(r->facts.nrevs + 1, sizeof(char *));
@@ -128,8 +127,7 @@ static int load_facts(dgm_job *r, const dgm_journal_view *v, dgm_error *err)
 	snprintf(r->git_before.branch, sizeof(r->git_before.branch), "%s",
 		 dgm_journal_fact(v, "branch_before"));
 	r->facts.server_version[0] = '?';
-	if (dgm_project_load_graph(&r->facts.graph, r->plan->release.repository, ini,
-			       r->plan->release.tag, err) ||
+	if (dgm_project_plan_graph(&r->facts.graph, r->plan, r->plan->release.tag, err) ||
 	    dgm_alembic_upgrade(&r->facts.upgrade, r->facts.graph,
 				(const char *const *)r->facts.revs, r->facts.nrevs,
 				r->plan->alembic.target, err))
