@@ -22,12 +22,12 @@
 
 /* Revisions in Alembic's load order (ScriptDirectory._load_revisions),
  * paths relative to the tree's root (argv[2]). It runs in the ini's
- * folder, as alembic does; like the alembic script (and unlike
- * `python -c`) it does not import from the working folder unless
- * prepend_sys_path says so. */
+ * folder, as alembic does, and imports from that folder only when
+ * alembic would (argv[3] "cwd": `python -m alembic` does, the alembic
+ * script does not, unless prepend_sys_path says so). */
 static const char script[] =
 	"import json, os, sys\n"
-	"if sys.path and sys.path[0] == '':\n"
+	"if sys.path and sys.path[0] == '' and sys.argv[3] != 'cwd':\n"
 	"    del sys.path[0]\n"
 	"from alembic.config import Config\n"
 	"from alembic.script import ScriptDirectory\n"
@@ -156,13 +156,14 @@ static int from_json(dgm_alembic_script **out, const char *text, dgm_error *err)
 
 /* Run the script on INI_REL in ROOT (the work tree or an export), in
  * the ini's folder. */
-static int run_script(dgm_alembic_script **out, const char *py, const char *root,
-		      const char *ini_rel, dgm_error *err)
+static int run_script(dgm_alembic_script **out, const char *py, bool with_cwd,
+		      const char *root, const char *ini_rel, dgm_error *err)
 {
 	const char *slash = strrchr(ini_rel, '/');
 	char *dir = slash ? dgm_xasprintf("%s/%.*s", root, (int)(slash - ini_rel), ini_rel) :
 		    dgm_xstrdup(root);
-	const char *argv[] = { py, "-c", script, slash ? slash + 1 : ini_rel, root, NULL };
+	const char *argv[] = { py, "-c", script, slash ? slash + 1 : ini_rel, root,
+			       with_cwd ? "cwd" : "-", NULL };
 	dgm_buf json = DGM_BUF_INIT;
 	/* no __pycache__ left in the user's work tree */
 	const char *const env[] = { "PYTHONDONTWRITEBYTECODE=1", NULL };
@@ -212,7 +213,8 @@ int dgm_project_load_graph_alembic(dgm_alembic_script **out, const char *repo,
 		if (dgm_git_export(root, at, tmp, err) != 0)
 			goto out;
 	}
-	ret = run_script(out, py, tmp ? tmp : root, ini_rel, err);
+	ret = run_script(out, py, ncmd >= 3 && !strcmp(cmd[1], "-m"), tmp ? tmp : root, ini_rel,
+			 err);
 	if (ret)
 		dgm_error_prefix(err, "cannot read the Alembic revisions of '%s'%s%s with Alembic",
 				 root, at ? " at " : "", at ? at : "");
