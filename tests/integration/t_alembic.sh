@@ -312,10 +312,11 @@ $out"
 	expect_err "cannot tell which Python runs alembic.command [env, alembic]"
 }
 
-# apply and rollback of a project only Alembic can read: the graphs of the
-# tag and of the work tree come from [python, -m, alembic], the report says
-# so, and the rollback downgrades exactly the newer release's revision.
-test_plan_read_graph_alembic_in_apply_and_rollback() {
+# rehearse, apply and rollback of a project only Alembic can read: the
+# graphs of the tag and of the work tree come from [python, -m, alembic],
+# the report says so, and the rollback downgrades exactly the newer
+# release's revision.
+test_plan_read_graph_alembic_in_rehearse_apply_and_rollback() {
 	new_db "$TEST_DB"
 	export DATABASE_URL; DATABASE_URL=$(db_url "$TEST_DB")
 	nl_computed
@@ -343,6 +344,10 @@ PY
 		fail "alembic upgrade heads at r1"
 	write_nl_plan plan.yaml r2 "  read_graph: alembic
   command: [$(alembic_python), -m, alembic]"
+	run_dgm rehearse plan.yaml
+	expect_rc 0
+	expect_err "(read by Alembic: alembic.read_graph)"
+	expect_out ": PASS"
 	run_dgm apply plan.yaml
 	expect_rc 0
 	expect_err "(read by Alembic: alembic.read_graph)"
