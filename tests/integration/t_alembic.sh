@@ -216,6 +216,37 @@ test_read_with_alembic_reads_computed_values() {
 $(dgm_graph "$out")"
 }
 
+# Alembic reads the graph in the ini's folder, as the alembic command runs
+# there (app2's alembic.ini is backend/alembic.ini, its script_location
+# relative): the same revisions and tree-relative files as read as text,
+# in the work tree and at a tag.
+test_read_with_alembic_runs_in_the_ini_folder() {
+	"$ROOT/fixtures/build-app2-repo.sh" app >/dev/null
+	cd app
+	for at in "" v1.0; do
+		run_dgm graph --json --config backend/alembic.ini ${at:+--at "$at"}
+		expect_rc 0
+		want=$(rev_files "$out")
+		[[ $want == *" backend/"* ]] || fail "static graph: $want"
+		run_dgm graph --json --config backend/alembic.ini --read-with-alembic ${at:+--at "$at"}
+		expect_rc 0
+		expect_out '"read_by":"alembic"'
+		[[ $(rev_files "$out") == "$want" ]] || fail "at '$at': read as text
+$want
+read by Alembic
+$(rev_files "$out")"
+	done
+}
+
+# "id file" of each revision of graph --json, sorted.
+rev_files() {
+	python3 -c '
+import json, sys
+for r in sorted(json.load(sys.stdin)["revisions"], key=lambda r: r["id"]):
+    print(r["id"], r["file"])
+' <<<"$1"
+}
+
 # nl_computed: ./nl, the neutron-like project as a git repository tagged
 # r1, whose contract label is computed (os.environ.get): only Alembic
 # itself can read its graph.
