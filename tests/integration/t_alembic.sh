@@ -343,11 +343,11 @@ $out"
 	expect_err "cannot tell which Python runs alembic.command [env, alembic]"
 }
 
-# rehearse, apply and rollback of a project only Alembic can read: the
-# graphs of the tag and of the work tree come from [python, -m, alembic],
-# the report says so, and the rollback downgrades exactly the newer
-# release's revision.
-test_plan_read_graph_alembic_in_rehearse_apply_and_rollback() {
+# rehearse, apply, rollback and resume of a project only Alembic can read:
+# the graphs of the tag and of the work tree come from [python, -m,
+# alembic], the report says so, the rollback downgrades exactly the newer
+# release's revision, and resume completes a killed apply.
+test_plan_read_graph_alembic_in_rehearse_apply_rollback_and_resume() {
 	new_db "$TEST_DB"
 	export DATABASE_URL; DATABASE_URL=$(db_url "$TEST_DB")
 	nl_computed
@@ -392,6 +392,15 @@ PY
 	expect_err "the revision graphs are read by Alembic"
 	[[ $(psql_db "$TEST_DB" -c "SELECT version_num FROM alembic_version ORDER BY 1" | paste -sd' ') == \
 		"1df244e556f5 3894bccad37f" ]] || fail "after rollback: $(psql_db "$TEST_DB" -c 'TABLE alembic_version')"
+	# an apply killed after the upgrade: resume reads the tag's graph the
+	# same way, and completes it
+	DGMIGRATE_FAULT_KILL_AT=postconditions run_dgm apply plan.yaml
+	[[ $rc == 137 ]] || fail "expected the apply to be killed, exit $rc: $err"
+	run_dgm resume plan.yaml
+	expect_rc 0
+	expect_err "reading the Alembic graph with Alembic itself"
+	[[ $(psql_db "$TEST_DB" -c "SELECT version_num FROM alembic_version ORDER BY 1" | paste -sd' ') == \
+		"3894bccad37f 5c4f0e7a9b21" ]] || fail "after resume: $(psql_db "$TEST_DB" -c 'TABLE alembic_version')"
 }
 
 # alembic_graph in an export of r1 (the work tree has changed).
