@@ -193,24 +193,48 @@ int dgm_project_plan_graph(dgm_alembic_script **out, const dgm_plan *plan, const
 							  plan->release.repository), at, err);
 }
 
+/* Alembic reads a tag's graph from an export, running Python: a hint
+ * over every tag of a large project must not take minutes. */
+#define MAX_ALEMBIC_TAG_READS 16
+
+/* The tag's graph for a hint: as text first; by Alembic (when the plan
+ * says so) only where the text cannot answer, at most *budget times. */
+static dgm_alembic_script *tag_graph(const dgm_plan *plan, const char *tag, int *budget)
+{
+	dgm_alembic_script *s = NULL;
+	dgm_error e = DGM_ERROR_INIT;
+
+	if (dgm_project_load_graph(&s, plan->release.repository,
+				   dgm_project_ini_rel(plan->alembic.config, plan->release.repository),
+				   tag, &e) == 0)
+		return s;
+	if (plan->alembic.read_graph != DGM_READ_GRAPH_ALEMBIC || (*budget)-- <= 0)
+		return NULL;
+	dgm_error_clear(&e);
+	return dgm_project_plan_graph(&s, plan, tag, &e) == 0 ? s : NULL;
+}
+
 int dgm_project_tags_knowing(dgm_buf *out, const dgm_plan *plan, const char *rev)
 {
 	git_repository *repo = NULL;
 	git_strarray tags = { NULL, 0 };
 	dgm_error e = DGM_ERROR_INIT;
+	int budget = MAX_ALEMBIC_TAG_READS;
 
 	if (dgm_git_open(&repo, plan->release.repository, &e) || dgm_git_tag_names(&tags, repo, &e)) {
 		dgm_git_close(repo);
 		return -1;
 	}
 	for (size_t i = 0; i < tags.count; i++) {
-		dgm_alembic_script *s = NULL;
+		dgm_alembic_script *s = tag_graph(plan, tags.strings[i], &budget);
 
-		if (dgm_project_plan_graph(&s, plan, tags.strings[i], &e) == 0 &&
-		    dgm_alembic_find(s, rev))
+		if (s && dgm_alembic_find(s, rev))
 			dgm_buf_printf(out, "%s%s", out->len ? ", " : "", tags.strings[i]);
 		dgm_alembic_free(s);
 	}
+	if (budget < 0)
+		dgm_buf_printf(out, "%s(tags beyond the first %d that only Alembic can read were "
+			       "not searched)", out->len ? " " : "", MAX_ALEMBIC_TAG_READS);
 	git_strarray_dispose(&tags);
 	dgm_git_close(repo);
 	return 0;

@@ -401,6 +401,14 @@ PY
 	expect_err "reading the Alembic graph with Alembic itself"
 	[[ $(psql_db "$TEST_DB" -c "SELECT version_num FROM alembic_version ORDER BY 1" | paste -sd' ') == \
 		"3894bccad37f 5c4f0e7a9b21" ]] || fail "after resume: $(psql_db "$TEST_DB" -c 'TABLE alembic_version')"
+	# the database ahead of the plan's tag: the tags that know its revision
+	# are found among those only Alembic can read
+	write_nl_plan plan.yaml r1 "  read_graph: alembic
+  command: [$(alembic_python), -m, alembic]"
+	run_dgm validate plan.yaml
+	expect_rc 1
+	expect_err "the database is at revision '5c4f0e7a9b21', which r1 does not know"
+	expect_err "tags that know '5c4f0e7a9b21': r2"
 }
 
 # alembic_graph in an export of r1 (the work tree has changed).
