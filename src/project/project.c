@@ -9,6 +9,7 @@
 #include "dgm/git.h"
 #include "dgm/log.h"
 #include "dgm/project.h"
+#include "project_int.h"
 
 /* ini's folder inside the tree ("" for the root). */
 static char *ini_folder(const char *ini_rel)
@@ -76,9 +77,7 @@ static void suggest_inis(dgm_error *err, const char *root, const char *at)
 	dgm_tree_close(&tree);
 }
 
-/* ini as the tree knows it: relative to the repository's root, also when
- * given as an absolute path inside it (symlinks resolved). */
-static int tree_relative(char **out, const char *root, const char *ini, dgm_error *err)
+int dgm_project_tree_relative(char **out, const char *root, const char *ini, dgm_error *err)
 {
 	char *dir, real[PATH_MAX];
 	const char *slash = strrchr(ini, '/');
@@ -121,7 +120,7 @@ static int load_static(dgm_alembic_script **out, const char *repo, const char *i
 	*out = NULL;
 	if (!realpath(repo, root))
 		return dgm_error_errno(err, DGM_E_USAGE, "cannot use repository '%s'", repo);
-	if (tree_relative(&ini_rel, root, ini_given, err))
+	if (dgm_project_tree_relative(&ini_rel, root, ini_given, err))
 		return -1;
 	if (at ? dgm_tree_open_git(&tree, root, at, err) : dgm_tree_open_fs(&tree, root, err)) {
 		free(ini_rel);

@@ -2,9 +2,9 @@
  * whose revision files compute what dgmigrate cannot read as text.
  *
  * Only on request (--read-with-alembic, alembic.read_graph: alembic): it
- * runs the alembic command's Python on a short script that loads ScriptDirectory.from_config and
- * prints every revision as JSON, in the work tree or in a temporary
- * export of the tag. That imports the project's code; the graph is then
+ * runs the alembic command's Python on a short script that loads
+ * ScriptDirectory.from_config and prints every revision as JSON, in the
+ * work tree or in a temporary export of the tag. That imports the project's code; the graph is then
  * marked "read by Alembic" wherever it is shown. */
 #include <jansson.h>
 #include <limits.h>
@@ -19,6 +19,7 @@
 #include "dgm/log.h"
 #include "dgm/project.h"
 #include "dgm/run.h"
+#include "project_int.h"
 
 /* Revisions in Alembic's load order (ScriptDirectory._load_revisions),
  * paths relative to the tree's root (argv[2]). It runs in the ini's
@@ -154,14 +155,22 @@ static int from_json(dgm_alembic_script **out, const char *text, dgm_error *err)
 	return 0;
 }
 
+/* ROOT's folder that holds INI_REL (malloc'd): where alembic runs. */
+static char *ini_folder(const char *root, const char *ini_rel)
+{
+	const char *slash = strrchr(ini_rel, '/');
+
+	return slash ? dgm_xasprintf("%s/%.*s", root, (int)(slash - ini_rel), ini_rel) :
+	       dgm_xstrdup(root);
+}
+
 /* Run the script on INI_REL in ROOT (the work tree or an export), in
  * the ini's folder. */
 static int run_script(dgm_alembic_script **out, const char *py, bool with_cwd,
 		      const char *root, const char *ini_rel, dgm_error *err)
 {
 	const char *slash = strrchr(ini_rel, '/');
-	char *dir = slash ? dgm_xasprintf("%s/%.*s", root, (int)(slash - ini_rel), ini_rel) :
-		    dgm_xstrdup(root);
+	char *dir = ini_folder(root, ini_rel);
 	const char *argv[] = { py, "-c", script, slash ? slash + 1 : ini_rel, root,
 			       with_cwd ? "cwd" : "-", NULL };
 	dgm_buf json = DGM_BUF_INIT;
@@ -183,26 +192,22 @@ static int run_script(dgm_alembic_script **out, const char *py, bool with_cwd,
 }
 
 int dgm_project_load_graph_alembic(dgm_alembic_script **out, const char *repo,
-				   const char *ini_rel, const char *at, char *const *cmd,
+				   const char *ini, const char *at, char *const *cmd,
 				   size_t ncmd, dgm_error *err)
 {
-	char root[PATH_MAX], *py = NULL, *tmp = NULL, *ini_dir;
-	const char *slash;
+	char root[PATH_MAX], *py = NULL, *tmp = NULL, *ini_rel = NULL, *dir;
 	int ret = -1;
 
 	*out = NULL;
 	if (!realpath(repo, root))
 		return dgm_error_errno(err, DGM_E_USAGE, "cannot use repository '%s'", repo);
-	if (ini_rel[0] == '/' && !strncmp(ini_rel, root, strlen(root)) &&
-	    ini_rel[strlen(root)] == '/')
-		ini_rel += strlen(root) + 1;
-	slash = strrchr(ini_rel, '/');
-	ini_dir = slash ? dgm_xasprintf("%s/%.*s", root, (int)(slash - ini_rel), ini_rel) :
-		  dgm_xstrdup(root);
-	ret = command_python(&py, cmd, ncmd, ini_dir, err);
-	free(ini_dir);
-	if (ret)
+	if (dgm_project_tree_relative(&ini_rel, root, ini, err))
 		return -1;
+	dir = ini_folder(root, ini_rel);
+	ret = command_python(&py, cmd, ncmd, dir, err);
+	free(dir);
+	if (ret)
+		goto out;
 	ret = -1;
 	if (at) {
 		tmp = dgm_xstrdup("/tmp/dgmigrate-graph-XXXXXX");
@@ -227,5 +232,6 @@ out:
 	}
 	free(tmp);
 	free(py);
+	free(ini_rel);
 	return ret;
 }

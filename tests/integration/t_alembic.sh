@@ -236,6 +236,12 @@ $want
 read by Alembic
 $(rev_files "$out")"
 	done
+	# an absolute config inside the repository, reached through a symlink
+	ln -s "$PWD" ../applink
+	run_dgm graph --json --repo ../applink --config "$(cd .. && pwd)/applink/backend/alembic.ini" \
+		--read-with-alembic
+	expect_rc 0
+	[[ $(rev_files "$out") == "$want" ]] || fail "absolute config: $(rev_files "$out")"
 }
 
 # "id file" of each revision of graph --json, sorted.
