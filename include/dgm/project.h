@@ -24,6 +24,9 @@ typedef struct dgm_project_reader {
 	 * alembic.command) whose Python asks; NULL: "alembic" in PATH. */
 	char *const *command;
 	size_t ncommand;
+	/* "NAME=value" set for it (the plan's alembic.env), NULL-terminated;
+	 * may hold secrets. NULL: none. */
+	char *const *env;
 	/* How the user asks for Alembic in this command, named in the hint
 	 * when a value cannot be read as text; NULL: every way is named. */
 	const char *ask;
@@ -40,24 +43,26 @@ int dgm_project_read_graph(dgm_alembic_script **out, const dgm_project_reader *h
 int dgm_project_load_graph(dgm_alembic_script **out, const char *repo, const char *ini,
 			   const char *at, dgm_error *err);
 /* The same graph as Alembic itself loads it, for revision files that
- * compute what cannot be read as text: the Python of the alembic
- * command CMD (NCMD items; none: "alembic" in PATH) runs
- * ScriptDirectory.from_config on the ini, in the ini's folder of the
- * work tree or of a temporary export of `at`, and prints the revisions
- * as JSON. This imports the project's code. CMD is [PYTHON, -m,
- * alembic, ...] or one program, the alembic script whose "#!" line names
- * its Python (a relative path is taken from the ini's folder, where
- * alembic runs). The result has read_by_alembic set. */
+ * compute what cannot be read as text: the Python of how->command (none:
+ * "alembic" in PATH), with how->env set, runs ScriptDirectory.from_config
+ * on the ini, in the ini's folder of the work tree or of a temporary
+ * export of `at`, and prints the revisions as JSON. This imports the
+ * project's code. The command is [PYTHON, -m, alembic, ...] or one
+ * program, the alembic script whose "#!" line names its Python (a
+ * relative path is taken from the ini's folder, where alembic runs). The
+ * result has read_by_alembic set. */
 int dgm_project_load_graph_alembic(dgm_alembic_script **out, const char *repo,
-				   const char *ini, const char *at, char *const *cmd,
-				   size_t ncmd, dgm_error *err);
+				   const char *ini, const char *at,
+				   const dgm_project_reader *how, dgm_error *err);
 /* alembic.ini's path relative to the repository, from the plan's
  * absolute alembic.config. */
 const char *dgm_project_ini_rel(const char *config, const char *repo);
 
 /* The reader of a plan's commands: alembic.read_graph with the Python
- * of alembic.command; hints name the plan key. */
+ * of alembic.command and alembic.env (${target.*} from database.url);
+ * hints name the plan key. Free with dgm_project_reader_free. */
 void dgm_project_plan_reader(dgm_project_reader *how, const dgm_plan *plan);
+void dgm_project_reader_free(dgm_project_reader *how);
 /* The graph of the plan's repository and alembic.config, read as the
  * plan says, in the work tree (at NULL) or at a tag or commit. */
 int dgm_project_plan_graph(dgm_alembic_script **out, const dgm_plan *plan, const char *at,

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+
 #include "dgm/buf.h"
 #include "dgm/git.h"
 #include "dgm/log.h"
@@ -161,8 +163,7 @@ int dgm_project_read_graph(dgm_alembic_script **out, const dgm_project_reader *h
 			   const char *repo, const char *ini, const char *at, dgm_error *err)
 {
 	if (how && how->alembic)
-		return dgm_project_load_graph_alembic(out, repo, ini, at, how->command,
-						      how->ncommand, err);
+		return dgm_project_load_graph_alembic(out, repo, ini, at, how, err);
 	return load_static(out, repo, ini, at, how ? how->ask : NULL, err);
 }
 
@@ -172,24 +173,65 @@ int dgm_project_load_graph(dgm_alembic_script **out, const char *repo, const cha
 	return load_static(out, repo, ini, at, NULL, err);
 }
 
+/* alembic.env as alembic gets it, ${target.*} from the plan's URL (what
+ * it says; libpq's defaults are not looked up for a graph). */
+static char **plan_env(const dgm_plan *plan)
+{
+	const char *url = plan->database.url ? plan->database.url : "";
+	PQconninfoOption *opts = PQconninfoParse(url, NULL);
+	dgm_plan_target t = { .url = url };
+	char **env = dgm_xcalloc(plan->alembic.env.count + 1, sizeof(*env));
+
+	for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+		const char **dst = !strcmp(o->keyword, "host") ? &t.host :
+				   !strcmp(o->keyword, "port") ? &t.port :
+				   !strcmp(o->keyword, "user") ? &t.user :
+				   !strcmp(o->keyword, "password") ? &t.password :
+				   !strcmp(o->keyword, "dbname") ? &t.dbname : NULL;
+
+		if (dst && o->val && *o->val)
+			*dst = o->val;
+	}
+	for (size_t i = 0; i < plan->alembic.env.count; i++)
+		env[i] = dgm_plan_target_expand(plan->alembic.env.items[i], &t);
+	PQconninfoFree(opts);
+	return env;
+}
+
 void dgm_project_plan_reader(dgm_project_reader *how, const dgm_plan *plan)
 {
 	memset(how, 0, sizeof(*how));
 	how->alembic = plan->alembic.read_graph == DGM_READ_GRAPH_ALEMBIC;
 	how->command = plan->alembic.command.items;
 	how->ncommand = plan->alembic.command.count;
+	how->env = how->alembic ? plan_env(plan) : NULL;
 	how->ask = "'alembic.read_graph: alembic' in the plan";
+}
+
+void dgm_project_reader_free(dgm_project_reader *how)
+{
+	char **env = (char **)how->env;
+
+	for (size_t i = 0; env && env[i]; i++) {
+		memset(env[i], 0, strlen(env[i]));  /* values may be secrets */
+		free(env[i]);
+	}
+	free(env);
+	how->env = NULL;
 }
 
 int dgm_project_plan_graph(dgm_alembic_script **out, const dgm_plan *plan, const char *at,
 			   dgm_error *err)
 {
 	dgm_project_reader how;
+	int ret;
 
 	dgm_project_plan_reader(&how, plan);
-	return dgm_project_read_graph(out, &how, plan->release.repository,
-				      dgm_project_ini_rel(plan->alembic.config,
-							  plan->release.repository), at, err);
+	ret = dgm_project_read_graph(out, &how, plan->release.repository,
+				     dgm_project_ini_rel(plan->alembic.config,
+							 plan->release.repository), at, err);
+	dgm_project_reader_free(&how);
+	return ret;
 }
 
 /* Alembic reads a tag's graph from an export, running Python: a hint

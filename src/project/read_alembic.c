@@ -167,17 +167,27 @@ static char *ini_folder(const char *root, const char *ini_rel)
 /* Run the script on INI_REL in ROOT (the work tree or an export), in
  * the ini's folder. */
 static int run_script(dgm_alembic_script **out, const char *py, bool with_cwd,
-		      const char *root, const char *ini_rel, dgm_error *err)
+		      char *const *plan_env, const char *root, const char *ini_rel,
+		      dgm_error *err)
 {
 	const char *slash = strrchr(ini_rel, '/');
 	char *dir = ini_folder(root, ini_rel);
 	const char *argv[] = { py, "-c", script, slash ? slash + 1 : ini_rel, root,
 			       with_cwd ? "cwd" : "-", NULL };
 	dgm_buf json = DGM_BUF_INIT;
-	/* no __pycache__ left in the user's work tree */
-	const char *const env[] = { "PYTHONDONTWRITEBYTECODE=1", NULL };
-	dgm_child c = { .argv = argv, .cwd = dir, .env_set = env, .out = &json };
+	size_t n = 0;
+	const char **env;
+	dgm_child c = { .argv = argv, .cwd = dir, .out = &json };
 	int ret;
+
+	while (plan_env && plan_env[n])
+		n++;
+	env = dgm_xcalloc(n + 2, sizeof(*env));
+	/* no __pycache__ left in the user's work tree; the plan's come last */
+	env[0] = "PYTHONDONTWRITEBYTECODE=1";
+	for (size_t i = 0; i < n; i++)
+		env[i + 1] = plan_env[i];
+	c.env_set = env;
 
 	dgm_info("reading the Alembic graph with Alembic itself ('%s' in '%s')", py, dir);
 	ret = dgm_run(&c, err);
@@ -187,14 +197,17 @@ static int run_script(dgm_alembic_script **out, const char *py, bool with_cwd,
 		dgm_error_hint(err, "Alembic could not load the revisions either; run 'alembic "
 			       "heads' in '%s' to see why", dir);
 	dgm_buf_free(&json);
+	free(env);
 	free(dir);
 	return ret;
 }
 
 int dgm_project_load_graph_alembic(dgm_alembic_script **out, const char *repo,
-				   const char *ini, const char *at, char *const *cmd,
-				   size_t ncmd, dgm_error *err)
+				   const char *ini, const char *at,
+				   const dgm_project_reader *how, dgm_error *err)
 {
+	char *const *cmd = how ? how->command : NULL;
+	size_t ncmd = how ? how->ncommand : 0;
 	char root[PATH_MAX], *py = NULL, *tmp = NULL, *ini_rel = NULL, *dir;
 	int ret = -1;
 
@@ -218,8 +231,8 @@ int dgm_project_load_graph_alembic(dgm_alembic_script **out, const char *repo,
 		if (dgm_git_export(root, at, tmp, err) != 0)
 			goto out;
 	}
-	ret = run_script(out, py, ncmd >= 3 && !strcmp(cmd[1], "-m"), tmp ? tmp : root, ini_rel,
-			 err);
+	ret = run_script(out, py, ncmd >= 3 && !strcmp(cmd[1], "-m"), how ? how->env : NULL,
+			 tmp ? tmp : root, ini_rel, err);
 	if (ret)
 		dgm_error_prefix(err, "cannot read the Alembic revisions of '%s'%s%s with Alembic",
 				 root, at ? " at " : "", at ? at : "");

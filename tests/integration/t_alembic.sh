@@ -288,7 +288,7 @@ PLAN
 # a computed label stops them naming file, line and the plan key (not the
 # flag of heads/graph); with 'alembic' they work, through the Python of
 # alembic.command (here a virtualenv's alembic script: the alembic in PATH
-# cannot run), and say the graph was read by Alembic.
+# cannot run) with alembic.env set, and say the graph was read by Alembic.
 test_plan_read_graph_alembic_in_validate_status_lint_and_dry_run() {
 	new_db "$TEST_DB"
 	export DATABASE_URL; DATABASE_URL=$(db_url "$TEST_DB")
@@ -336,6 +336,20 @@ $out"
 	PATH=$PWD/fakebin:$PATH run_dgm apply plan.yaml --dry-run
 	expect_rc 0
 	expect_out "8 revisions in this order (graph read by Alembic):"
+	# alembic.env reaches the project's code as it reaches alembic
+	write_nl_plan plan.yaml r1 "  read_graph: alembic
+  command: [$PWD/venv/bin/alembic]
+  target: shrink@head"
+	run_dgm validate plan.yaml
+	expect_rc 2
+	expect_err "alembic.target 'shrink@head' at 'r1'"
+	write_nl_plan plan.yaml r1 "  read_graph: alembic
+  command: [$PWD/venv/bin/alembic]
+  target: shrink@head
+  env: {B: shrink}"
+	run_dgm validate plan.yaml
+	expect_rc 0
+	expect_err "target 'shrink@head' is 1df244e556f5 (read by Alembic: alembic.read_graph)"
 	# the alembic in PATH is no way to ask
 	write_nl_plan plan.yaml r1 "  read_graph: alembic"
 	PATH=$PWD/fakebin:$PATH run_dgm validate plan.yaml
