@@ -61,6 +61,7 @@ apply_then_restore() {
 	state_before=$(db_state "$TEST_DB")
 	run_dgm apply plan.yaml
 	expect_rc 0
+	apply_err=$err
 	psql_db "$TEST_DB" -c "INSERT INTO organizations (name, slug) VALUES ('after', 'after')" >/dev/null
 	run_dgm rollback --to v1.5 plan.yaml --restore --accept-data-loss --reason "undo it"
 	expect_rc 0
@@ -99,6 +100,10 @@ test_role_without_createdb_restores_in_place_and_keeps_everything() {
 	# the fallbacks are in the run reports, not only on the terminal
 	grep -l "restored in place" backups/state/reports/*.md >/dev/null || fail "no warning in the rollback's report"
 	grep -l "no server-side copy" backups/state/reports/*.md >/dev/null || fail "no warning in the apply's report"
+	# the copy that preflight knew was impossible is not even tried
+	grep -qF "no server-side copy of '$TEST_DB' (role '$APP_ROLE' has no CREATEDB)" <<<"$apply_err" &&
+		! grep -q "permission denied to create database" <<<"$apply_err" ||
+		fail "apply tried a CREATE DATABASE the role may not run: $apply_err"
 }
 
 test_in_place_restore_that_fails_leaves_the_database_as_it_was() {
