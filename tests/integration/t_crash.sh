@@ -226,11 +226,11 @@ $fp15"
 	expect_no_leaks
 }
 
-# resume settles it, and a second resume finds nothing.
+# settle [PLAN]: resume settles it, and a second resume finds nothing.
 settle() {
-	run_dgm resume plan.yaml
+	run_dgm resume "${1:-plan.yaml}"
 	expect_rc 0
-	run_dgm resume plan.yaml
+	run_dgm resume "${1:-plan.yaml}"
 	expect_err "nothing to resume"
 	expect_settled
 }
@@ -265,6 +265,89 @@ test_apply_and_rollback_killed_anywhere_are_settled() {
 	# inside the store's restore: swapped, what it replaced not yet dropped
 	touch_store; kill_at restore.swapped rollback --to v1.5 plan.yaml; settle
 	[[ $at == 15 ]]
+}
+
+# ---- the step boundaries of hooks, health, the archive, the undo and restores ----
+
+# serve_health: python's http.server on 127.0.0.1 answering /health (the
+# plan's health check), stopped when the test ends; sets PORT.
+serve_health() {
+	local i
+	mkdir -p www && printf 'ok\n' >www/health
+	for ((i = 0; i < 5; i++)); do
+		PORT=$(( 20000 + RANDOM % 30000 ))
+		python3 -m http.server --bind 127.0.0.1 --directory www "$PORT" >http.log 2>&1 &
+		http_pid=$!
+		trap 's=$?; kill "$http_pid" 2>/dev/null; wait "$http_pid" 2>/dev/null || true; exit $s' EXIT
+		wait_until "the health server" port_open && return 0
+	done
+	fail "cannot start a local HTTP server: $(cat http.log)"
+}
+
+port_open() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null
+}
+
+# A plan with hooks before and after and a health check; bad.yaml is the
+# same plan with a postcondition that never holds: its apply fails after
+# the upgrade and undoes itself, and so does a resume of it.
+hooks_and_health_plans() {
+	cat >>plan.yaml <<PLAN
+hooks:
+  before:
+    - {name: maintenance-on, run: [touch, "$PWD/maintenance"]}
+  after:
+    - {name: maintenance-off, run: [rm, -f, "$PWD/maintenance"]}
+health_check:
+  url: "http://127.0.0.1:$PORT/health"
+  timeout: 5s
+  interval: 100ms
+  retries: 3
+PLAN
+	sed 's/^  tables: \[/  tables: [no_such_table, /' plan.yaml >bad.yaml
+	grep -q no_such_table bad.yaml || fail "bad.yaml has no failing postcondition"
+}
+
+# Killed as each step starts (DGMIGRATE_FAULT_KILL_AT), then resume; the
+# trials follow each other on one database. The apply's undo is reached
+# through bad.yaml (a postcondition that fails after the upgrade), and
+# its resume undoes it again from wherever the killed undo stopped.
+test_killed_at_every_other_step_boundary_is_settled() {
+	crash_setup 15
+	serve_health
+	hooks_and_health_plans
+	run_dgm apply plan.yaml
+	expect_rc 0
+	fp16=$(fingerprint)
+	expect_settled
+	[[ $at == 16 ]]
+	# each trial: the release it settles at, the step it is killed at,
+	# "bad" for bad.yaml, the command
+	local trial
+	for trial in \
+		"15 restore.store rollback --to v1.5" \
+		"15 hooks.before apply" \
+		"15 archive apply" \
+		"16 hooks.after apply" \
+		"15 checkout.code rollback --to v1.5" \
+		"16 health apply" \
+		"15 restore rollback --to v1.5 --restore" \
+		"15 undo.database bad apply" \
+		"15 undo.code bad apply" \
+		"15 undo.store bad apply"; do
+		set -- $trial
+		local want=$1 step=$2 plan=plan.yaml
+		shift 2
+		if [[ $1 == bad ]]; then plan=bad.yaml; shift; fi
+		[[ $step == restore* ]] && touch_store
+		# a rollback whose work tree holds other code checks out the
+		# release's first (checkout.code)
+		[[ $step == checkout.code ]] && git -C app checkout -q v1.5
+		kill_at_step "$step" "$@" "$plan"
+		settle "$plan"
+		[[ $at == "$want" ]] || fail "killed at $step: settled at v1.$at, not v1.$want"
+		[[ ! -e maintenance ]] || fail "killed at $step: hooks.after never ran after hooks.before"
+	done
 }
 
 # ---- copy-first apply: the dump of the server-side copy beside the release ----
