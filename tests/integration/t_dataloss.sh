@@ -18,6 +18,8 @@ add_nodown_release() {
 Revision ID: d1e2f3a4b5c6
 Revises: b6e14d8a0f97
 """
+import os
+
 from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.exc import CompileError
@@ -34,6 +36,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # the failure fixed (test_a_failed_rollback_converges_when_run_again)
+    if os.environ.get("AUDIT_DOWNGRADE_FIXED") == "1":
+        op.drop_table("audit_events")
+        return
     raise CompileError("Can't emit DROP CONSTRAINT for constraint "
                        "CheckConstraint(<audit_events>); it has no name")
 PY
@@ -205,6 +211,32 @@ test_rollback_killed_at_each_step_converges_when_run_again() {
 	report=$(newest_report)
 	grep -q "checkout.code .*-> $(commit_of v1.7 | cut -c1-12)" "${report%.json}.md" ||
 		fail "the report does not name the commit checked out for the downgrade"
+	# and so does its history row: the commit checked out for the
+	# downgrade, the commit at the end
+	[[ $(psql_db "$TEST_DB" -c "SELECT commit_after || ' ' || (SELECT s->>'evidence' FROM
+		jsonb_array_elements(report->'steps') s WHERE s->>'step' = 'checkout.code')
+		FROM dgmigrate.runs WHERE run_id = '$(basename "$report" .json)'") == \
+		"$(commit_of v1.5) HEAD $(commit_of v1.5 | cut -c1-12) -> $(commit_of v1.7 | cut -c1-12)"* ]] ||
+		fail "the history row does not record the commits checked out: $(psql_db "$TEST_DB" -c "SELECT commit_after, report->'steps' FROM dgmigrate.runs WHERE run_id = '$(basename "$report" .json)'")"
+}
+
+# A rollback that failed (not killed) at its downgrade, run again once
+# the downgrade is fixed: it converges from where the failed one stopped
+# (database half-way at $N1, code at v1.7).
+test_a_failed_rollback_converges_when_run_again() {
+	at_release v1.7
+	run_dgm rollback --to v1.5 plan.yaml --no-restore
+	expect_rc 1
+	expect_err "CompileError"
+	[[ $(revisions) == "$N1" ]] || fail "alembic_version: $(revisions), want $N1"
+	[[ $(git -C app rev-parse HEAD) == $(commit_of v1.7) ]] || fail "HEAD is not at v1.7"
+	AUDIT_DOWNGRADE_FIXED=1 run_dgm rollback --to v1.5 plan.yaml --no-restore
+	expect_rc 0
+	[[ $(revisions) == "$H15" ]] || fail "alembic_version: $(revisions)"
+	[[ $(git -C app rev-parse HEAD) == $(commit_of v1.5) ]] || fail "HEAD is not at v1.5"
+	[[ "$(db_fingerprint "$TEST_DB")" == "$rows_v15" ]] || fail "database differs from v1.5's"
+	[[ $(psql_db "$TEST_DB" -c "SELECT string_agg(outcome, ',' ORDER BY started_at) FROM dgmigrate.runs
+		WHERE command LIKE 'rollback%'") == failed,success ]] || fail "history: $(psql_db "$TEST_DB" -c "SELECT command, outcome FROM dgmigrate.runs")"
 }
 
 test_dry_run_with_an_unrenderable_downgrade_reports_the_path() {
