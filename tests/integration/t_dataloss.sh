@@ -374,3 +374,21 @@ test_unknown_writes_need_consent() {
 	expect_rc 0
 	[[ "$(db_fingerprint "$TEST_DB")" == "$rows_v15" ]] || fail "database differs from the snapshot"
 }
+
+# A rollback killed at its fallback restore (consent given) is run again
+# by resume, which passes consent on when it is given again.
+test_resume_of_a_rollback_passes_consent_on() {
+	at_release v1.7
+	write_after_release
+	DGMIGRATE_FAULT_KILL_AT=restore run_dgm rollback --to v1.5 plan.yaml --accept-data-loss
+	[[ $rc == 137 ]] || fail "not killed at restore: exit $rc: $err"
+	[[ $(after_rows) == 1 ]] || fail "the row is gone before the restore"
+	run_dgm resume plan.yaml --accept-data-loss
+	expect_rc 0
+	expect_err "--accept-data-loss: restoring snapshot"
+	[[ $(revisions) == "$H15" ]] || fail "alembic_version: $(revisions)"
+	[[ $(after_rows) == 0 ]] || fail "the restore did not happen"
+	[[ $(git -C app rev-parse HEAD) == $(commit_of v1.5) ]] || fail "HEAD is not at v1.5"
+	run_dgm resume plan.yaml
+	expect_err "nothing to resume"
+}
