@@ -53,6 +53,14 @@ static const dgm_opt json_only_opts[] = {
 	DGM_OPT_END
 };
 
+static const dgm_opt resume_opts[] = {
+	{ "accept-data-loss", 0, NULL, "allow the restore the run's undo falls back to (a "
+	  "downgrade that fails) to discard writes made since the release finished, or when that "
+	  "cannot be known" },
+	{ "json", 0, NULL, "print the result as JSON on stdout" },
+	DGM_OPT_END
+};
+
 static const dgm_opt graph_opts[] = {
 	{ "at", 0, "TAG", "read the graph as it stood at TAG (or any commit) in git" },
 	{ "repo", 0, "DIR", "the application repository (default: the current folder)" },
@@ -279,12 +287,16 @@ const dgm_cmd dgm_commands[] = {
 	  "replace the key. Where others can write snapshot.directory, set\n"
 	  "snapshot.key_file (or state_dir) elsewhere; validate warns.",
 	  backups_opts, 2, 3, NULL },
-	{ "resume", dgm_cmd_resume, "finish or undo an interrupted run from the journal", "PLAN",
+	{ "resume", dgm_cmd_resume, "finish or undo an interrupted run from the journal",
+	  "PLAN [--accept-data-loss] [--json]",
 	  "Find the newest run in the plan's state folder whose journal has no end\n"
 	  "(it was killed or crashed) and settle it: an apply whose upgrade finished\n"
 	  "is completed (postconditions, hooks, health check, record); any other\n"
 	  "interrupted apply is undone (downgrade or snapshot restore, previous commit,\n"
-	  "model store) and checked; an interrupted rollback is run again to its tag.",
-	  json_only_opts, 1, 1, NULL },
+	  "model store) and checked; an interrupted rollback is run again to its tag.\n"
+	  "A snapshot restore passes the same data-loss check as every restore: when\n"
+	  "writes were made since the release finished, or that cannot be known, it is\n"
+	  "refused, the journal stays open, and --accept-data-loss lets it go ahead.",
+	  resume_opts, 1, 1, NULL },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL }
 };

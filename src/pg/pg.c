@@ -408,12 +408,23 @@ char *dgm_pg_owner_to_act_for(PGconn *conn, const char *db)
 	return owner;
 }
 
-bool dgm_pg_is_superuser(PGconn *conn)
+static bool role_says_true(PGconn *conn, const char *sql)
 {
-	PGresult *res = PQexec(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user");
-	bool super = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-		     !strcmp(PQgetvalue(res, 0, 0), "t");
+	PGresult *res = PQexec(conn, sql);
+	bool yes = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+		   !strcmp(PQgetvalue(res, 0, 0), "t");
 
 	PQclear(res);
-	return super;
+	return yes;
+}
+
+bool dgm_pg_is_superuser(PGconn *conn)
+{
+	return role_says_true(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user");
+}
+
+bool dgm_pg_may_create_db(PGconn *conn)
+{
+	return role_says_true(conn, "SELECT rolsuper OR rolcreatedb FROM pg_roles "
+			      "WHERE rolname = current_user");
 }

@@ -184,8 +184,11 @@ static int resume_apply(dgm_job *r, const dgm_journal_view *v, dgm_error *err)
 	dgm_apply_parts_discard(r);
 	if (dgm_job_undo(r, err)) {
 		/* not settled: the journal stays open for the next resume */
-		dgm_error_hint(err, "the run's journal stays open: once the cause is fixed, run "
-			       "dgmigrate resume PLAN again");
+		if (r->loss_refused)
+			dgm_job_hint_loss_refused(r, err);
+		else
+			dgm_error_hint(err, "the run's journal stays open: once the cause is fixed, "
+				       "run dgmigrate resume PLAN again");
 		dgm_job_leave_open(r, err);
 		return -1;
 	}
@@ -197,9 +200,10 @@ static int resume_apply(dgm_job *r, const dgm_journal_view *v, dgm_error *err)
  * journal. One with facts is run again to the same tag, which takes
  * over the lock; its old journal ends here, the new run has its own. */
 static int resume_rollback(const dgm_plan *plan, const dgm_journal_view *v, dgm_lock *lock,
-			   dgm_error *err)
+			   bool accept_data_loss, dgm_error *err)
 {
 	dgm_rollback_opts o = { .to = dgm_journal_fact(v, "to"), .restore = -1,
+				.accept_data_loss = accept_data_loss,
 				.reason = "resume of an interrupted rollback", .lock = lock };
 	dgm_error why = DGM_ERROR_INIT;
 	dgm_job end;
@@ -248,7 +252,8 @@ static int next_unfinished(dgm_journal_view *v, const dgm_plan *plan, dgm_error 
 	}
 }
 
-static int resume_locked(const dgm_plan *plan, dgm_lock *lock, dgm_error *err)
+static int resume_locked(const dgm_plan *plan, dgm_lock *lock, bool accept_data_loss,
+			 dgm_error *err)
 {
 	dgm_journal_view v;
 	dgm_job r;
@@ -263,7 +268,7 @@ static int resume_locked(const dgm_plan *plan, dgm_lock *lock, dgm_error *err)
 	}
 	dgm_info("resuming run '%s' (%s) from '%s'", v.run, v.command, v.path);
 	if (!strncmp(v.command, "rollback", 8)) {
-		ret = resume_rollback(plan, &v, lock, err);
+		ret = resume_rollback(plan, &v, lock, accept_data_loss, err);
 		goto out;
 	}
 	if (strcmp(v.command, "apply")) {
@@ -278,6 +283,7 @@ static int resume_locked(const dgm_plan *plan, dgm_lock *lock, dgm_error *err)
 	}
 	r.lock = *lock;
 	lock->conn = NULL;
+	r.accept_data_loss = accept_data_loss;
 	ret = resume_apply(&r, &v, err);
 	dgm_lock_release(&r.lock);
 	dgm_job_free(&r);
@@ -286,7 +292,7 @@ out:
 	return ret;
 }
 
-int dgm_release_resume(const dgm_plan *plan, dgm_error *err)
+int dgm_release_resume(const dgm_plan *plan, bool accept_data_loss, dgm_error *err)
 {
 	dgm_journal_view v;
 	dgm_lock lock = { NULL };
@@ -307,7 +313,7 @@ int dgm_release_resume(const dgm_plan *plan, dgm_error *err)
 	 * run holds it, and then resume stops here (exit 3). */
 	if (dgm_lock_acquire(&lock, plan->database.url, "resume", 0, err))
 		return -1;
-	ret = resume_locked(plan, &lock, err);
+	ret = resume_locked(plan, &lock, accept_data_loss, err);
 	dgm_lock_release(&lock);
 	return ret;
 }
