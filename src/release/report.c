@@ -357,9 +357,12 @@ static void write_history(const dgm_job *r, json_t *j, const char *reason)
 	char finished[40];
 	const char *p[12];
 	dgm_error e = DGM_ERROR_INIT;
+	dgm_buf why = DGM_BUF_INIT;   /* the reason, typed by a person: redacted too */
 	PGconn *conn = NULL;
 	PGresult *res = NULL;
 
+	if (reason)
+		dgm_redact(reason, &why);
 	/* both times from this machine's clock, to the millisecond; a
 	 * resumed run keeps the start of the run it continues */
 	dgm_job_utc_now(finished, sizeof(finished));
@@ -382,13 +385,14 @@ static void write_history(const dgm_job *r, json_t *j, const char *reason)
 			 " ON CONFLICT (run_id) DO UPDATE SET outcome = EXCLUDED.outcome,"
 			 " report = EXCLUDED.report, finished_at = EXCLUDED.finished_at", 16,
 			 (const char *const[]){ p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8],
-						p[9], p[10], p[11], reason,
+						p[9], p[10], p[11], reason ? dgm_buf_cstr(&why) : NULL,
 						json_string_value(json_object_get(j, "host")),
 						r->started_at[0] ? r->started_at : NULL, finished },
 			 &e))
 		dgm_warn("cannot record the run in the history table: %s", e.msg);
 	PQclear(res);
 	dgm_pg_close(conn);
+	dgm_buf_free(&why);
 	free(text);
 	free(before);
 	free(after);
