@@ -24,4 +24,11 @@
 /* Wait at the point named by fmt when the environment asks for it. */
 void dgm_fault_point(const char *fmt, ...) DGM_PRINTF(1, 2);
 
+/* DGMIGRATE_FAULT_KILL_AT=<point>: SIGKILL here, as a kill -9 at that
+ * point would. Points: "cluster-begin", "cluster-stopped",
+ * "cluster-restored", "cluster-started" (restore: cluster, right after
+ * its journal says so: src/pgbr/cluster_journal.c), "side-started" (the
+ * side instance is up and promoted, before its dump). */
+void dgm_fault_kill(const char *point);
+
 #endif
