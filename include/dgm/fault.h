@@ -13,7 +13,8 @@
  * yet verified and renamed), "snapshot.dump", "snapshot.archive"
  * (copy-first apply: on the thread of that part, before pg_dump of the
  * copy or the store archive starts, while the release goes on),
- * "restore.staged", "restore.swapped".
+ * "restore.staged", "restore.swapped", "cluster.<state>" (restore: cluster,
+ * once its journal says stopped, restored, started or promoted).
  * Without the variables a point costs one getenv.
  */
 #ifndef DGM_FAULT_H

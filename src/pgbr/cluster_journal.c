@@ -79,8 +79,10 @@ int dgm_pgbr_cj_reached(dgm_pgbr_cj *j, const char *state, dgm_error *err)
 	json_decref(rec);
 	snprintf(j->state, sizeof(j->state), "%s", state);
 	snprintf(point, sizeof(point), "cluster-%s", state);
-	if (ret == 0)
+	if (ret == 0) {
 		dgm_fault_kill(point);
+		dgm_fault_point("cluster.%s", state);
+	}
 	return ret;
 }
 

@@ -236,8 +236,26 @@ test_rollback_restore_cluster() {
 	expect_rc 2
 	expect_err "would discard writes made since the release finished"
 	[[ $(psql_db postgres -c "SELECT 1") == 1 ]] || fail "the refused restore stopped the server"
-	run_dgm rollback --to v1.5 plan.yaml --restore --accept-data-loss
-	expect_rc 0
+	# held with the server stopped (the lock went with it): the restore's
+	# own journal keeps every other run out meanwhile
+	rm -f wait.flag
+	DGMIGRATE_FAULT_WAIT_AT=cluster.stopped DGMIGRATE_FAULT_WAIT_FILE=$PWD/wait.flag \
+		"$DGMIGRATE" rollback --to v1.5 plan.yaml --restore --accept-data-loss >bg.out 2>bg.err &
+	bgpid=$!
+	for ((i = 0; i < 3000; i++)); do
+		[[ -e wait.flag ]] && break
+		kill -0 "$bgpid" 2>/dev/null || break
+		sleep 0.02
+	done
+	[[ -e wait.flag ]] || fail "the rollback did not reach cluster.stopped: $(tail -5 bg.err)"
+	run_dgm apply plan.yaml
+	expect_rc 3
+	expect_err "a restore: cluster is under way"
+	run_dgm resume plan.yaml
+	expect_rc 3
+	rm -f wait.flag
+	wait "$bgpid" || fail "the rollback failed: $(tail -5 bg.err)"
+	err=$(cat bg.err)
 	expect_err "pgbackrest.server.stop: "
 	expect_err "restore point 'dgmigrate-$id': rewinding the cluster in place from backup"
 	expect_err "pgbackrest.server.start: "
@@ -246,9 +264,18 @@ test_rollback_restore_cluster() {
 	# the history rows written after the point are kept
 	[[ $(psql_db "$TEST_DB" -c "SELECT count(*) FROM dgmigrate.runs WHERE outcome = 'success'") == 2 ]] ||
 		fail "history: $(psql_db "$TEST_DB" -c "SELECT command, outcome FROM dgmigrate.runs")"
-	# the cluster archives on the new timeline: the next snapshot works
+	# the cluster archives on the new timeline: a restore point made there
+	# goes back through backups restore too
 	run_dgm backups create plan.yaml
 	expect_rc 0
+	snap=$out
+	at_snap=$(db_fingerprint "$TEST_DB")
+	psql_db "$TEST_DB" -c "INSERT INTO organizations (name, slug) VALUES ('late', 'late')" >/dev/null
+	run_dgm backups restore "$snap" plan.yaml --accept-data-loss
+	expect_rc 0
+	expect_err "the cluster is at restore point 'dgmigrate-$snap' and accepts writes"
+	[[ "$(db_fingerprint "$TEST_DB")" == "$at_snap" ]] || fail "backups restore did not go back to $snap"
+	[[ ! -e backups/state/pgbackrest-cluster.jsonl ]] || fail "the cluster restore's journal was left"
 }
 
 # Killed at each state of the restore (journaled in its own journal:
