@@ -227,6 +227,7 @@ test_rollback_restore_cluster() {
 	expect_check ok restore "pg_ctl -D $DGM_PGHOST/data -m fast -w stop), "
 	expect_check ok restore "pgbackrest --config=$PWD/pgbr/pgbackrest.conf --stanza=dgm restore --delta --set=<backup> --type=name --target=<point> --target-action=promote, start it ("
 	expect_check ok restore "pg_ctl -D $DGM_PGHOST/data -l $DGM_PGHOST/server.log -w -t 60 -o '-k $DGM_PGHOST"
+	expect_check ok privileges "snapshot by a pgBackRest restore point (the pgbackrest checks below); restore by rewinding the whole cluster"
 	pgbr_released
 	run_dgm rollback --to v1.5 plan.yaml --restore --accept-data-loss --dry-run
 	expect_rc 0
