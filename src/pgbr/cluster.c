@@ -318,6 +318,27 @@ static json_t *begin_record(const dgm_pgbr_cluster_target *t, json_t *runs)
 			 "pid", (int)getpid());
 }
 
+/* After advance (ret): the journal goes once the restore is over -
+ * done, or failed after the server had promoted (putting the history
+ * back or the revisions check: nothing is down or in flight, and a
+ * resume could do no better); else it stays for resume. */
+static int finish_journal(dgm_pgbr_cj *j, const dgm_plan *plan, int ret, dgm_error *err)
+{
+	dgm_error e = DGM_ERROR_INIT;
+
+	if (ret && strcmp(j->state, "promoted")) {
+		dgm_error_hint(err, "the restore stopped at state '%s' (journal '%s'); the server "
+			       "may be down: once the cause is fixed, dgmigrate resume PLAN finishes "
+			       "it", j->state, j->path);
+		return -1;
+	}
+	if (ret == 0)
+		return dgm_pgbr_cj_remove(j, plan, err);
+	if (dgm_pgbr_cj_remove(j, plan, &e))
+		dgm_warn("%s", e.msg);
+	return -1;
+}
+
 /* The server was down: the lock's connection is gone. Taken again
  * before the journal goes (until then the journal keeps others out). */
 static void retake_lock(const dgm_plan *plan, struct dgm_lock *lock)
@@ -349,13 +370,9 @@ int dgm_pgbr_cluster_restore(const dgm_plan *plan, const dgm_pgbr_cluster_target
 	snprintf(j.state, sizeof(j.state), "begin");
 	dgm_fault_kill("cluster-begin");
 	ret = advance(&j, plan, err);
-	if (ret == 0) {
+	if (ret == 0 || !strcmp(j.state, "promoted"))
 		retake_lock(plan, lock);
-		ret = dgm_pgbr_cj_remove(&j, plan, err);
-	} else
-		dgm_error_hint(err, "the restore stopped at state '%s' (journal '%s'); the server "
-			       "may be down: once the cause is fixed, dgmigrate resume PLAN finishes "
-			       "it", j.state, j.path);
+	ret = finish_journal(&j, plan, ret, err);
 out:
 	if (ret)
 		dgm_error_prefix(err, "restore point '%s' (restore: cluster)", t->point->name);
@@ -382,7 +399,6 @@ static int resume_open(dgm_pgbr_cj *j, const dgm_plan *plan, dgm_error *err)
 {
 	const char *snap = json_string_value(json_object_get(j->begin, "snapshot"));
 	char was[16];
-	int ret;
 
 	snprintf(was, sizeof(was), "%s", j->state);
 	settle_state(j, plan);
@@ -396,13 +412,7 @@ static int resume_open(dgm_pgbr_cj *j, const dgm_plan *plan, dgm_error *err)
 	/* someone started the server before its restore had run */
 	if (!strcmp(j->state, "stopped") && server_up(plan) && stop_server(plan, err))
 		return -1;
-	ret = advance(j, plan, err);
-	if (ret == 0)
-		ret = dgm_pgbr_cj_remove(j, plan, err);
-	else
-		dgm_error_hint(err, "the restore stopped at state '%s' (journal '%s'); once the "
-			       "cause is fixed, run dgmigrate resume PLAN again", j->state, j->path);
-	return ret;
+	return finish_journal(j, plan, advance(j, plan, err), err);
 }
 
 int dgm_pgbr_cluster_resume(const dgm_plan *plan, dgm_error *err)
