@@ -93,11 +93,16 @@ int dgm_db_restore_commit(dgm_db_restore *r, const dgm_plan *plan, dgm_error *er
 int dgm_db_restore_abort(dgm_db_restore *r, const dgm_plan *plan, dgm_error *err);
 void dgm_db_restore_free(dgm_db_restore *r);
 
+struct dgm_lock;
+
 /* What dgm_snapshot_restore puts back. */
 typedef struct dgm_restore_opts {
 	bool database;          /* restore the database */
 	bool store;             /* restore the model store */
 	bool terminate;         /* terminate sessions on the target database */
+	struct dgm_lock *lock;  /* the run's lock: a pgbackrest restore: cluster
+				 * takes it again after the server's restart
+				 * (NULL: none held) */
 } dgm_restore_opts;
 
 /* Verify the snapshot, stage the database and the model store beside

@@ -275,8 +275,13 @@ const dgm_cmd dgm_commands[] = {
 	  "With snapshot.engine: pgbackrest a snapshot's database is a restore point\n"
 	  "'dgmigrate-<id>' in the stanza's WAL archive (DB MiB shows 'pitr'): verify\n"
 	  "checks its backup and WAL segment are still in the repository; restore\n"
-	  "rebuilds it beside (pgbackrest restore --db-include into a side instance),\n"
-	  "dumps it from there and restores that dump as above\n"
+	  "(pgbackrest.restore: side) rebuilds it beside (pgbackrest restore\n"
+	  "--db-include into a side instance), dumps it from there and restores that\n"
+	  "dump as above; with restore: cluster it stops the server\n"
+	  "(pgbackrest.server.stop), rewinds the whole cluster in place (pgbackrest\n"
+	  "restore --delta --type=name), starts it (server.start) and waits for the\n"
+	  "end of recovery. While such a restore runs or after it was interrupted,\n"
+	  "every other run is refused until resume has finished it\n"
 	  "Snapshots are signed: manifest.json carries an HMAC-SHA-256 over itself,\n"
 	  "db.sha256 (every dump file) and the archive's manifest, writes.json its own,\n"
 	  "keyed by snapshot.key_file (default <state_dir>/snapshot.key, 32 random\n"
@@ -296,7 +301,13 @@ const dgm_cmd dgm_commands[] = {
 	  "model store) and checked; an interrupted rollback is run again to its tag.\n"
 	  "A snapshot restore passes the same data-loss check as every restore: when\n"
 	  "writes were made since the release finished, or that cannot be known, it is\n"
-	  "refused, the journal stays open, and --accept-data-loss lets it go ahead.",
+	  "refused, the journal stays open, and --accept-data-loss lets it go ahead.\n"
+	  "First of all an interrupted pgbackrest restore: cluster is settled from its\n"
+	  "own journal (<state_dir>/pgbackrest-cluster.jsonl): killed before the\n"
+	  "server was stopped it is dropped (nothing had changed), later it is\n"
+	  "finished (pgbackrest restore --delta again, server.start, the end of\n"
+	  "recovery waited for): the server is never left stopped. A side instance that\n"
+	  "an interrupted restore: side left running is stopped and removed.",
 	  resume_opts, 1, 1, NULL },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL }
 };

@@ -358,8 +358,13 @@ int dgm_job_restore(dgm_job *r, const dgm_snapshot *snap, const dgm_job_restore_
 	}
 	if (o->ro.database && dl->verdict != DGM_DATALOSS_NONE)
 		record_loss(r, dl, o->kept_in);
-	if (dgm_snapshot_restore(r->plan, snap, &o->ro, err))
-		goto out;
+	{
+		dgm_restore_opts ro = o->ro;
+
+		ro.lock = &r->lock;
+		if (dgm_snapshot_restore(r->plan, snap, &ro, err))
+			goto out;
+	}
 	/* the database is the snapshot again: count from here */
 	if (o->ro.database)
 		dgm_job_mark_baseline(r, snap);

@@ -211,6 +211,9 @@ static void say_paths(pf *p, const dgm_db_caps *c)
 	dgm_check_ok(&p->cl, "privileges", "role '%s' (%s, %s '%s'): snapshot by %s; %s%s",
 		     c->role, c->super ? "superuser" : c->createdb ? "CREATEDB" : "no CREATEDB",
 		     c->owns ? "owns" : "does not own", c->database, snapshot_way(plan, copy),
+		     plan->snapshot.engine == DGM_ENGINE_PGBACKREST &&
+		     plan->pgbackrest.restore == DGM_PGBR_RESTORE_CLUSTER ?
+		     "restore by rewinding the whole cluster (the restore check below)" :
 		     dgm_restore_path_text(path),
 		     c->can_signal ? "" : "; a restore can end only this role's own sessions "
 		     "(no pg_signal_backend)");

@@ -17,6 +17,7 @@
 #include "dgm/journal.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
+#include "dgm/pgbackrest.h"
 #include "dgm/verify.h"
 #include "internal.h"
 
@@ -298,6 +299,10 @@ int dgm_release_resume(const dgm_plan *plan, bool accept_data_loss, dgm_error *e
 	dgm_lock lock = { NULL };
 	int ret;
 
+	/* a restore: cluster first: it may have left the server stopped, and
+	 * nothing else can run (nor take the lock) until it is back */
+	if (dgm_pgbr_cluster_resume(plan, err))
+		return -1;
 	/* what a killed snapshot left (sweep.c: under the lock it takes, and
 	 * only reported while a live run holds it) */
 	dgm_snapshot_sweep_locked(plan);
@@ -313,6 +318,7 @@ int dgm_release_resume(const dgm_plan *plan, bool accept_data_loss, dgm_error *e
 	 * run holds it, and then resume stops here (exit 3). */
 	if (dgm_lock_acquire(&lock, plan->database.url, "resume", 0, err))
 		return -1;
+	dgm_snapshot_pitr_sweep(plan);
 	ret = resume_locked(plan, &lock, accept_data_loss, err);
 	dgm_lock_release(&lock);
 	return ret;

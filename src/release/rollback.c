@@ -20,6 +20,7 @@
 #include "dgm/log.h"
 #include "dgm/migrate.h"
 #include "dgm/pg.h"
+#include "dgm/pgbackrest.h"
 #include "dgm/restore.h"
 #include "dgm/run.h"
 #include "internal.h"
@@ -323,9 +324,15 @@ static void print_plan(rb *b)
 	say("safety", "snapshot of the current database (%s) and model store first",
 	    r->plan->snapshot.rollback_safety == DGM_SAFETY_COPY ? "a server-side copy, or "
 	    "pg_dump if other sessions are connected" : "pg_dump");
-	if (b->restore)
+	if (b->restore) {
 		say("database", "restore snapshot '%s'", b->release.id);
-	else {
+		if (b->release.pitr) {
+			char *how = dgm_pgbr_restore_text(r->plan, b->release.pitr);
+
+			say("database", "%s", how);
+			free(how);
+		}
+	} else {
 		if (b->ntargets && !b->code_in_tree)
 			say("checkout", "HEAD %.12s -> %.12s, the code that knows the database's "
 			    "revisions, to run the downgrade", r->facts.head, b->code_commit);
