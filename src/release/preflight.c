@@ -193,7 +193,9 @@ static void say_paths(pf *p, const dgm_db_caps *c)
 
 	if (plan->snapshot.keep_copies > 0 && !copy && plan->snapshot.engine == DGM_ENGINE_DUMP)
 		dgm_warn("no server-side copy (%s): apply's snapshot will be a pg_dump", copy_why);
-	if (path == DGM_RESTORE_IN_PLACE)
+	/* a cluster rewind restores no database by pg_restore */
+	if (path == DGM_RESTORE_IN_PLACE && (plan->snapshot.engine == DGM_ENGINE_DUMP ||
+					     plan->pgbackrest.restore != DGM_PGBR_RESTORE_CLUSTER))
 		dgm_warn("%s: a restore will run in place (pg_restore --clean in one transaction)",
 			 why);
 	if (path == DGM_RESTORE_NONE && !plan->snapshot.allow_no_restore) {

@@ -208,3 +208,31 @@ test_in_place_restore_skips_a_grant_on_a_postgres_function() {
 	# in place, the database keeps the grant it had
 	can_switch_wal || fail "the grant on pg_switch_wal() was lost"
 }
+
+# With the pgbackrest engine, restore: cluster rewinds the cluster (no
+# pg_restore): no warning that a restore would run in place; restore:
+# side ends in the usual restore path, where it does. The stanza does not
+# exist, so preflight fails on its checks; the warning is said before.
+test_in_place_warning_only_where_a_pg_restore_runs() {
+	as_role_release "$TEST_DB"
+	sed -i 's/^  directory: backups$/  directory: backups\n  engine: pgbackrest/' plan.yaml
+	cp plan.yaml side.yaml
+	cat >>plan.yaml <<'PLAN'
+pgbackrest:
+  stanza: none-here
+  restore: cluster
+  server:
+    stop: ["true"]
+    start: ["true"]
+PLAN
+	cat >>side.yaml <<'PLAN'
+pgbackrest:
+  stanza: none-here
+  restore: side
+PLAN
+	run_dgm apply plan.yaml --dry-run
+	! grep -q "a restore will run in place" <<<"$err" || fail "restore: cluster warned of an in-place restore: $err"
+	expect_err "restore by rewinding the whole cluster"
+	run_dgm apply side.yaml --dry-run
+	expect_err "has no CREATEDB: a restore will run in place"
+}
