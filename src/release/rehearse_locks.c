@@ -349,10 +349,12 @@ static void hold_traced(dgm_rehearse_sampler *s, const char *table, int st, long
 		if (s->holds[i].strength == st && !strcmp(s->holds[i].table, table) &&
 		    (s->holds[i].samples || !strcmp(s->holds[i].versions, versions)))
 			h = &s->holds[i];
-	if (!h) {
+	if (!h)
 		h = hold_new(s, table, st, false);
+	/* a sample taken before alembic's "Running ..." line was read has no
+	 * revision: what alembic_version held at the DDL end gives it one */
+	if (!h->versions)
 		h->versions = dgm_xstrdup(versions);
-	}
 	h->at_ddl = true;
 	if (span_ms > h->ddl_ms)
 		h->ddl_ms = span_ms;

@@ -300,7 +300,7 @@ test_rewrite_shows_the_lock_measured_beside_its_finding() {
 	expect_out "alter-column-type on 'invoices': held ACCESS EXCLUSIVE on invoices for "
 	expect_out "on a copy of the real data (upgrade"
 	json=$(rh_report json) md=$(rh_report md)
-	python3 - "$json" <<'PY' || fail "report: $(cat "$json")"
+	python3 - "$json" 2>py.err <<'PY' || fail "report $json: $(tail -8 py.err)"
 import json, sys
 r = json.load(open(sys.argv[1]))
 lint = r["lint"]
