@@ -42,6 +42,8 @@ typedef struct rb {
 	bool restore;                 /* restore the database snapshot */
 	dgm_dataloss dl;              /* what restoring it would discard */
 	bool checked;                 /* dl was filled */
+	bool aside;                   /* the safety snapshot's database is the
+				       * database itself, set aside by the restore */
 } rb;
 
 static void push(dgm_strlist *l, const char *s)
@@ -271,6 +273,18 @@ static int choose_path(rb *b, dgm_error *err)
 				 "(without --restore), which keeps them", err);
 }
 
+/* A restore replaces the database anyway: the safety snapshot keeps the
+ * database itself, renamed aside by the swap, instead of a full copy of
+ * it (where the restore is by swap and the plan asks for a copy). */
+static bool use_aside(const rb *b)
+{
+	const dgm_plan *plan = b->r->plan;
+
+	return b->restore && b->have_release && plan->snapshot.rollback_safety == DGM_SAFETY_COPY &&
+	       plan->snapshot.engine != DGM_ENGINE_PGBACKREST &&
+	       dgm_snapshot_restore_swaps(plan, &b->release);
+}
+
 /* One line of the dry run's plan: text, or a JSON event. */
 static void say(const char *item, const char *fmt, ...) DGM_PRINTF(2, 3);
 
@@ -320,9 +334,14 @@ static void print_plan(rb *b)
 	say("rollback", "to '%s' (commit %.12s): dry run, nothing was changed", b->o->to,
 	    b->tag_commit);
 	say("database", "at %s; target: the heads of '%s': %s", from, b->o->to, to);
-	say("safety", "snapshot of the current database (%s) and model store first",
-	    r->plan->snapshot.rollback_safety == DGM_SAFETY_COPY ? "a server-side copy, or "
-	    "pg_dump if other sessions are connected" : "pg_dump");
+	if (use_aside(b))
+		say("safety", "snapshot of the model store first; of the database, the database "
+		    "itself: renamed aside (kept as a server-side copy) when the restore "
+		    "replaces it, not copied");
+	else
+		say("safety", "snapshot of the current database (%s) and model store first",
+		    r->plan->snapshot.rollback_safety == DGM_SAFETY_COPY ? "a server-side copy, "
+		    "or pg_dump if other sessions are connected" : "pg_dump");
 	if (b->restore)
 		say("database", "restore snapshot '%s'", b->release.id);
 	else {
@@ -582,6 +601,22 @@ out:
 	return ret;
 }
 
+/* The journal names what the restore will rename, for resume (aside.c). */
+static json_t *snapshot_data(const rb *b)
+{
+	const dgm_snapshot *s = &b->r->snap;
+	char *staging;
+	json_t *d;
+
+	if (!b->aside)
+		return json_pack("{s:s}", "snapshot", s->id);
+	staging = dgm_db_restore_staging_name(s->database, b->release.id);
+	d = json_pack("{s:s, s:s, s:s, s:s}", "snapshot", s->id, "database", s->database, "aside",
+		      s->db_copy, "staging", staging);
+	free(staging);
+	return d;
+}
+
 static int safety_snapshot(rb *b, dgm_error *err)
 {
 	const dgm_plan *plan = b->r->plan;
@@ -592,15 +627,29 @@ static int safety_snapshot(rb *b, dgm_error *err)
 	long t = dgm_now_ms();
 
 	dgm_job_step_start(b->r, "snapshot");
+	b->aside = use_aside(b);
+	if (b->aside)
+		so.db = DGM_SNAPSHOT_ASIDE;
 	if (dgm_snapshot_create(&b->r->snap, plan, &so, err)) {
 		dgm_job_step_failed(b->r, "snapshot", dgm_now_ms() - t, err);
 		return -1;
 	}
 	b->r->have_snap = true;
-	dgm_job_step_done(b->r, "snapshot", dgm_now_ms() - t, json_pack("{s:s}", "snapshot",
-			  b->r->snap.id), "safety snapshot '%s' of the current state",
-			  b->r->snap.id);
+	dgm_job_step_done(b->r, "snapshot", dgm_now_ms() - t, snapshot_data(b),
+			  b->aside ? "safety snapshot '%s': the model store now, the database "
+			  "itself when the restore replaces it (renamed aside, not copied)" :
+			  "safety snapshot '%s' of the current state", b->r->snap.id);
 	return 0;
+}
+
+/* The restore did not set the database aside (or put it back): the
+ * safety snapshot that waited for it is not one. */
+static void drop_unused_aside(rb *b)
+{
+	if (!b->aside || !b->r->snap.aside_pending)
+		return;
+	if (dgm_snapshot_discard_aside(&b->r->snap, b->r->plan) == 0)
+		b->r->have_snap = false;
 }
 
 static int do_restore(rb *b, bool database, bool store, const char *step, dgm_error *err)
@@ -612,9 +661,12 @@ static int do_restore(rb *b, bool database, bool store, const char *step, dgm_er
 		.instead = "roll back by downgrade (without --restore), which keeps them" };
 	long t = dgm_now_ms();
 
+	if (b->aside && database)
+		ro.ro.aside_into = &b->r->snap;
 	dgm_job_step_start(b->r, step);
 	if (dgm_job_restore(b->r, &b->release, &ro, err)) {
 		dgm_job_step_failed(b->r, step, dgm_now_ms() - t, err);
+		drop_unused_aside(b);
 		return -1;
 	}
 	dgm_job_step_done(b->r, step, dgm_now_ms() - t, json_pack("{s:s, s:O?}", "snapshot",
