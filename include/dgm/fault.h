@@ -13,7 +13,9 @@
  * yet verified and renamed), "snapshot.dump", "snapshot.archive"
  * (copy-first apply: on the thread of that part, before pg_dump of the
  * copy or the store archive starts, while the release goes on),
- * "restore.staged", "restore.swapped".
+ * "restore.staged", "restore.renamed" (between the database swap's two
+ * renames: no database has the target's name), "restore.db-swapped"
+ * (the database swapped, the store not yet), "restore.swapped".
  * Without the variables a point costs one getenv.
  */
 #ifndef DGM_FAULT_H
