@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dgm/project.h"
@@ -42,6 +43,9 @@ typedef struct rb {
 	bool restore;                 /* restore the database snapshot */
 	dgm_dataloss dl;              /* what restoring it would discard */
 	bool checked;                 /* dl was filled */
+	struct timespec store_checked; /* before the safety snapshot compared the
+				       * store with the release's archive */
+	bool store_same;              /* it matched (the archive was linked) */
 	bool aside;                   /* the safety snapshot's database is the
 				       * database itself, set aside by the restore */
 } rb;
@@ -630,11 +634,14 @@ static int safety_snapshot(rb *b, dgm_error *err)
 	b->aside = use_aside(b);
 	if (b->aside)
 		so.db = DGM_SNAPSHOT_ASIDE;
+	clock_gettime(CLOCK_REALTIME, &b->store_checked);
 	if (dgm_snapshot_create(&b->r->snap, plan, &so, err)) {
 		dgm_job_step_failed(b->r, "snapshot", dgm_now_ms() - t, err);
 		return -1;
 	}
 	b->r->have_snap = true;
+	b->store_same = b->have_release && b->r->snap.store_from &&
+			!strcmp(b->r->snap.store_from, b->release.id);
 	dgm_job_step_done(b->r, "snapshot", dgm_now_ms() - t, snapshot_data(b),
 			  b->aside ? "safety snapshot '%s': the model store now, the database "
 			  "itself when the restore replaces it (renamed aside, not copied)" :
@@ -745,16 +752,45 @@ static int fallback(rb *b, dgm_error *err)
 	return 0;
 }
 
+/* The store matched the release's archive file by file when the safety
+ * snapshot linked it, and nothing in it has changed since: restoring it
+ * would read and hash it all again to write nothing. */
+static bool store_still_same(rb *b)
+{
+	const char *store = b->r->plan->model_store.path;
+
+	if (!b->store_same || !store || b->r->plan->model_store.extra_paths.count ||
+	    !dgm_release_store_quiet(store, b->store_checked))
+		return false;
+	dgm_info("the model store matches snapshot '%s' file by file (compared for the safety "
+		 "snapshot) and nothing in it has changed since: left as is", b->release.id);
+	return true;
+}
+
+static void store_kept(rb *b)
+{
+	dgm_job_step_start(b->r, "restore.store");
+	dgm_job_step_done(b->r, "restore.store", 0, json_pack("{s:s}", "snapshot", b->release.id),
+			  "the model store matches snapshot '%s' (compared file by file for the "
+			  "safety snapshot, unchanged since)", b->release.id);
+}
+
 static int run_rollback(rb *b, dgm_error *err)
 {
+	bool store;
+
 	if (safety_snapshot(b, err))
 		return -1;
 	if (!b->restore && b->ntargets &&
 	    (checkout_code(b, err) || (do_downgrade(b, err) && fallback(b, err))))
 		return -1;
-	if (b->have_release && (b->restore || b->release.has_store) &&
-	    do_restore(b, b->restore, b->release.has_store, b->restore ? "restore" :
-		       "restore.store", err))
+	store = b->have_release && b->release.has_store;
+	if (store && store_still_same(b)) {
+		store = false;
+		store_kept(b);
+	}
+	if (b->have_release && (b->restore || store) &&
+	    do_restore(b, b->restore, store, b->restore ? "restore" : "restore.store", err))
 		return -1;
 	/* the code follows the database, never goes ahead of it */
 	if (do_checkout(b, err))

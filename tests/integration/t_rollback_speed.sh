@@ -1,9 +1,12 @@
-# t_restore_aside.sh - `rollback --restore` keeps the database it replaces
-# as its safety snapshot by renaming it aside, not by a full copy first
-# (issue 14, part 3: the restore path costs one clone and renames), and a
-# run killed between or after its renames is settled by `resume` with
-# nothing lost. Kill points are reached for sure (DGMIGRATE_FAULT_WAIT_AT),
-# never after a sleep.
+# t_rollback_speed.sh - issue 14, part 3: what a rollback no longer does
+# twice. `rollback --restore` keeps the database it replaces as its safety
+# snapshot by renaming it aside, not by a full copy first (the restore
+# path costs one clone and renames), and a run killed between or after
+# its renames is settled by `resume` with nothing lost. A model store the
+# safety snapshot found equal to the release's archive (file by file) and
+# that nobody touched since is not compared again by the restore; one
+# written in between is restored. Points in a run are reached for sure
+# (DGMIGRATE_FAULT_WAIT_AT), never after a sleep.
 
 V15=5e9f3b7a1c62
 
@@ -14,6 +17,7 @@ at_v16() {
 	migrate_app app head
 	psql_db "$TEST_DB" -c "INSERT INTO organizations (name, slug) SELECT 'org ' || g, 'org-' || g FROM generate_series(1, 20) g" >/dev/null
 	rows_v15=$(db_fingerprint "$TEST_DB")
+	rm -rf models.v15 && cp -a models models.v15
 	head_v15=$(git -C app rev-parse HEAD)
 	run_dgm apply plan.yaml
 	expect_rc 0
@@ -140,3 +144,41 @@ no_live_database() { ! db_exists "$TEST_DB" || fail "the database still has its 
 test_restore_killed_between_its_renames_is_settled() { killed_and_resumed restore.renamed no_live_database; }
 test_restore_killed_after_its_renames_is_settled() { killed_and_resumed restore.db-swapped; }
 test_restore_killed_after_the_snapshot_completed_is_settled() { killed_and_resumed restore.swapped; }
+
+# ---- the model store, compared once ----
+
+store_same() { diff <(cd models.v15 && find . -type f -print0 | sort -z | xargs -0 sha256sum) \
+	<(cd models && find . -type f -print0 | sort -z | xargs -0 sha256sum) >/dev/null; }
+
+test_an_untouched_store_is_compared_once() {
+	at_v16
+	run_dgm rollback --to v1.5 plan.yaml
+	expect_rc 0
+	expect_err "its archive is linked"
+	expect_err "nothing in it has changed since: left as is"
+	store_same || fail "the model store differs from the release's"
+	grep -q '"step":"restore.store","phase":"done"' "$(ls -t backups/state/journal/*.jsonl | head -n 1)" ||
+		fail "no restore.store step in the journal"
+	# the restore path too
+	run_dgm apply plan.yaml
+	expect_rc 0
+	run_dgm rollback --to v1.5 plan.yaml --restore --accept-data-loss
+	expect_rc 0
+	expect_err "nothing in it has changed since: left as is"
+	store_same || fail "the model store differs from the release's"
+}
+
+test_a_store_written_during_the_rollback_is_restored() {
+	at_v16
+	rm -f wait.flag
+	DGMIGRATE_FAULT_WAIT_AT=alembic.downgrade DGMIGRATE_FAULT_WAIT_FILE=$PWD/wait.flag \
+		"$DGMIGRATE" rollback --to v1.5 plan.yaml >bg.out 2>bg.err &
+	bgpid=$!
+	wait_until "the downgrade to start" reached
+	# after the safety snapshot compared the store: the application writes
+	printf 'retrained\n' >>"$(find models -type f | sort | head -n 1)"
+	rm -f wait.flag
+	wait "$bgpid" || fail "the rollback failed: $(tail -5 bg.err)"
+	! grep -q "left as is" bg.err || fail "the store written since was left as is"
+	store_same || fail "the store written during the rollback was not restored"
+}
