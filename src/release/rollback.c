@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -650,13 +651,16 @@ static int safety_snapshot(rb *b, dgm_error *err)
 }
 
 /* The restore did not set the database aside (or put it back): the
- * safety snapshot that waited for it is not one. */
+ * safety snapshot that waited for it is not one (discarding keeps one
+ * whose database is set aside). */
 static void drop_unused_aside(rb *b)
 {
-	if (!b->aside || !b->r->snap.aside_pending)
+	struct stat st;
+
+	if (!b->aside)
 		return;
-	if (dgm_snapshot_discard_aside(&b->r->snap, b->r->plan) == 0)
-		b->r->have_snap = false;
+	dgm_snapshot_discard_aside(&b->r->snap, b->r->plan);
+	b->r->have_snap = stat(b->r->snap.dir, &st) == 0;
 }
 
 static int do_restore(rb *b, bool database, bool store, const char *step, dgm_error *err)

@@ -191,8 +191,8 @@ int dgm_snapshot_restore(const dgm_plan *plan, const dgm_snapshot *snap,
 out:
 	undo(&r);
 	/* the database is back under its name: the safety snapshot has none */
-	if (o->aside_into && dgm_snapshot_discard_aside(o->aside_into, plan) == 0)
-		o->aside_into->aside_pending = false;
+	if (o->aside_into)
+		dgm_snapshot_discard_aside(o->aside_into, plan);
 done:
 	if (ret)
 		dgm_error_prefix(err, "restore of snapshot '%s'", snap->id);

@@ -30,6 +30,7 @@ copy_of() { sed -n 's/.*"copy": "\([^"]*\)".*/\1/p' "backups/$1/manifest.json"; 
 db_oid() { psql_db postgres -c "SELECT oid FROM pg_database WHERE datname = '$1'"; }
 db_exists() { [[ -n $(db_oid "$1") ]]; }
 revisions() { psql_db "$TEST_DB" -c "SELECT string_agg(version_num, ',' ORDER BY 1) FROM alembic_version"; }
+safe_dbs() { psql_db postgres -c "SELECT string_agg(datname, ' ' ORDER BY datname) FROM pg_database WHERE datname LIKE '%\_dgm\_safe\_%'"; }
 after_rows() { psql_db "$1" -c "SELECT count(*) FROM organizations WHERE slug = 'after-release'"; }
 # databases named like a restore's staging or replaced one
 leftovers() { psql_db postgres -c "SELECT string_agg(datname, ' ') FROM pg_database WHERE datname LIKE '%\_dgm\_new\_%' OR datname LIKE '%\_dgm\_old\_%'"; }
@@ -144,6 +145,33 @@ no_live_database() { ! db_exists "$TEST_DB" || fail "the database still has its 
 test_restore_killed_between_its_renames_is_settled() { killed_and_resumed restore.renamed no_live_database; }
 test_restore_killed_after_its_renames_is_settled() { killed_and_resumed restore.db-swapped; }
 test_restore_killed_after_the_snapshot_completed_is_settled() { killed_and_resumed restore.swapped; }
+
+# The swap fails after the database went aside (its staging database
+# dropped while the run waits at restore.staged): the database is put
+# back, and the safety snapshot that waited for it is gone, not named.
+test_restore_failing_in_its_swap_puts_the_database_back() {
+	at_v16
+	local set_aside; set_aside=$(safe_dbs)
+	rm -f wait.flag
+	DGMIGRATE_FAULT_WAIT_AT=restore.staged DGMIGRATE_FAULT_WAIT_FILE=$PWD/wait.flag \
+		"$DGMIGRATE" rollback --to v1.5 plan.yaml --restore --accept-data-loss >bg.out 2>bg.err &
+	bgpid=$!
+	wait_until "the restore to be staged" reached
+	local staging
+	staging=$(psql_db postgres -c "SELECT datname FROM pg_database WHERE datname LIKE '${TEST_DB:0:30}\_dgm\_new\_%'")
+	[[ -n $staging ]] || fail "no staging database"
+	psql_db postgres -c "DROP DATABASE \"$staging\"" >/dev/null
+	rm -f wait.flag
+	local brc=0
+	wait "$bgpid" || brc=$?
+	[[ $brc == 1 ]] || fail "expected exit 1, got $brc: $(tail -5 bg.err)"
+	[[ $(revisions) == b6e14d8a0f97 ]] || fail "alembic_version: $(revisions)"
+	[[ $(after_rows "$TEST_DB") == 1 ]] || fail "the row written after the release is gone"
+	[[ -z $(safety_id) ]] || fail "a safety snapshot without its database: $(safety_id)"
+	[[ -z $(ls -d backups/*.partial 2>/dev/null) ]] || fail "left behind: $(ls -d backups/*.partial)"
+	[[ $(safe_dbs) == "$set_aside" ]] || fail "a database set aside is left: $(safe_dbs)"
+	! grep -q "before the rollback is in snapshot" bg.err || fail "the error names a snapshot that is gone"
+}
 
 # ---- the model store, compared once ----
 
