@@ -68,6 +68,10 @@ typedef struct dgm_alembic_load_opts {
 	 * readdir() order, exactly what Alembic 1.8's os.listdir() sees.
 	 * true: sorted by name, as Alembic >= 1.10 does. */
 	bool sort_files;
+	/* How the command at hand lets Alembic itself read the graph, named
+	 * in the hint when a value cannot be read as text (e.g.
+	 * "--read-with-alembic"). NULL: every way is named. */
+	const char *ask_alembic;
 } dgm_alembic_load_opts;
 
 /* The script settings alembic.ini gives. Paths are normalized and
@@ -135,6 +139,9 @@ typedef struct dgm_alembic_pyenv dgm_alembic_pyenv;
 
 dgm_alembic_pyenv *dgm_alembic_pyenv_new(dgm_tree *tree, char *const *sys_path, size_t n);
 void dgm_alembic_pyenv_free(dgm_alembic_pyenv *env);
+/* How to let Alembic read the graph, for hints (see
+ * dgm_alembic_load_opts.ask_alembic); the string must outlive env. */
+void dgm_alembic_pyenv_set_ask(dgm_alembic_pyenv *env, const char *ask_alembic);
 /* dgm_alembic_revfile_parse, resolving names through ENV (NULL: only
  * names assigned in the file itself). A name that cannot be read
  * statically is an error naming the file, line and name. */

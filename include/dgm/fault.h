@@ -15,7 +15,9 @@
  * copy or the store archive starts, while the release goes on),
  * "restore.staged", "restore.renamed" (between the database swap's two
  * renames: no database has the target's name), "restore.db-swapped"
- * (the database swapped, the store not yet), "restore.swapped".
+ * (the database swapped, the store not yet), "restore.swapped",
+ * "cluster.<state>" (restore: cluster, once its journal says stopped,
+ * restored, started or promoted).
  * Without the variables a point costs one getenv.
  */
 #ifndef DGM_FAULT_H
@@ -25,5 +27,12 @@
 
 /* Wait at the point named by fmt when the environment asks for it. */
 void dgm_fault_point(const char *fmt, ...) DGM_PRINTF(1, 2);
+
+/* DGMIGRATE_FAULT_KILL_AT=<point>: SIGKILL here, as a kill -9 at that
+ * point would. Points: "cluster-begin", "cluster-stopped",
+ * "cluster-restored", "cluster-started" (restore: cluster, right after
+ * its journal says so: src/pgbr/cluster_journal.c), "side-started" (the
+ * side instance is up and promoted, before its dump). */
+void dgm_fault_kill(const char *point);
 
 #endif

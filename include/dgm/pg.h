@@ -67,5 +67,8 @@ char *dgm_pg_owner_to_act_for(PGconn *conn, const char *db);
 
 /* Whether the connected role is a superuser (false when it cannot be read). */
 bool dgm_pg_is_superuser(PGconn *conn);
+/* The session's role may CREATE DATABASE (CREATEDB or superuser); false
+ * also when that cannot be read. */
+bool dgm_pg_may_create_db(PGconn *conn);
 
 #endif

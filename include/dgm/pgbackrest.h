@@ -85,6 +85,45 @@ int dgm_pgbr_side_dump(struct dgm_dump_info *info, const dgm_plan *plan,
 		       const dgm_pgbr_point *p, const char *database, const char *dump_dir,
 		       dgm_error *err);
 
+/* restore: cluster - the whole cluster rewound to the point in place:
+ * refused when it holds other databases unless
+ * pgbackrest.rewind_other_databases; the history rows of the database
+ * kept; pgbackrest.server.stop, pgbackrest restore --delta --set=<backup>
+ * --type=name --target=<point> --target-action=promote,
+ * pgbackrest.server.start, a wait (timeouts.restore, else ten minutes)
+ * until recovery has ended, the history rows put back and the database's
+ * Alembic revisions checked against revisions. Each state reached is
+ * journaled in <state_dir>/pgbackrest-cluster.jsonl (cluster_journal.c)
+ * so that dgm_pgbr_cluster_resume can finish it. The advisory lock
+ * (lock, may be NULL) goes with the server: it is taken again once the
+ * server is back, before the journal is removed. */
+struct dgm_lock;
+typedef struct dgm_pgbr_cluster_target {
+	const dgm_pgbr_point *point;
+	const char *snapshot;     /* the snapshot's id */
+	const char *database;     /* the database it holds */
+	char *const *revisions;   /* its Alembic revisions */
+	size_t nrevisions;
+} dgm_pgbr_cluster_target;
+
+int dgm_pgbr_cluster_restore(const dgm_plan *plan, const dgm_pgbr_cluster_target *t,
+			     struct dgm_lock *lock, dgm_error *err);
+/* resume: an interrupted restore: cluster is finished (the server is
+ * never left stopped), or, where it had not stopped the server yet,
+ * dropped. 0 also when there is none. */
+int dgm_pgbr_cluster_resume(const dgm_plan *plan, dgm_error *err);
+/* Before a run takes the lock: refused while a restore: cluster is under
+ * way (DGM_E_LOCK) or was interrupted (DGM_E_RUN: resume first). */
+int dgm_pgbr_cluster_guard(const dgm_plan *plan, dgm_error *err);
+/* What a restore: cluster runs, as one line (point NULL: "<point>"). */
+char *dgm_pgbr_cluster_text(const dgm_plan *plan, const dgm_pgbr_point *point);
+/* How the plan's restore mode puts point back, as one line (dry run). */
+char *dgm_pgbr_restore_text(const dgm_plan *plan, const dgm_pgbr_point *point);
+
+/* What a killed restore: side left (the side instance running, its data
+ * folder): stopped and removed. The caller holds the lock. */
+void dgm_pgbr_side_sweep(const dgm_plan *plan);
+
 /* "--archive-timeout=12.5": the plan's wait, in pgbackrest's seconds. */
 void dgm_pgbr_timeout_opt(char *buf, size_t len, long ms);
 

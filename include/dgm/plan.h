@@ -95,6 +95,12 @@ typedef struct dgm_plan_pgbackrest {
 	dgm_strlist pg_ctl;       /* argv prefix, default [pg_ctl] */
 } dgm_plan_pgbackrest;
 
+/* alembic.read_graph: how the revision graph is read. */
+typedef enum dgm_read_graph {
+	DGM_READ_GRAPH_STATIC = 0,  /* as text, never running the project's code */
+	DGM_READ_GRAPH_ALEMBIC      /* by alembic.command's Python (imports the code) */
+} dgm_read_graph;
+
 typedef enum dgm_on_failure {
 	DGM_ON_FAILURE_ROLLBACK = 0,
 	DGM_ON_FAILURE_STOP
@@ -137,6 +143,7 @@ typedef struct dgm_plan {
 				       * hold ${target.*} (dgm_plan_target_expand) */
 		dgm_strlist x;        /* `-x` arguments, the same placeholders but
 				       * never ${target.password} or ${target.url} */
+		int read_graph;       /* dgm_read_graph, default static */
 	} alembic;
 
 	struct {

@@ -131,8 +131,10 @@ typedef struct dgm_rollback_opts {
 /* `dgmigrate rollback --to TAG`. */
 int dgm_release_rollback(const dgm_plan *plan, const dgm_rollback_opts *o, dgm_error *err);
 
-/* `dgmigrate resume`: finish or undo the newest interrupted run. */
-int dgm_release_resume(const dgm_plan *plan, dgm_error *err);
+/* `dgmigrate resume`: finish or undo the newest interrupted run.
+ * accept_data_loss: a restore its undo falls back to (or the resumed
+ * rollback's) may discard writes made since the release finished. */
+int dgm_release_resume(const dgm_plan *plan, bool accept_data_loss, dgm_error *err);
 
 /* Whether an unfinished run's journal still needs this snapshot (for
  * `backups prune`); payload is the plan. */

@@ -94,6 +94,8 @@ int dgm_db_restore_commit(dgm_db_restore *r, const dgm_plan *plan, dgm_error *er
 int dgm_db_restore_abort(dgm_db_restore *r, const dgm_plan *plan, dgm_error *err);
 void dgm_db_restore_free(dgm_db_restore *r);
 
+struct dgm_lock;
+
 /* What dgm_snapshot_restore puts back. */
 typedef struct dgm_restore_opts {
 	bool database;          /* restore the database */
@@ -105,6 +107,9 @@ typedef struct dgm_restore_opts {
 				   * swapped (only by swap: else nothing changes);
 				   * on a failure it is discarded (the database
 				   * is back under its name) */
+	struct dgm_lock *lock;  /* the run's lock: a pgbackrest restore: cluster
+				 * takes it again after the server's restart
+				 * (NULL: none held) */
 } dgm_restore_opts;
 
 /* The staging database of a restore of snapshot snap_id into target. */

@@ -242,6 +242,10 @@ void dgm_snapshot_orphans_free(dgm_snapshot_orphan *list, size_t n);
  * held lock or an unreachable server is only reported: never fails the
  * caller. dgm_snapshot_create does the same under the caller's lock. */
 void dgm_snapshot_sweep_locked(const dgm_plan *plan);
+/* snapshot.engine: pgbackrest - what a killed restore: side left (the
+ * side instance, the dumps made from it in snapshot folders) goes. The
+ * caller holds the lock. */
+void dgm_snapshot_pitr_sweep(const dgm_plan *plan);
 
 /* The snapshot is what was signed: manifest.json, db.sha256, the
  * archive's manifest and writes.json match their HMACs under the plan's

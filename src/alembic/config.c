@@ -97,12 +97,29 @@ static void add_location(dgm_alembic_config *cfg, char *path)
 	cfg->version_locations[cfg->nversion_locations++] = path;
 }
 
+/* More version folders (or prepend_sys_path folders) than any project
+ * has (neutron: about 60); a value that interpolates to tens of
+ * thousands is refused, not read. */
+#define MAX_VERSION_LOCATIONS 1024
+
+/* One piece more, the array grown by doubling: a 64 KiB value of
+ * commas must not cost a copy of the array per piece. */
+static void push_part(char ***parts, size_t *n, size_t *cap, const char *s, size_t len)
+{
+	if (*n == *cap) {
+		*cap = *cap ? 2 * *cap : 8;
+		*parts = dgm_xrealloc(*parts, *cap * sizeof(**parts));
+	}
+	(*parts)[(*n)++] = dgm_xstrndup(s, len);
+}
+
 /* Alembic 1.8's legacy split when version_path_separator is unset:
  * re.split(r", *|(?: +)") - empty pieces are kept (and mean the
  * working folder, as os.path.abspath("") does). */
 static void split_legacy(char ***parts, size_t *n, const char *s)
 {
 	const char *start = s, *p = s;
+	size_t cap = 0;
 
 	*parts = NULL;
 	*n = 0;
@@ -118,8 +135,7 @@ static void split_legacy(char ***parts, size_t *n, const char *s)
 				sep++;
 		}
 		if (sep || !*p) {
-			*parts = dgm_xrealloc(*parts, (*n + 1) * sizeof(**parts));
-			(*parts)[(*n)++] = dgm_xstrndup(start, (size_t)(p - start));
+			push_part(parts, n, &cap, start, (size_t)(p - start));
 			if (!*p)
 				break;
 			p += sep;
@@ -132,16 +148,16 @@ static void split_legacy(char ***parts, size_t *n, const char *s)
 
 static void split_char(char ***parts, size_t *n, const char *s, char sep)
 {
+	size_t cap = 0;
+
 	*parts = NULL;
 	*n = 0;
 	while (*s) {
 		const char *e = strchr(s, sep);
 		size_t len = e ? (size_t)(e - s) : strlen(s);
 
-		if (len) {
-			*parts = dgm_xrealloc(*parts, (*n + 1) * sizeof(**parts));
-			(*parts)[(*n)++] = dgm_xstrndup(s, len);
-		}
+		if (len)
+			push_part(parts, n, &cap, s, len);
 		s += len + (e ? 1 : 0);
 	}
 }
@@ -187,6 +203,13 @@ static int read_locations(dgm_alembic_config *cfg, const ctx *c, const dgm_alemb
 	cfg->explicit_locations = true;
 	if (split_locations(&parts, &n, c, value, sep, err) != 0)
 		goto out;
+	if (n > MAX_VERSION_LOCATIONS) {
+		dgm_error_set(err, DGM_E_ALEMBIC, "%s: version_locations names %zu folders; at most "
+			      "%d are read", c->ini_path, n, MAX_VERSION_LOCATIONS);
+		dgm_error_hint(err, "list each version folder once, separated as "
+			       "version_path_separator says");
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++) {
 		char *p;
 
@@ -221,6 +244,15 @@ static int read_sys_path(dgm_alembic_config *cfg, const ctx *c, const dgm_alembi
 			if (*p == ':')
 				*p = ',';
 		split_legacy(&parts, &n, value);
+	}
+	if (n > MAX_VERSION_LOCATIONS) {
+		dgm_error_set(err, DGM_E_ALEMBIC, "%s: prepend_sys_path names %zu folders; at most %d "
+			      "are read", c->ini_path, n, MAX_VERSION_LOCATIONS);
+		for (size_t i = 0; i < n; i++)
+			free(parts[i]);
+		free(parts);
+		free(value);
+		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
 		char *p = NULL;

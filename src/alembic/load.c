@@ -269,6 +269,7 @@ int dgm_alembic_load(dgm_alembic_script **out, dgm_tree *tree, const char *ini_p
 	ld.cfg = &ld.s->config;
 	ld.sort = opts && opts->sort_files;
 	ld.env = dgm_alembic_pyenv_new(tree, cfg.sys_path, cfg.nsys_path);
+	dgm_alembic_pyenv_set_ask(ld.env, opts ? opts->ask_alembic : NULL);
 	dgm_strmap_init(&ld.seen, 256);
 	if (tree->kind(tree->ctx, cfg.script_location) != 2) {
 		dgm_error_set(err, DGM_E_ALEMBIC, "path doesn't exist: '%s'", cfg.script_location);

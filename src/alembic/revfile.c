@@ -428,6 +428,7 @@ struct dgm_alembic_pyenv {
 	size_t nroots;
 	pymod **mods;           /* modules read so far */
 	size_t nmods;
+	const char *ask;        /* how to let Alembic read the graph, or NULL */
 };
 
 /* A name leads to another at most this many times (e.g. a label from a
@@ -1120,6 +1121,15 @@ static void take_list(char ***out, size_t *n, value *v)
 	}
 }
 
+/* The way to let Alembic read the graph, as the command at hand takes it. */
+static const char *ask_text(const dgm_alembic_pyenv *env)
+{
+	if (env && env->ask)
+		return env->ask;
+	return "'heads' and 'graph' take --read-with-alembic, a plan takes "
+	       "'alembic.read_graph: alembic'";
+}
+
 /* Evaluate the last assignment of each key: a literal, or names of the
  * file and of the project's modules that lead to one. */
 static int eval_keys(assign *as, pymod *m, dgm_alembic_pyenv *env, dgm_error *err)
@@ -1138,14 +1148,16 @@ static int eval_keys(assign *as, pymod *m, dgm_alembic_pyenv *env, dgm_error *er
 			dgm_error_hint(err, "dgmigrate reads literals, and names bound to them in the "
 				       "project's own modules; write the value as a literal, list the "
 				       "module's root folder in prepend_sys_path, or let Alembic read "
-				       "the graph (--read-with-alembic; it imports the project's code)");
+				       "the graph (%s; it imports the project's code)", ask_text(env));
 		} else {
 			dgm_error_set(err, DGM_E_ALEMBIC, "%s:%d: the value of '%s' is not a literal "
 				      "(a string, None, or a tuple or list of strings, or a name "
 				      "of the project bound to one)", m->path, as[k].line,
 				      key_names[k]);
 			dgm_error_hint(err, "dgmigrate reads revision files as text and cannot run "
-				       "computed values");
+				       "computed values; write the value as a literal, or let Alembic "
+				       "read the graph (%s; it imports the project's code)",
+				       ask_text(env));
 		}
 		return -1;
 	}
@@ -1259,6 +1271,12 @@ dgm_alembic_pyenv *dgm_alembic_pyenv_new(dgm_tree *tree, char *const *sys_path, 
 		env->sys_path[i] = dgm_xstrdup(sys_path[i]);
 	env->nsys_path = n;
 	return env;
+}
+
+void dgm_alembic_pyenv_set_ask(dgm_alembic_pyenv *env, const char *ask_alembic)
+{
+	if (env)
+		env->ask = ask_alembic;
 }
 
 void dgm_alembic_pyenv_free(dgm_alembic_pyenv *env)

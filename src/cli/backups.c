@@ -246,7 +246,8 @@ static int create(const dgm_plan *plan, bool json, dgm_error *err)
 	/* the commit checked out says which release the snapshot holds */
 	if (dgm_git_state_read(&head, plan->release.repository, &ignore) == 0)
 		o.commit = head.commit;
-	if (dgm_lock_acquire(&lock, plan->database.url, "backups create", 0, err))
+	if (dgm_pgbr_cluster_guard(plan, err) ||
+	    dgm_lock_acquire(&lock, plan->database.url, "backups create", 0, err))
 		return -1;
 	if (dgm_snapshot_create(&s, plan, &o, err)) {
 		dgm_lock_release(&lock);
@@ -311,7 +312,7 @@ static int restore(const dgm_plan *plan, const char *id, const dgm_args *args, d
 
 	/* refused before the safety snapshot: nothing changes for a forged one */
 	if (dgm_snapshot_find(&snap, plan->snapshot.directory, id, err) ||
-	    dgm_snapshot_authenticate(&snap, plan, err) ||
+	    dgm_snapshot_authenticate(&snap, plan, err) || dgm_pgbr_cluster_guard(plan, err) ||
 	    dgm_lock_acquire(&lock, plan->database.url, "backups restore", 0, err))
 		goto out;
 	/* the same check as every other restore, before anything changes */
@@ -327,6 +328,7 @@ static int restore(const dgm_plan *plan, const char *id, const dgm_args *args, d
 	dgm_info("safety snapshot '%s' holds the current state", safety.id);
 	if (dl.verdict != DGM_DATALOSS_NONE)
 		free(dgm_dataloss_announce(&dl, safety.id));
+	ro.lock = &lock;
 	if (dgm_snapshot_restore(plan, &snap, &ro, err)) {
 		dgm_error_hint(err, "the current state is also in safety snapshot '%s'", safety.id);
 		goto out;

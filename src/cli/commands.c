@@ -53,14 +53,23 @@ static const dgm_opt json_only_opts[] = {
 	DGM_OPT_END
 };
 
+static const dgm_opt resume_opts[] = {
+	{ "accept-data-loss", 0, NULL, "allow the restore the run's undo falls back to (a "
+	  "downgrade that fails) to discard writes made since the release finished, or when that "
+	  "cannot be known" },
+	{ "json", 0, NULL, "print the result as JSON on stdout" },
+	DGM_OPT_END
+};
+
 static const dgm_opt graph_opts[] = {
 	{ "at", 0, "TAG", "read the graph as it stood at TAG (or any commit) in git" },
 	{ "repo", 0, "DIR", "the application repository (default: the current folder)" },
 	{ "config", 0, "FILE", "alembic.ini, relative to the repository (default: alembic.ini)" },
 	{ "dot", 0, NULL, "print Graphviz DOT instead of a text tree" },
 	{ "json", 0, NULL, "print the result as JSON on stdout" },
-	{ "read-with-alembic", 0, NULL, "ask Alembic itself (imports the project's code) when "
-	  "revision files compute what cannot be read as text; shown as read by Alembic" },
+	{ "read-with-alembic", 0, NULL, "ask Alembic itself (the Python of the alembic in PATH; "
+	  "imports the project's code) when revision files compute what cannot be read as text; "
+	  "shown as read by Alembic (a plan's commands: alembic.read_graph: alembic)" },
 	DGM_OPT_END
 };
 
@@ -84,7 +93,11 @@ const dgm_cmd dgm_commands[] = {
 	  "variables are set (secret values - environment.secret, names with PASSWORD,\n"
 	  "SECRET, TOKEN, KEY or CREDENTIAL, URL passwords - are never printed), the\n"
 	  "repository, the tag, alembic.ini and the model store exist, and the database\n"
-	  "answers. It warns when the key that signs snapshots (snapshot.key_file,\n"
+	  "answers; the tag's revision graph is read (as text, or by Alembic itself with\n"
+	  "the plan's alembic.read_graph: alembic); revision files in the version\n"
+	  "folders that git does not track, or ignores, are refused by name: alembic\n"
+	  "would run them, and they are not the tag's (__pycache__ is left alone).\n"
+	  "It warns when the key that signs snapshots (snapshot.key_file,\n"
 	  "default <state_dir>/snapshot.key - inside snapshot.directory unless state_dir\n"
 	  "is set) lies inside snapshot.directory, where whoever can write snapshots can\n"
 	  "read or replace it, or is readable by group or others.",
@@ -94,9 +107,11 @@ const dgm_cmd dgm_commands[] = {
 	  "When the database already holds the target and HEAD is at the tag, apply\n"
 	  "says 'up to date' and exits 0: no snapshot, no report, no history row\n"
 	  "(--force runs the release anyway). Otherwise, in this order: take the database's advisory lock (exit 3 if another run holds\n"
-	  "it); preflight (every check, reported together; 'privileges' says how the\n"
-	  "snapshot and a restore will go for this role, and an apply no restore could\n"
-	  "undo is refused unless snapshot.allow_no_restore); hooks.before; snapshot the\n"
+	  "it); preflight (every check, reported together, validate's among them:\n"
+	  "untracked revision files in the version folders are refused; 'privileges'\n"
+	  "says how the snapshot and a restore will go for this role, and an apply no\n"
+	  "restore could undo is refused unless snapshot.allow_no_restore);\n"
+	  "hooks.before; snapshot the\n"
 	  "database (pg_dump) and the model store (archive), both verified before\n"
 	  "anything changes (with snapshot.keep_copies >= 1, the default, copy-first:\n"
 	  "the database is copied on the server, CREATE DATABASE <db>_dgm_snap_<id>\n"
@@ -122,7 +137,8 @@ const dgm_cmd dgm_commands[] = {
 	{ "rollback", dgm_cmd_rollback, "go back to the release at TAG: downgrade, checkout, restore",
 	  "--to TAG [PLAN] [--restore|--no-restore] [--accept-data-loss] [--trust-unsigned] [--reason TEXT] [--dry-run] [--json]",
 	  "The target is the set of Alembic heads of the graph as it stood at TAG (read\n"
-	  "from git). In this order: lock; a safety snapshot of the current database and\n"
+	  "from git). Revision files in the version folders that git does not track are\n"
+	  "refused first, as in apply. In this order: lock; a safety snapshot of the current database and\n"
 	  "model store, so the rollback itself can be undone (with snapshot.rollback_safety\n"
 	  "'copy', the default, the database is copied on the server in seconds: CREATE\n"
 	  "DATABASE <db>_dgm_safe_<id> TEMPLATE <db>; it is dumped instead when other\n"
@@ -259,8 +275,13 @@ const dgm_cmd dgm_commands[] = {
 	  "With snapshot.engine: pgbackrest a snapshot's database is a restore point\n"
 	  "'dgmigrate-<id>' in the stanza's WAL archive (DB MiB shows 'pitr'): verify\n"
 	  "checks its backup and WAL segment are still in the repository; restore\n"
-	  "rebuilds it beside (pgbackrest restore --db-include into a side instance),\n"
-	  "dumps it from there and restores that dump as above\n"
+	  "(pgbackrest.restore: side) rebuilds it beside (pgbackrest restore\n"
+	  "--db-include into a side instance), dumps it from there and restores that\n"
+	  "dump as above; with restore: cluster it stops the server\n"
+	  "(pgbackrest.server.stop), rewinds the whole cluster in place (pgbackrest\n"
+	  "restore --delta --type=name), starts it (server.start) and waits for the\n"
+	  "end of recovery. While such a restore runs or after it was interrupted,\n"
+	  "every other run is refused until resume has finished it\n"
 	  "Snapshots are signed: manifest.json carries an HMAC-SHA-256 over itself,\n"
 	  "db.sha256 (every dump file) and the archive's manifest, writes.json its own,\n"
 	  "keyed by snapshot.key_file (default <state_dir>/snapshot.key, 32 random\n"
@@ -271,12 +292,22 @@ const dgm_cmd dgm_commands[] = {
 	  "replace the key. Where others can write snapshot.directory, set\n"
 	  "snapshot.key_file (or state_dir) elsewhere; validate warns.",
 	  backups_opts, 2, 3, NULL },
-	{ "resume", dgm_cmd_resume, "finish or undo an interrupted run from the journal", "PLAN",
+	{ "resume", dgm_cmd_resume, "finish or undo an interrupted run from the journal",
+	  "PLAN [--accept-data-loss] [--json]",
 	  "Find the newest run in the plan's state folder whose journal has no end\n"
 	  "(it was killed or crashed) and settle it: an apply whose upgrade finished\n"
 	  "is completed (postconditions, hooks, health check, record); any other\n"
 	  "interrupted apply is undone (downgrade or snapshot restore, previous commit,\n"
-	  "model store) and checked; an interrupted rollback is run again to its tag.",
-	  json_only_opts, 1, 1, NULL },
+	  "model store) and checked; an interrupted rollback is run again to its tag.\n"
+	  "A snapshot restore passes the same data-loss check as every restore: when\n"
+	  "writes were made since the release finished, or that cannot be known, it is\n"
+	  "refused, the journal stays open, and --accept-data-loss lets it go ahead.\n"
+	  "First of all an interrupted pgbackrest restore: cluster is settled from its\n"
+	  "own journal (<state_dir>/pgbackrest-cluster.jsonl): killed before the\n"
+	  "server was stopped it is dropped (nothing had changed), later it is\n"
+	  "finished (pgbackrest restore --delta again, server.start, the end of\n"
+	  "recovery waited for): the server is never left stopped. A side instance that\n"
+	  "an interrupted restore: side left running is stopped and removed.",
+	  resume_opts, 1, 1, NULL },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL }
 };

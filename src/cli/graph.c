@@ -13,16 +13,15 @@ static int load(dgm_alembic_script **s, const dgm_args *args, dgm_error *err)
 {
 	const char *repo = dgm_args_get(args, "repo");
 	const char *config = dgm_args_get(args, "config");
+	dgm_project_reader how = { .alembic = dgm_args_flag(args, "read-with-alembic"),
+				   .ask = "--read-with-alembic" };
 
 	/* like alembic: --config, else $ALEMBIC_CONFIG, else alembic.ini */
 	if (!config)
 		config = getenv("ALEMBIC_CONFIG") && *getenv("ALEMBIC_CONFIG") ?
 			 getenv("ALEMBIC_CONFIG") : "alembic.ini";
-	if (dgm_args_flag(args, "read-with-alembic"))
-		return dgm_project_load_graph_alembic(s, repo ? repo : ".", config,
-						      dgm_args_get(args, "at"), NULL, err);
-	return dgm_project_load_graph(s, repo ? repo : ".", config,
-				  dgm_args_get(args, "at"), err);
+	return dgm_project_read_graph(s, &how, repo ? repo : ".", config,
+				      dgm_args_get(args, "at"), err);
 }
 
 /* A graph Alembic loaded (the project's code ran) says so. */

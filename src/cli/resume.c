@@ -16,7 +16,7 @@ int dgm_cmd_resume(const dgm_args *args, dgm_error *err)
 	if (dgm_plan_load(&plan, args->pos[0], err))
 		return -1;
 	dgm_plan_register_secrets(&plan);
-	ret = dgm_release_resume(&plan, err);
+	ret = dgm_release_resume(&plan, dgm_args_flag(args, "accept-data-loss"), err);
 	dgm_plan_free(&plan);
 	return ret;
 }

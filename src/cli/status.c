@@ -87,10 +87,8 @@ out:
 
 static int read_graphs(status *st, dgm_error *err)
 {
-	const char *repo = st->plan->release.repository;
-
-	if (dgm_project_load_graph(&st->code, repo, st->ini_rel, NULL, err) ||
-	    dgm_project_load_graph(&st->target, repo, st->ini_rel, st->plan->release.tag, err))
+	if (dgm_project_plan_graph(&st->code, st->plan, NULL, err) ||
+	    dgm_project_plan_graph(&st->target, st->plan, st->plan->release.tag, err))
 		return -1;
 	/* What `alembic upgrade TARGET` would run once the tag is checked out. */
 	st->steps_known = dgm_alembic_upgrade(&st->steps, st->target,
@@ -103,6 +101,9 @@ static void list_heads(dgm_buf *b, const dgm_alembic_script *s)
 {
 	for (size_t i = 0; i < s->nheads; i++)
 		dgm_buf_printf(b, "%s%s", i ? ", " : "", s->heads[i]->id);
+	/* the project's code ran to tell them (alembic.read_graph) */
+	if (s->read_by_alembic)
+		dgm_buf_puts(b, " (read by Alembic)");
 }
 
 static void print_text(const status *st)
@@ -154,7 +155,10 @@ static void print_json(const status *st)
 {
 	dgm_buf b = DGM_BUF_INIT;
 
-	dgm_buf_puts(&b, "{\"release\":");
+	dgm_buf_putc(&b, '{');
+	if (st->code->read_by_alembic)
+		dgm_buf_puts(&b, "\"read_by\":\"alembic\",");
+	dgm_buf_puts(&b, "\"release\":");
 	dgm_buf_json_str(&b, st->plan->release.name);
 	dgm_buf_puts(&b, ",\"tag\":");
 	dgm_buf_json_str(&b, st->plan->release.tag);

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -53,4 +54,13 @@ void dgm_fault_point(const char *fmt, ...)
 	va_end(ap);
 	if (!strcmp(at, point))
 		wait_for(point, file);
+}
+
+void dgm_fault_kill(const char *point)
+{
+	const char *at = getenv("DGMIGRATE_FAULT_KILL_AT");
+
+	/* as a kill -9 at that point would */
+	if (at && !strcmp(at, point))
+		raise(SIGKILL);
 }

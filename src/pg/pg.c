@@ -1,4 +1,5 @@
 /* pg.c - libpq connections and queries. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,38 +22,147 @@ static void trim_msg(char *buf, size_t len, const char *msg)
 			*p = ' ';
 }
 
-/* Where a connection field the URL left empty came from: one of libpq's
- * variables, a service file, or libpq's built-in default. */
+/* ---- where libpq took a connection's values from ------------------------ */
+
+/* Whether the service file FILE has section SERVICE (*found) and a KEY
+ * in it. Lines are "key=value", "[name]" or comments, as libpq reads. */
+static bool service_file_has(const char *file, const char *service, const char *key,
+			     bool *found)
+{
+	FILE *f = fopen(file, "r");
+	char line[1024];
+	bool in = false, has = false;
+
+	*found = false;
+	if (!f)
+		return false;
+	while (!has && fgets(line, sizeof(line), f)) {
+		char *p = line + strspn(line, " \t");
+		size_t n = strcspn(p, " \t=\r\n");
+
+		if (*p == '[') {
+			in = !strncmp(p + 1, service, strlen(service)) && p[1 + strlen(service)] == ']';
+			*found = *found || in;
+		} else if (in && *p != '#' && n == strlen(key) && !strncmp(p, key, n)) {
+			has = true;
+		}
+	}
+	fclose(f);
+	return has;
+}
+
+/* Whether SERVICE gives KEY: the user's service file (PGSERVICEFILE, else
+ * ~/.pg_service.conf), or the system's (PGSYSCONFDIR/pg_service.conf)
+ * when the user's has no such service, as libpq looks them up. */
+static bool service_has(const char *service, const char *key)
+{
+	const char *file = getenv("PGSERVICEFILE"), *home = getenv("HOME");
+	const char *sys = getenv("PGSYSCONFDIR");
+	char *path = NULL;
+	bool found = false, has = false;
+
+	if (file && *file)
+		path = dgm_xstrdup(file);
+	else if (home && *home)
+		path = dgm_xasprintf("%s/.pg_service.conf", home);
+	if (path)
+		has = service_file_has(path, service, key, &found);
+	free(path);
+	if (!found && sys && *sys) {
+		path = dgm_xasprintf("%s/pg_service.conf", sys);
+		has = service_file_has(path, service, key, &found);
+		free(path);
+	}
+	return has;
+}
+
+/* The service the connection used: the URL's, else PGSERVICE; or NULL. */
+static const char *service_of(const PQconninfoOption *opts)
+{
+	for (const PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (!strcmp(o->keyword, "service") && o->val && *o->val)
+			return o->val;
+	return getenv("PGSERVICE") && *getenv("PGSERVICE") ? getenv("PGSERVICE") : NULL;
+}
+
+static bool url_gives(const PQconninfoOption *opts, const char *key)
+{
+	for (const PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (!strcmp(o->keyword, key) && o->val && *o->val)
+			return true;
+	return false;
+}
+
+/* Where a connection field the URL left empty came from: a service file
+ * (libpq takes it before the variables), one of libpq's variables, or
+ * libpq's built-in default. */
 static void add_source(dgm_buf *src, const PQconninfoOption *opts, const char *key,
 		       const char *envvar)
 {
-	const char *given = NULL, *service = NULL;
+	const char *service = service_of(opts);
 
-	for (const PQconninfoOption *o = opts; o && o->keyword; o++) {
-		if (!strcmp(o->keyword, key) && o->val && *o->val)
-			given = o->val;
-		if (!strcmp(o->keyword, "service") && o->val && *o->val)
-			service = o->val;
-	}
-	if (given)
+	if (url_gives(opts, key))
 		return;
-	if (!service)
-		service = getenv("PGSERVICE");
-	if (getenv(envvar) && *getenv(envvar))
-		dgm_buf_printf(src, "%s%s from %s", src->len ? ", " : "", key, envvar);
-	else if (service && *service)
+	if (service && service_has(service, key))
 		dgm_buf_printf(src, "%s%s from service '%s'", src->len ? ", " : "", key, service);
+	else if (getenv(envvar) && *getenv(envvar))
+		dgm_buf_printf(src, "%s%s from %s", src->len ? ", " : "", key, envvar);
 	else
 		dgm_buf_printf(src, "%s%s: libpq's default", src->len ? ", " : "", key);
 }
 
+/* The password file libpq read (PGPASSFILE, else ~/.pgpass), malloc'd,
+ * when the password it sent came from there, else NULL. */
+static char *password_file_used(PGconn *conn, const PQconninfoOption *opts)
+{
+	const char *service = service_of(opts), *env = getenv("PGPASSFILE");
+	PQconninfoOption *used;
+	char *file = NULL;
+
+	if (!PQconnectionUsedPassword(conn) || url_gives(opts, "password") ||
+	    (getenv("PGPASSWORD") && *getenv("PGPASSWORD")) ||
+	    (service && service_has(service, "password")))
+		return NULL;
+	used = PQconninfo(conn);
+	for (const PQconninfoOption *o = used; o && o->keyword; o++)
+		if (!strcmp(o->keyword, "passfile") && o->val && *o->val)
+			file = dgm_xstrdup(o->val);
+	PQconninfoFree(used);
+	if (!file && env && *env)
+		file = dgm_xstrdup(env);
+	else if (!file)
+		file = dgm_xasprintf("%s/.pgpass", getenv("HOME") ? getenv("HOME") : "~");
+	return file;
+}
+
+static void connect_hint(dgm_error *err, const char *url, const char *passfile,
+			 const char *service, bool sources)
+{
+	if (passfile)
+		dgm_error_hint(err, "the password libpq sent came from the password file '%s'%s, "
+			       "not from the plan: correct the line there that matches this host, "
+			       "port, database and user (or remove it and give the password "
+			       "otherwise)", passfile,
+			       getenv("PGPASSFILE") && *getenv("PGPASSFILE") ? " (PGPASSFILE)" : "");
+	else if (!*url)
+		dgm_error_hint(err, "the plan gives no database.url, so libpq's defaults apply: "
+			       "PGHOST, PGPORT, PGUSER, PGDATABASE, PGSERVICE%s and ~/.pgpass, as "
+			       "for psql; check them, or set database.url",
+			       service ? " (the service file's section of the service)" : "");
+	else
+		dgm_error_hint(err, "check that the server runs and that the plan's database.url "
+			       "is right%s", sources ? ", and the PG* variables or service it "
+			       "leaves to libpq" : "");
+}
+
 /* A failed connection, described with what libpq actually used (it
- * fills in PG* variables, service files and defaults) and where each
- * field the plan did not give came from. */
+ * fills in service files, PG* variables and defaults) and where each
+ * field the plan did not give came from, the password included. */
 static void connect_failed(PGconn *conn, const char *url, dgm_error *err)
 {
 	PQconninfoOption *opts = PQconninfoParse(url, NULL);
 	const char *host = PQhost(conn), *port = PQport(conn);
+	char *passfile = password_file_used(conn, opts);
 	dgm_buf src = DGM_BUF_INIT;
 	char msg[1024];
 
@@ -61,17 +171,14 @@ static void connect_failed(PGconn *conn, const char *url, dgm_error *err)
 	add_source(&src, opts, "port", "PGPORT");
 	add_source(&src, opts, "user", "PGUSER");
 	add_source(&src, opts, "dbname", "PGDATABASE");
+	if (passfile)
+		dgm_buf_printf(&src, ", password from the password file '%s'", passfile);
 	dgm_error_set(err, DGM_E_PG, "cannot connect to database '%s' on '%s:%s' as '%s'%s%s%s: %s",
 		      PQdb(conn) ? PQdb(conn) : "?", host && *host ? host : "?",
 		      port && *port ? port : "5432", PQuser(conn) ? PQuser(conn) : "?",
 		      src.len ? " (" : "", dgm_buf_cstr(&src), src.len ? ")" : "", msg);
-	if (!*url)
-		dgm_error_hint(err, "the plan gives no database.url, so libpq's defaults apply: "
-			       "PGHOST, PGPORT, PGUSER, PGDATABASE, PGSERVICE and ~/.pgpass, as for "
-			       "psql; check them, or set database.url");
-	else
-		dgm_error_hint(err, "check that the server runs and that the plan's database.url "
-			       "is right%s", src.len ? ", and the PG* variables it leaves to libpq" : "");
+	connect_hint(err, url, passfile, service_of(opts), src.len > 0);
+	free(passfile);
 	dgm_buf_free(&src);
 	PQconninfoFree(opts);
 }
@@ -301,12 +408,23 @@ char *dgm_pg_owner_to_act_for(PGconn *conn, const char *db)
 	return owner;
 }
 
-bool dgm_pg_is_superuser(PGconn *conn)
+static bool role_says_true(PGconn *conn, const char *sql)
 {
-	PGresult *res = PQexec(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user");
-	bool super = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-		     !strcmp(PQgetvalue(res, 0, 0), "t");
+	PGresult *res = PQexec(conn, sql);
+	bool yes = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+		   !strcmp(PQgetvalue(res, 0, 0), "t");
 
 	PQclear(res);
-	return super;
+	return yes;
+}
+
+bool dgm_pg_is_superuser(PGconn *conn)
+{
+	return role_says_true(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user");
+}
+
+bool dgm_pg_may_create_db(PGconn *conn)
+{
+	return role_says_true(conn, "SELECT rolsuper OR rolcreatedb FROM pg_roles "
+			      "WHERE rolname = current_user");
 }

@@ -10,6 +10,7 @@
 #include "dgm/log.h"
 #include "dgm/pgbackrest.h"
 #include "dgm/run.h"
+#include "pgbr_int.h"
 
 void dgm_pgbr_timeout_opt(char *buf, size_t len, long ms)
 {
@@ -58,6 +59,41 @@ int dgm_pgbr_run(dgm_buf *out, const dgm_plan *plan, const char *cmd,
 	free(stanza);
 	free(argv);
 	return ret;
+}
+
+char *dgm_pgbr_argv_text(const char *const *argv, size_t n)
+{
+	dgm_buf b = DGM_BUF_INIT;
+
+	for (size_t i = 0; i < n && argv[i]; i++) {
+		bool quote = !*argv[i] || strpbrk(argv[i], " \t'\"\\$") != NULL;
+
+		dgm_buf_puts(&b, i ? " " : "");
+		if (!quote) {
+			dgm_buf_puts(&b, argv[i]);
+			continue;
+		}
+		dgm_buf_putc(&b, '\'');
+		for (const char *c = argv[i]; *c; c++)
+			dgm_buf_puts(&b, *c == '\'' ? "'\\''" : (char[]){ *c, 0 });
+		dgm_buf_putc(&b, '\'');
+	}
+	return dgm_buf_detach(&b);
+}
+
+char *dgm_pgbr_cmd_text(const dgm_plan *plan, const char *cmd, const char *const *args)
+{
+	char *config, *stanza, *text;
+	const char **argv = build_argv(&config, &stanza, plan, cmd, args);
+	size_t n = 0;
+
+	while (argv[n])
+		n++;
+	text = dgm_pgbr_argv_text(argv, n);
+	free(config);
+	free(stanza);
+	free(argv);
+	return text;
 }
 
 static const char *jstr(json_t *o, const char *a, const char *b)

@@ -13,6 +13,7 @@
 #include "dgm/pg.h"
 #include "dgm/pgbackrest.h"
 #include "dgm/run.h"
+#include "pgbr_int.h"
 
 static const char *const backup_names[] = { "none", "incr", "diff", "full" };
 
@@ -142,7 +143,7 @@ static int program_found(const dgm_strlist *argv, const char *key, dgm_error *er
 	return -1;
 }
 
-static int other_databases(int *n, PGconn *conn, dgm_error *err)
+int dgm_pgbr_other_databases(int *n, PGconn *conn, dgm_error *err)
 {
 	PGresult *r = NULL;
 
@@ -171,7 +172,7 @@ static void check_restore(dgm_checklist *cl, const dgm_plan *plan, PGconn *conn)
 	}
 	if (program_found(&b->server_stop, "pgbackrest.server.stop", &e) ||
 	    program_found(&b->server_start, "pgbackrest.server.start", &e) ||
-	    other_databases(&others, conn, &e)) {
+	    dgm_pgbr_other_databases(&others, conn, &e)) {
 		dgm_check_fail(cl, "restore", &e);
 	} else if (others && !b->rewind_other_databases) {
 		dgm_error_set(&e, DGM_E_RUN, "restore: cluster would rewind %d other database%s of "
@@ -180,13 +181,11 @@ static void check_restore(dgm_checklist *cl, const dgm_plan *plan, PGconn *conn)
 			       "pgbackrest.rewind_other_databases: true if that is acceptable");
 		dgm_check_fail(cl, "restore", &e);
 	} else {
-		/* the plan and these checks know it; the restore itself is not
-		 * written yet: an apply whose undo could not run never starts */
-		dgm_error_set(&e, DGM_E_PLAN, "cluster: a restore would stop the server and rewind "
-			      "the whole cluster%s, but this dgmigrate cannot restore that way yet",
-			      others ? " (other databases too: allowed)" : "");
-		dgm_error_hint(&e, "use pgbackrest.restore: side");
-		dgm_check_fail(cl, "restore", &e);
+		char *what = dgm_pgbr_cluster_text(plan, NULL);
+
+		dgm_check_ok(cl, "restore", "cluster: a restore rewinds the whole cluster%s: %s",
+			     others ? " (other databases too: allowed)" : "", what);
+		free(what);
 	}
 }
 

@@ -21,6 +21,7 @@
 #include "dgm/pg.h"
 #include "dgm/pgbackrest.h"
 #include "dgm/run.h"
+#include "pgbr_int.h"
 
 typedef struct side {
 	const dgm_plan *plan;
@@ -227,6 +228,7 @@ int dgm_pgbr_side_dump(dgm_dump_info *info, const dgm_plan *plan, const dgm_pgbr
 	if (!sd.url || restore_point(&sd, p, database, err) || start(&sd, err) ||
 	    wait_promoted(&sd, err))
 		goto out;
+	dgm_fault_kill("side-started");
 	{
 		dgm_dump_opts o = { .url = sd.url, .dest = dump_dir, .format = DGM_DUMP_DIRECTORY,
 				    .jobs = plan->snapshot.jobs,
@@ -245,4 +247,18 @@ out:
 	free(sd.log);
 	free(sd.url);
 	return ret;
+}
+
+void dgm_pgbr_side_sweep(const dgm_plan *plan)
+{
+	side sd = { .plan = plan };
+	struct stat st;
+
+	sd.data = dgm_xasprintf("%s/data", plan->pgbackrest.side_directory);
+	if (stat(sd.data, &st) == 0) {
+		dgm_info("a side instance of a killed restore: side is left in '%s': stopping and "
+			 "removing it", sd.data);
+		stop_and_remove(&sd);
+	}
+	free(sd.data);
 }

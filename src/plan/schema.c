@@ -936,6 +936,8 @@ static const field database_fields[] = {
 	{ NULL }
 };
 
+static const char *const read_graphs[] = { "static", "alembic", NULL };
+
 static const field alembic_fields[] = {
 	/* Resolved against release.repository once the whole plan is read. */
 	{ .key = "config", .kind = F_STR, .off = OFF(alembic.config), .example = "alembic.ini" },
@@ -952,6 +954,10 @@ static const field alembic_fields[] = {
 	{ .key = "x", .kind = F_CUSTOM, .off = OFF(alembic.x), .fn = x_value,
 	  .custom_shape = SH_LIST, .what = "a list of key=value strings",
 	  .example = "[\"db=${target.dbname}\"]" },
+	/* alembic: the graph as Alembic loads it, for revision files that
+	 * compute what cannot be read as text (it imports the code). */
+	{ .key = "read_graph", .kind = F_ENUM, .off = OFF(alembic.read_graph),
+	  .choices = read_graphs },
 	{ NULL }
 };
 

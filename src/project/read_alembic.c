@@ -1,10 +1,10 @@
 /* read_alembic.c - the graph as Alembic itself reads it, for projects
  * whose revision files compute what dgmigrate cannot read as text.
  *
- * Only on request (--read-with-alembic): it runs the alembic command's
- * Python on a short script that loads ScriptDirectory.from_config and
- * prints every revision as JSON, in the work tree or in a temporary
- * export of the tag. That imports the project's code; the graph is then
+ * Only on request (--read-with-alembic, alembic.read_graph: alembic): it
+ * runs the alembic command's Python on a short script that loads
+ * ScriptDirectory.from_config and prints every revision as JSON, in the
+ * work tree or in a temporary export of the tag. That imports the project's code; the graph is then
  * marked "read by Alembic" wherever it is shown. */
 #include <jansson.h>
 #include <limits.h>
@@ -19,11 +19,17 @@
 #include "dgm/log.h"
 #include "dgm/project.h"
 #include "dgm/run.h"
+#include "project_int.h"
 
 /* Revisions in Alembic's load order (ScriptDirectory._load_revisions),
- * paths relative to the working folder. */
+ * paths relative to the tree's root (argv[2]). It runs in the ini's
+ * folder, as alembic does, and imports from that folder only when
+ * alembic would (argv[3] "cwd": `python -m alembic` does, the alembic
+ * script does not, unless prepend_sys_path says so). */
 static const char script[] =
 	"import json, os, sys\n"
+	"if sys.path and sys.path[0] == '' and sys.argv[3] != 'cwd':\n"
+	"    del sys.path[0]\n"
 	"from alembic.config import Config\n"
 	"from alembic.script import ScriptDirectory\n"
 	"def tup(v):\n"
@@ -34,34 +40,17 @@ static const char script[] =
 	"    out.append({'revision': sc.revision, 'down_revision': tup(sc.down_revision),\n"
 	"                'branch_labels': tup(sc._orig_branch_labels),\n"
 	"                'depends_on': tup(sc.dependencies),\n"
-	"                'path': os.path.relpath(sc.path), 'doc': sc.doc or ''})\n"
+	"                'path': os.path.relpath(sc.path, sys.argv[2]), 'doc': sc.doc or ''})\n"
 	"json.dump(out, sys.stdout)\n";
 
-/* The interpreter of the alembic command (its "#!" line), or NULL. */
-static char *alembic_python(const char *cmd)
+/* The interpreter of the program at PATH (its "#!" line), or NULL. */
+static char *shebang_python(const char *path)
 {
-	const char *path = getenv("PATH");
-	char *found = NULL, line[PATH_MAX + 16], *py = NULL;
-	FILE *f;
+	char line[PATH_MAX + 16], *py = NULL;
+	FILE *f = path ? fopen(path, "r") : NULL;
 
-	if (strchr(cmd, '/')) {
-		found = dgm_xstrdup(cmd);
-	} else {
-		for (const char *p = path ? path : ""; *p && !found;) {
-			size_t n = strcspn(p, ":");
-			char *cand = dgm_xasprintf("%.*s/%s", (int)n, p, cmd);
-
-			if (access(cand, X_OK) == 0)
-				found = cand;
-			else
-				free(cand);
-			p += n + (p[n] == ':');
-		}
-	}
-	if (!found || !(f = fopen(found, "r"))) {
-		free(found);
+	if (!f)
 		return NULL;
-	}
 	if (fgets(line, sizeof(line), f) && !strncmp(line, "#!", 2)) {
 		char *save = NULL, *tok = strtok_r(line + 2, " \t\r\n", &save);
 
@@ -71,8 +60,50 @@ static char *alembic_python(const char *cmd)
 			py = dgm_xstrdup(tok);
 	}
 	fclose(f);
-	free(found);
 	return py;
+}
+
+static void command_text(dgm_buf *b, char *const *cmd, size_t n)
+{
+	dgm_buf_putc(b, '[');
+	for (size_t i = 0; i < n; i++)
+		dgm_buf_printf(b, "%s%s", i ? ", " : "", cmd[i]);
+	dgm_buf_putc(b, ']');
+}
+
+/* The Python of the alembic command: [PYTHON, -m, alembic, ...] names
+ * it; a lone program is the alembic script (found in PATH, or relative
+ * to DIR, where alembic runs) whose "#!" line names it. */
+static int command_python(char **py, char *const *cmd, size_t n, const char *dir,
+			  dgm_error *err)
+{
+	dgm_buf b = DGM_BUF_INIT;
+	char *path;
+
+	*py = NULL;
+	if (n >= 3 && !strcmp(cmd[1], "-m") && !strcmp(cmd[2], "alembic")) {
+		*py = dgm_xstrdup(cmd[0]);
+		return 0;
+	}
+	if (n <= 1) {
+		const char *prog = n ? cmd[0] : "alembic";
+
+		path = strchr(prog, '/') && prog[0] != '/' ?
+		       dgm_xasprintf("%s/%s", dir, prog) : dgm_which(prog);
+		*py = shebang_python(path);
+		free(path);
+		if (*py)
+			return 0;
+		return dgm_error_set(err, DGM_E_USAGE, "cannot find the Python of '%s' (its \"#!\" "
+				     "line) to let Alembic read the graph", prog);
+	}
+	command_text(&b, cmd, n);
+	dgm_error_set(err, DGM_E_PLAN, "cannot tell which Python runs alembic.command %s, to let "
+		      "Alembic read the graph", dgm_buf_cstr(&b));
+	dgm_error_hint(err, "write alembic.command as [PYTHON, -m, alembic] or as the alembic "
+		       "script of the project's virtualenv (e.g. [.venv/bin/alembic])");
+	dgm_buf_free(&b);
+	return -1;
 }
 
 static char **str_list(json_t *a, size_t *n)
@@ -124,16 +155,39 @@ static int from_json(dgm_alembic_script **out, const char *text, dgm_error *err)
 	return 0;
 }
 
-/* Run the script in DIR (the work tree or an export) on INI_REL. */
-static int run_script(dgm_alembic_script **out, const char *py, const char *dir,
-		      const char *ini_rel, dgm_error *err)
+/* ROOT's folder that holds INI_REL (malloc'd): where alembic runs. */
+static char *ini_folder(const char *root, const char *ini_rel)
 {
-	const char *argv[] = { py, "-c", script, ini_rel, NULL };
+	const char *slash = strrchr(ini_rel, '/');
+
+	return slash ? dgm_xasprintf("%s/%.*s", root, (int)(slash - ini_rel), ini_rel) :
+	       dgm_xstrdup(root);
+}
+
+/* Run the script on INI_REL in ROOT (the work tree or an export), in
+ * the ini's folder. */
+static int run_script(dgm_alembic_script **out, const char *py, bool with_cwd,
+		      char *const *plan_env, const char *root, const char *ini_rel,
+		      dgm_error *err)
+{
+	const char *slash = strrchr(ini_rel, '/');
+	char *dir = ini_folder(root, ini_rel);
+	const char *argv[] = { py, "-c", script, slash ? slash + 1 : ini_rel, root,
+			       with_cwd ? "cwd" : "-", NULL };
 	dgm_buf json = DGM_BUF_INIT;
-	/* no __pycache__ left in the user's work tree */
-	const char *const env[] = { "PYTHONDONTWRITEBYTECODE=1", NULL };
-	dgm_child c = { .argv = argv, .cwd = dir, .env_set = env, .out = &json };
+	size_t n = 0;
+	const char **env;
+	dgm_child c = { .argv = argv, .cwd = dir, .out = &json };
 	int ret;
+
+	while (plan_env && plan_env[n])
+		n++;
+	env = dgm_xcalloc(n + 2, sizeof(*env));
+	/* no __pycache__ left in the user's work tree; the plan's come last */
+	env[0] = "PYTHONDONTWRITEBYTECODE=1";
+	for (size_t i = 0; i < n; i++)
+		env[i + 1] = plan_env[i];
+	c.env_set = env;
 
 	dgm_info("reading the Alembic graph with Alembic itself ('%s' in '%s')", py, dir);
 	ret = dgm_run(&c, err);
@@ -143,28 +197,31 @@ static int run_script(dgm_alembic_script **out, const char *py, const char *dir,
 		dgm_error_hint(err, "Alembic could not load the revisions either; run 'alembic "
 			       "heads' in '%s' to see why", dir);
 	dgm_buf_free(&json);
+	free(env);
+	free(dir);
 	return ret;
 }
 
 int dgm_project_load_graph_alembic(dgm_alembic_script **out, const char *repo,
-				   const char *ini_rel, const char *at, const char *alembic_cmd,
-				   dgm_error *err)
+				   const char *ini, const char *at,
+				   const dgm_project_reader *how, dgm_error *err)
 {
-	char root[PATH_MAX], *py = alembic_python(alembic_cmd ? alembic_cmd : "alembic");
-	char *tmp = NULL;
+	char *const *cmd = how ? how->command : NULL;
+	size_t ncmd = how ? how->ncommand : 0;
+	char root[PATH_MAX], *py = NULL, *tmp = NULL, *ini_rel = NULL, *dir;
 	int ret = -1;
 
 	*out = NULL;
-	if (!py)
-		return dgm_error_set(err, DGM_E_USAGE, "cannot find the Python of '%s' (its \"#!\" "
-				     "line)", alembic_cmd ? alembic_cmd : "alembic");
-	if (!realpath(repo, root)) {
-		dgm_error_errno(err, DGM_E_USAGE, "cannot use repository '%s'", repo);
+	if (!realpath(repo, root))
+		return dgm_error_errno(err, DGM_E_USAGE, "cannot use repository '%s'", repo);
+	if (dgm_project_tree_relative(&ini_rel, root, ini, err))
+		return -1;
+	dir = ini_folder(root, ini_rel);
+	ret = command_python(&py, cmd, ncmd, dir, err);
+	free(dir);
+	if (ret)
 		goto out;
-	}
-	if (ini_rel[0] == '/' && !strncmp(ini_rel, root, strlen(root)) &&
-	    ini_rel[strlen(root)] == '/')
-		ini_rel += strlen(root) + 1;
+	ret = -1;
 	if (at) {
 		tmp = dgm_xstrdup("/tmp/dgmigrate-graph-XXXXXX");
 		if (!mkdtemp(tmp)) {
@@ -174,7 +231,8 @@ int dgm_project_load_graph_alembic(dgm_alembic_script **out, const char *repo,
 		if (dgm_git_export(root, at, tmp, err) != 0)
 			goto out;
 	}
-	ret = run_script(out, py, tmp ? tmp : root, ini_rel, err);
+	ret = run_script(out, py, ncmd >= 3 && !strcmp(cmd[1], "-m"), how ? how->env : NULL,
+			 tmp ? tmp : root, ini_rel, err);
 	if (ret)
 		dgm_error_prefix(err, "cannot read the Alembic revisions of '%s'%s%s with Alembic",
 				 root, at ? " at " : "", at ? at : "");
@@ -187,5 +245,6 @@ out:
 	}
 	free(tmp);
 	free(py);
+	free(ini_rel);
 	return ret;
 }

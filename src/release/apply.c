@@ -183,7 +183,8 @@ int dgm_release_finish_apply(dgm_job *r, dgm_error *err)
 {
 	/* the release is finished: a restore discards what is written from
 	 * here; the application may write the store once hooks.after ran */
-	if (step_verify(r, err) || dgm_job_mark_baseline(r, r->have_snap ? &r->snap : NULL) ||
+	if (step_verify(r, err) ||
+	    dgm_job_mark_release_baseline(r, r->have_snap ? &r->snap : NULL) ||
 	    dgm_apply_store_finish(r, err) ||
 	    step_hooks(r, &r->plan->hooks.after, "after", err) ||
 	    step_health(r, err))
@@ -245,11 +246,15 @@ static void handle_failure(dgm_job *r, dgm_error *err)
 		snprintf(first, sizeof(first), "%s", err->msg);
 		dgm_error_set(err, DGM_E_RUN, "%.900s; and the rollback failed too: %.900s", first,
 			      undo_err.msg);
-		dgm_error_hint(err, "the run's journal stays open: once the cause is fixed (the "
-			       "database server answers), run: dgmigrate resume PLAN. Now the code "
-			       "is at %.12s, the database %s; snapshot '%s' holds the state before "
-			       "the run", undo_code_at(r), r->migrate_started ? "not known to be "
-			       "back" : "unchanged", r->snap.id);
+		if (r->loss_refused)
+			dgm_job_hint_loss_refused(r, err);
+		else
+			dgm_error_hint(err, "the run's journal stays open: once the cause is fixed "
+				       "(the database server answers), run: dgmigrate resume PLAN. "
+				       "Now the code is at %.12s, the database %s; snapshot '%s' "
+				       "holds the state before the run", undo_code_at(r),
+				       r->migrate_started ? "not known to be back" : "unchanged",
+				       r->snap.id);
 		dgm_job_leave_open(r, err);
 		return;
 	}

@@ -281,6 +281,37 @@ int dgm_job_mark_baseline(dgm_job *r, const dgm_snapshot *snap)
 	return 0;
 }
 
+void dgm_job_hint_loss_refused(dgm_job *r, dgm_error *err)
+{
+	/* a step of the run stopped, as the fallback of a rollback does */
+	err->code = DGM_E_RUN;
+	dgm_error_hint(err, "the run's journal stays open, the database where the failed "
+		       "downgrade left it. Either restore snapshot '%s' anyway: dgmigrate resume "
+		       "PLAN --accept-data-loss (a safety snapshot of the current state is taken "
+		       "first and keeps those writes), or keep them: fix the failing downgrade, "
+		       "then run: dgmigrate resume PLAN", r->snap.id);
+}
+
+int dgm_job_mark_release_baseline(dgm_job *r, const dgm_snapshot *snap)
+{
+	char *path;
+	json_t *base;
+
+	if (!snap)
+		return 0;
+	path = baseline_path(snap);
+	base = json_load_file(path, 0, NULL);
+	free(path);
+	if (base && !strcmp(str(base, "run"), r->id)) {
+		dgm_info("the write counters after the release were recorded at %s: writes since "
+			 "then are the application's", str(base, "recorded_at"));
+		json_decref(base);
+		return 0;
+	}
+	json_decref(base);
+	return dgm_job_mark_baseline(r, snap);
+}
+
 char *dgm_dataloss_announce(const dgm_dataloss *dl, const char *kept_in)
 {
 	char *what = dgm_dataloss_summary(dl), *j = dgm_dataloss_json(dl, kept_in);
@@ -321,12 +352,19 @@ int dgm_job_restore(dgm_job *r, const dgm_snapshot *snap, const dgm_job_restore_
 		dgm_dataloss_check(&mine, r->plan, snap, &co);
 		dl = &mine;
 	}
-	if (o->ro.database && dgm_dataloss_gate(dl, o->accept, o->instead, err))
+	if (o->ro.database && dgm_dataloss_gate(dl, o->accept, o->instead, err)) {
+		r->loss_refused = true;
 		goto out;
+	}
 	if (o->ro.database && dl->verdict != DGM_DATALOSS_NONE)
 		record_loss(r, dl, o->kept_in);
-	if (dgm_snapshot_restore(r->plan, snap, &o->ro, err))
-		goto out;
+	{
+		dgm_restore_opts ro = o->ro;
+
+		ro.lock = &r->lock;
+		if (dgm_snapshot_restore(r->plan, snap, &ro, err))
+			goto out;
+	}
 	/* the database is the snapshot again: count from here */
 	if (o->ro.database)
 		dgm_job_mark_baseline(r, snap);

@@ -79,10 +79,11 @@ static void print_steps(const dgm_plan *plan, const dgm_facts *f)
 	     plan->release.repository, f->head, plan->release.tag, f->tag_commit);
 	for (size_t i = 0; i < up->nheads_after; i++)
 		dgm_buf_printf(&heads, "%s%s", i ? ", " : "", up->heads_after[i]->id);
-	line("upgrade", "alembic upgrade %s: %s -> %s, %zu revision%s in this order:",
+	line("upgrade", "alembic upgrade %s: %s -> %s, %zu revision%s in this order%s:",
 	     plan->alembic.target, f->nrevs ? f->revs[0] : "base",
 	     up->nheads_after ? dgm_buf_cstr(&heads) : "base", up->count,
-	     up->count == 1 ? "" : "s");
+	     up->count == 1 ? "" : "s",
+	     f->graph && f->graph->read_by_alembic ? " (graph read by Alembic)" : "");
 	for (size_t i = 0; i < up->count; i++)
 		line("", "  %s  %s", up->revs[i]->id, up->revs[i]->doc);
 	line("verify", "alembic_version = the heads above; %zu tables, %zu indexes%s%s",

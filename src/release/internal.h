@@ -43,6 +43,8 @@ typedef struct dgm_job {
 	struct dgm_apply_part *store; /* copy-first: the store archive beside the release */
 	struct dgm_apply_part *dump;  /* copy-first: the dump running beside the release */
 	bool live;                    /* hooks.after done and health check passed */
+	bool accept_data_loss;        /* --accept-data-loss (resume): for the undo's restore */
+	bool loss_refused;            /* a restore was refused by the data-loss check */
 	long live_ms;                 /* when, since started_ms */
 } dgm_job;
 
@@ -140,5 +142,11 @@ int dgm_job_restore(dgm_job *r, const dgm_snapshot *snap, const dgm_job_restore_
 /* Record the write counters now as snap's baseline; a failure is
  * a warning (later restores then need --accept-data-loss). Returns 0. */
 int dgm_job_mark_baseline(dgm_job *r, const dgm_snapshot *snap);
+/* The hint (and exit 1) of an undo whose restore the data-loss check
+ * refused. */
+void dgm_job_hint_loss_refused(dgm_job *r, dgm_error *err);
+/* The same once the release is finished, unless this run recorded it
+ * already (a resumed run: the writes since are the application's). */
+int dgm_job_mark_release_baseline(dgm_job *r, const dgm_snapshot *snap);
 
 #endif

@@ -83,8 +83,7 @@ static void check_graph(pf *p)
 	dgm_error e = DGM_ERROR_INIT;
 	size_t n = 0;
 
-	if (dgm_project_load_graph(&p->f->graph, plan->release.repository, p->ini_rel,
-			       plan->release.tag, &e)) {
+	if (dgm_project_plan_graph(&p->f->graph, plan, plan->release.tag, &e)) {
 		if (e.code == DGM_E_USAGE)
 			dgm_check_skip(&p->cl, "alembic", "the tag cannot be read");
 		else
@@ -97,9 +96,11 @@ static void check_graph(pf *p)
 		e.code = DGM_E_PLAN;
 		dgm_check_fail(&p->cl, "alembic", &e);
 	} else
-		dgm_check_ok(&p->cl, "alembic", "'%s' at '%s': %zu revisions, target '%s' is %s%s",
+		dgm_check_ok(&p->cl, "alembic", "'%s' at '%s': %zu revisions, target '%s' is %s%s%s",
 			     p->ini_rel, plan->release.tag, p->f->graph->count, plan->alembic.target,
-			     n ? target[0]->id : "base", n > 1 ? " and more" : "");
+			     n ? target[0]->id : "base", n > 1 ? " and more" : "",
+			     p->f->graph->read_by_alembic ? " (read by Alembic: alembic.read_graph)" :
+			     "");
 	free(target);
 }
 
@@ -123,8 +124,8 @@ static void plan_upgrade(pf *p)
 
 	if (!p->db_ok || !p->f->graph)
 		return;
-	if (dgm_project_check_db_known(p->f->graph, p->f->revs, p->f->nrevs,
-				   p->plan->release.repository, p->ini_rel, p->plan->release.tag, &e)) {
+	if (dgm_project_check_db_known(p->f->graph, p->f->revs, p->f->nrevs, p->plan,
+				       p->plan->release.tag, &e)) {
 		dgm_check_fail(&p->cl, "revision", &e);
 		return;
 	}
@@ -210,6 +211,9 @@ static void say_paths(pf *p, const dgm_db_caps *c)
 	dgm_check_ok(&p->cl, "privileges", "role '%s' (%s, %s '%s'): snapshot by %s; %s%s",
 		     c->role, c->super ? "superuser" : c->createdb ? "CREATEDB" : "no CREATEDB",
 		     c->owns ? "owns" : "does not own", c->database, snapshot_way(plan, copy),
+		     plan->snapshot.engine == DGM_ENGINE_PGBACKREST &&
+		     plan->pgbackrest.restore == DGM_PGBR_RESTORE_CLUSTER ?
+		     "restore by rewinding the whole cluster (the restore check below)" :
 		     dgm_restore_path_text(path),
 		     c->can_signal ? "" : "; a restore can end only this role's own sessions "
 		     "(no pg_signal_backend)");

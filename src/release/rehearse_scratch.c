@@ -304,16 +304,27 @@ static int pick_snapshot(dgm_snapshot *out, const dgm_plan *plan, char *const *r
 			 size_t nrevs, const char *who, dgm_error *err)
 {
 	dgm_snapshot *list = NULL;
-	size_t n = 0, i;
+	size_t n = 0, i, forged;
 
 	if (dgm_snapshot_list(&list, &n, plan->snapshot.directory, err))
 		return -1;
-	for (i = 0; i < n; i++)
-		if (dgm_migrate_same_set(list[i].revisions.items, list[i].revisions.count, revs,
-					 nrevs) && dgm_snapshot_authentic(&list[i], plan))
+	forged = n;
+	for (i = 0; i < n; i++) {
+		if (!dgm_migrate_same_set(list[i].revisions.items, list[i].revisions.count, revs,
+					  nrevs))
+			continue;
+		if (dgm_snapshot_authentic(&list[i], plan))
 			break;
+		if (forged == n)
+			forged = i;
+	}
 	if (i == n) {
-		if (n == 0)
+		if (forged < n)
+			dgm_error_set(err, DGM_E_RUN, "cannot copy the database for the rehearsal: "
+				      "sessions are connected to it (%s), and the snapshot taken at "
+				      "its revision%s, '%s', fails its HMAC check (see the warning): it is not used",
+				      who, nrevs == 1 ? "" : "s", list[forged].id);
+		else if (n == 0)
 			dgm_error_set(err, DGM_E_RUN, "cannot copy the database for the rehearsal: "
 				      "sessions are connected to it (%s), so CREATE DATABASE ... "
 				      "TEMPLATE cannot run, and '%s' holds no snapshot to restore "

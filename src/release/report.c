@@ -156,6 +156,9 @@ static json_t *report_json(const dgm_job *r, const char *outcome, const dgm_erro
 		json_object_set(j, "data_loss", r->data_loss);
 	if (r->facts.lint)
 		json_object_set_new(j, "lint", lint_json(r->facts.lint));
+	/* the revision graphs came from the project's code, run by Alembic */
+	if (r->plan->alembic.read_graph == DGM_READ_GRAPH_ALEMBIC)
+		json_object_set_new(j, "read_by", json_string("alembic"));
 	return j;
 }
 
@@ -247,6 +250,9 @@ static char *report_md(const dgm_job *r, json_t *j)
 	md_row(&b, "Commit before", r->facts.head);
 	md_row(&b, "Commit after", json_string_value(json_object_get(j, "commit_after")));
 	md_row(&b, "Snapshot", r->have_snap ? r->snap.id : "");
+	if (json_is_string(json_object_get(j, "read_by")))
+		md_row(&b, "Revision graph", "read by Alembic (alembic.read_graph: alembic; it "
+		       "imported the project's code)");
 	if (r->have_snap) {
 		md_row(&b, "Dump files SHA-256 (db.sha256)", r->snap.db_sha256);
 		if (r->snap.has_store)
@@ -351,9 +357,12 @@ static void write_history(const dgm_job *r, json_t *j, const char *reason)
 	char finished[40];
 	const char *p[12];
 	dgm_error e = DGM_ERROR_INIT;
+	dgm_buf why = DGM_BUF_INIT;   /* the reason, typed by a person: redacted too */
 	PGconn *conn = NULL;
 	PGresult *res = NULL;
 
+	if (reason)
+		dgm_redact(reason, &why);
 	/* both times from this machine's clock, to the millisecond; a
 	 * resumed run keeps the start of the run it continues */
 	dgm_job_utc_now(finished, sizeof(finished));
@@ -376,13 +385,14 @@ static void write_history(const dgm_job *r, json_t *j, const char *reason)
 			 " ON CONFLICT (run_id) DO UPDATE SET outcome = EXCLUDED.outcome,"
 			 " report = EXCLUDED.report, finished_at = EXCLUDED.finished_at", 16,
 			 (const char *const[]){ p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8],
-						p[9], p[10], p[11], reason,
+						p[9], p[10], p[11], reason ? dgm_buf_cstr(&why) : NULL,
 						json_string_value(json_object_get(j, "host")),
 						r->started_at[0] ? r->started_at : NULL, finished },
 			 &e))
 		dgm_warn("cannot record the run in the history table: %s", e.msg);
 	PQclear(res);
 	dgm_pg_close(conn);
+	dgm_buf_free(&why);
 	free(text);
 	free(before);
 	free(after);

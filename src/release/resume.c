@@ -17,6 +17,7 @@
 #include "dgm/journal.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
+#include "dgm/pgbackrest.h"
 #include "dgm/verify.h"
 #include "internal.h"
 
@@ -114,7 +115,6 @@ static int load_facts(dgm_job *r, const dgm_journal_view *v, dgm_error *err)
 	json_t *revs = json_object_get(v->facts, "revisions_before");
 	const char *snap = json_string_value(json_object_get(dgm_journal_data(v, "snapshot"),
 							     "snapshot"));
-	const char *ini = dgm_project_ini_rel(r->plan->alembic.config, r->plan->release.repository);
 
 	r->facts.nrevs = json_array_size(revs);
 	r->facts.revs = dgm_xcalloc(r->facts.nrevs + 1, sizeof(char *));
@@ -128,8 +128,7 @@ static int load_facts(dgm_job *r, const dgm_journal_view *v, dgm_error *err)
 	snprintf(r->git_before.branch, sizeof(r->git_before.branch), "%s",
 		 dgm_journal_fact(v, "branch_before"));
 	r->facts.server_version[0] = '?';
-	if (dgm_project_load_graph(&r->facts.graph, r->plan->release.repository, ini,
-			       r->plan->release.tag, err) ||
+	if (dgm_project_plan_graph(&r->facts.graph, r->plan, r->plan->release.tag, err) ||
 	    dgm_alembic_upgrade(&r->facts.upgrade, r->facts.graph,
 				(const char *const *)r->facts.revs, r->facts.nrevs,
 				r->plan->alembic.target, err))
@@ -186,8 +185,11 @@ static int resume_apply(dgm_job *r, const dgm_journal_view *v, dgm_error *err)
 	dgm_apply_parts_discard(r);
 	if (dgm_job_undo(r, err)) {
 		/* not settled: the journal stays open for the next resume */
-		dgm_error_hint(err, "the run's journal stays open: once the cause is fixed, run "
-			       "dgmigrate resume PLAN again");
+		if (r->loss_refused)
+			dgm_job_hint_loss_refused(r, err);
+		else
+			dgm_error_hint(err, "the run's journal stays open: once the cause is fixed, "
+				       "run dgmigrate resume PLAN again");
 		dgm_job_leave_open(r, err);
 		return -1;
 	}
@@ -199,9 +201,10 @@ static int resume_apply(dgm_job *r, const dgm_journal_view *v, dgm_error *err)
  * journal. One with facts is run again to the same tag, which takes
  * over the lock; its old journal ends here, the new run has its own. */
 static int resume_rollback(const dgm_plan *plan, const dgm_journal_view *v, dgm_lock *lock,
-			   dgm_error *err)
+			   bool accept_data_loss, dgm_error *err)
 {
 	dgm_rollback_opts o = { .to = dgm_journal_fact(v, "to"), .restore = -1,
+				.accept_data_loss = accept_data_loss,
 				.reason = "resume of an interrupted rollback", .lock = lock };
 	dgm_error why = DGM_ERROR_INIT;
 	dgm_job end;
@@ -257,7 +260,8 @@ static int next_unfinished(dgm_journal_view *v, const dgm_plan *plan, dgm_error 
 	}
 }
 
-static int resume_locked(const dgm_plan *plan, dgm_lock *lock, dgm_error *err)
+static int resume_locked(const dgm_plan *plan, dgm_lock *lock, bool accept_data_loss,
+			 dgm_error *err)
 {
 	dgm_journal_view v;
 	dgm_job r;
@@ -272,7 +276,7 @@ static int resume_locked(const dgm_plan *plan, dgm_lock *lock, dgm_error *err)
 	}
 	dgm_info("resuming run '%s' (%s) from '%s'", v.run, v.command, v.path);
 	if (!strncmp(v.command, "rollback", 8)) {
-		ret = resume_rollback(plan, &v, lock, err);
+		ret = resume_rollback(plan, &v, lock, accept_data_loss, err);
 		goto out;
 	}
 	if (strcmp(v.command, "apply")) {
@@ -287,6 +291,7 @@ static int resume_locked(const dgm_plan *plan, dgm_lock *lock, dgm_error *err)
 	}
 	r.lock = *lock;
 	lock->conn = NULL;
+	r.accept_data_loss = accept_data_loss;
 	ret = resume_apply(&r, &v, err);
 	dgm_lock_release(&r.lock);
 	dgm_job_free(&r);
@@ -295,12 +300,16 @@ out:
 	return ret;
 }
 
-int dgm_release_resume(const dgm_plan *plan, dgm_error *err)
+int dgm_release_resume(const dgm_plan *plan, bool accept_data_loss, dgm_error *err)
 {
 	dgm_journal_view v;
 	dgm_lock lock = { NULL };
 	int ret;
 
+	/* a restore: cluster first: it may have left the server stopped, and
+	 * nothing else can run (nor take the lock) until it is back */
+	if (dgm_pgbr_cluster_resume(plan, err))
+		return -1;
 	/* what a killed snapshot left (sweep.c: under the lock it takes, and
 	 * only reported while a live run holds it) */
 	dgm_snapshot_sweep_locked(plan);
@@ -316,7 +325,8 @@ int dgm_release_resume(const dgm_plan *plan, dgm_error *err)
 	 * run holds it, and then resume stops here (exit 3). */
 	if (dgm_lock_acquire(&lock, plan->database.url, "resume", 0, err))
 		return -1;
-	ret = resume_locked(plan, &lock, err);
+	dgm_snapshot_pitr_sweep(plan);
+	ret = resume_locked(plan, &lock, accept_data_loss, err);
 	dgm_lock_release(&lock);
 	return ret;
 }

@@ -22,6 +22,7 @@
 #include "dgm/log.h"
 #include "dgm/migrate.h"
 #include "dgm/pg.h"
+#include "dgm/pgbackrest.h"
 #include "dgm/restore.h"
 #include "dgm/run.h"
 #include "internal.h"
@@ -29,7 +30,6 @@
 typedef struct rb {
 	dgm_job *r;
 	const dgm_rollback_opts *o;
-	const char *ini_rel;
 	dgm_alembic_script *now;      /* graph of the code that knows the database */
 	char code_commit[41];         /* that code's commit */
 	bool code_in_tree;            /* it is what the work tree holds */
@@ -115,14 +115,13 @@ static void journal_commits(dgm_strlist *out, const dgm_plan *plan)
 static int find_code(rb *b, git_repository *repo, dgm_error *err)
 {
 	dgm_job *r = b->r;
-	const char *dir = r->plan->release.repository;
 	dgm_strlist cands = { 0 };
 	git_strarray tags = { NULL, 0 };
 	int ret = -1;
 
 	memcpy(b->code_commit, r->facts.head, sizeof(b->code_commit));
 	b->code_in_tree = true;
-	if (dgm_project_load_graph(&b->now, dir, b->ini_rel, NULL, err))
+	if (dgm_project_plan_graph(&b->now, r->plan, NULL, err))
 		return -1;
 	if (knows_all(b->now, r->facts.revs, r->facts.nrevs))
 		return 0;
@@ -138,7 +137,7 @@ static int find_code(rb *b, git_repository *repo, dgm_error *err)
 		git_oid oid;
 
 		if (dgm_git_resolve_commit(&oid, repo, cands.items[i], &e) ||
-		    dgm_project_load_graph(&s, dir, b->ini_rel, cands.items[i], &e) ||
+		    dgm_project_plan_graph(&s, r->plan, cands.items[i], &e) ||
 		    !knows_all(s, r->facts.revs, r->facts.nrevs)) {
 			dgm_alembic_free(s);
 			continue;
@@ -153,8 +152,8 @@ static int find_code(rb *b, git_repository *repo, dgm_error *err)
 		ret = 0;
 		goto out;
 	}
-	ret = dgm_project_check_db_known(b->now, r->facts.revs, r->facts.nrevs, dir, b->ini_rel,
-				     "the checked-out code, nor any tag,", err);
+	ret = dgm_project_check_db_known(b->now, r->facts.revs, r->facts.nrevs, r->plan,
+					 "the checked-out code, nor any tag,", err);
 out:
 	git_strarray_dispose(&tags);
 	dgm_strlist_free(&cands);
@@ -183,7 +182,9 @@ static int read_state(rb *b, dgm_error *err)
 		goto out;
 	dgm_pg_server_version(conn, b->r->facts.server_version,
 			      sizeof(b->r->facts.server_version));
-	if (dgm_project_load_graph(&b->then, plan->release.repository, b->ini_rel, b->o->to, err) ||
+	if (plan->alembic.read_graph == DGM_READ_GRAPH_ALEMBIC)
+		dgm_info("the revision graphs are read by Alembic (alembic.read_graph: alembic)");
+	if (dgm_project_plan_graph(&b->then, plan, b->o->to, err) ||
 	    find_code(b, repo, err))
 		goto out;
 	b->nwant = b->then->nheads;
@@ -347,9 +348,15 @@ static void print_plan(rb *b)
 		say("safety", "snapshot of the current database (%s) and model store first",
 		    r->plan->snapshot.rollback_safety == DGM_SAFETY_COPY ? "a server-side copy, "
 		    "or pg_dump if other sessions are connected" : "pg_dump");
-	if (b->restore)
+	if (b->restore) {
 		say("database", "restore snapshot '%s'", b->release.id);
-	else {
+		if (b->release.pitr) {
+			char *how = dgm_pgbr_restore_text(r->plan, b->release.pitr);
+
+			say("database", "%s", how);
+			free(how);
+		}
+	} else {
 		if (b->ntargets && !b->code_in_tree)
 			say("checkout", "HEAD %.12s -> %.12s, the code that knows the database's "
 			    "revisions, to run the downgrade", r->facts.head, b->code_commit);
@@ -853,7 +860,6 @@ int dgm_release_rollback(const dgm_plan *plan, const dgm_rollback_opts *o, dgm_e
 	b.r = &r;
 	r.reason = o->reason;
 	r.tag = o->to;
-	b.ini_rel = dgm_project_ini_rel(plan->alembic.config, plan->release.repository);
 	if (read_state(&b, err) ||
 	    dgm_release_check_untracked(plan->release.repository, b.now, err) ||
 	    check_direction(&b, err))

@@ -81,14 +81,38 @@ out:
 	return ret;
 }
 
+/* A restore that discards writes (--accept-data-loss) keeps them in a
+ * safety snapshot of the current state first, as every restore does. */
 static int restore_db(dgm_job *r, dgm_error *err)
 {
-	dgm_restore_opts o = { .database = true, .store = false, .terminate = true };
+	dgm_job_restore_opts o = { .ro = { .database = true, .store = false, .terminate = true },
+				   .own_unfinished = true, .accept = r->accept_data_loss,
+				   .instead = "keep them: fix the failing downgrade, then run "
+				   "'dgmigrate resume PLAN'" };
+	dgm_snapshot_opts so = { .kind = "pre-restore",
+				 .db = r->plan->snapshot.rollback_safety == DGM_SAFETY_COPY ?
+				       DGM_SNAPSHOT_COPY : DGM_SNAPSHOT_DUMP, .store_like = &r->snap };
+	dgm_dataloss dl;
+	dgm_snapshot safety = { 0 };
+	int ret = -1;
 
 	dgm_warn("restoring the database from snapshot '%s'", r->snap.id);
-	return dgm_job_restore(r, &r->snap, &(dgm_job_restore_opts){ .ro = o, .own_unfinished = true,
-			       .instead = "keep them: fix the failing downgrade, then run "
-			       "'dgmigrate rollback --to <previous tag> PLAN'" }, err);
+	dgm_dataloss_check(&dl, r->plan, &r->snap, &(dgm_dataloss_opts){ .own_unfinished = true });
+	o.checked = &dl;
+	if (dl.verdict != DGM_DATALOSS_NONE && r->accept_data_loss) {
+		if (dgm_snapshot_create(&safety, r->plan, &so, err)) {
+			dgm_error_prefix(err, "no safety snapshot of the current state, so nothing "
+					 "was restored");
+			goto out;
+		}
+		dgm_info("safety snapshot '%s' holds the current state", safety.id);
+		o.kept_in = safety.id;
+	}
+	ret = dgm_job_restore(r, &r->snap, &o, err);
+out:
+	dgm_snapshot_free(&safety);
+	dgm_dataloss_free(&dl);
+	return ret;
 }
 
 static int undo_database(dgm_job *r, dgm_error *err)

@@ -168,6 +168,11 @@ bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan, const char *inf
 	if (dgm_pg_connect_db(&conn, plan->database.url, MAINTENANCE_DB, "dgmigrate snapshot",
 			      &why))
 		goto out;
+	/* no CREATE DATABASE that is bound to fail (preflight said so too) */
+	if (!dgm_pg_may_create_db(conn)) {
+		dgm_error_set(&why, DGM_E_RUN, "role '%s' has no CREATEDB", PQuser(conn));
+		goto out;
+	}
 	n = other_sessions(&who, conn, s->database, &why);
 	if (n != 0) {
 		if (n > 0)

@@ -9,6 +9,7 @@
 #include "dgm/fault.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
+#include "dgm/pgbackrest.h"
 #include "dgm/restore.h"
 #include "internal.h"
 
@@ -127,6 +128,22 @@ static int restore_in_place(restore_run *r, dgm_error *err)
 	return dgm_db_restore_in_place(r->plan, r->snap, r->o->terminate, err);
 }
 
+/* pgbackrest.restore: cluster - as in place, the database goes last:
+ * the model store is swapped first (and put back if the rewind fails). */
+static int restore_cluster(restore_run *r, dgm_error *err)
+{
+	dgm_pgbr_cluster_target t = { .point = r->snap->pitr, .snapshot = r->snap->id,
+				      .database = r->snap->database,
+				      .revisions = r->snap->revisions.items,
+				      .nrevisions = r->snap->revisions.count };
+
+	if (want_store(r) && stage_store(r, err))
+		return -1;
+	if (r->store_staged && !r->store.identical && dgm_archive_restore_swap(&r->store, err))
+		return -1;
+	return dgm_pgbr_cluster_restore(r->plan, &t, r->o->lock, err);
+}
+
 int dgm_snapshot_restore(const dgm_plan *plan, const dgm_snapshot *snap,
 			 const dgm_restore_opts *o, dgm_error *err)
 {
@@ -138,6 +155,15 @@ int dgm_snapshot_restore(const dgm_plan *plan, const dgm_snapshot *snap,
 	/* what the snapshot's files say decides what runs: signed, or nothing */
 	if (dgm_snapshot_authenticate(snap, plan, err))
 		goto done;
+	if (snap->pitr && o->database &&
+	    plan->pgbackrest.restore == DGM_PGBR_RESTORE_CLUSTER) {
+		if (restore_cluster(&r, err))
+			goto out;
+		if (r.store_staged && dgm_archive_restore_commit(&r.store, err))
+			goto done;
+		ret = 0;
+		goto done;
+	}
 	/* a restore point: rebuilt as a dump first, then restored as one */
 	if (snap->pitr && o->database) {
 		pitr = snap;

@@ -41,12 +41,6 @@ int dgm_snapshot_pitr_dump(dgm_snapshot *view, const dgm_plan *plan, const dgm_s
 
 	*view = *snap;
 	view->pitr = NULL;
-	if (plan->pgbackrest.restore != DGM_PGBR_RESTORE_SIDE) {
-		dgm_error_set(err, DGM_E_PLAN, "pgbackrest.restore: cluster is not supported by this "
-			      "dgmigrate yet");
-		dgm_error_hint(err, "set pgbackrest.restore: side");
-		goto out;
-	}
 	dgm_snapshot_pitr_clean(snap);
 	if (dgm_pgbr_side_dump(&info, plan, snap->pitr, snap->database, dest, err) ||
 	    dgm_snapshot_write_checksums(view->db_sha256, snap->dir, DGM_DUMP_DIRECTORY, err))
@@ -61,4 +55,21 @@ out:
 		dgm_snapshot_pitr_clean(snap);
 	free(dest);
 	return ret;
+}
+
+void dgm_snapshot_pitr_sweep(const dgm_plan *plan)
+{
+	dgm_snapshot *all = NULL;
+	dgm_error e = DGM_ERROR_INIT;
+	size_t n = 0;
+
+	if (plan->snapshot.engine != DGM_ENGINE_PGBACKREST)
+		return;
+	dgm_pgbr_side_sweep(plan);
+	if (dgm_snapshot_list(&all, &n, plan->snapshot.directory, &e))
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (all[i].pitr)
+			dgm_snapshot_pitr_clean(&all[i]);
+	dgm_snapshot_list_free(all, n);
 }

@@ -45,9 +45,12 @@ CONF
 	export PGBR_CONF
 }
 
-# pgbr_teardown: stop the test's cluster (an EXIT trap of the test).
+# pgbr_teardown: stop the test's cluster, and a side instance a failed
+# test left running (an EXIT trap of the test).
 pgbr_teardown() {
+	local side=${PGBR_CLUSTER%/pgc}/pgbr/side/data
 	[[ -n ${PGBR_CLUSTER:-} ]] && as_pg "$PGBIN/pg_ctl" -D "$PGBR_CLUSTER/pg/data" -m immediate -w stop >/dev/null 2>&1
+	[[ -n ${PGBR_CLUSTER:-} && -f $side/postmaster.pid ]] && as_pg "$PGBIN/pg_ctl" -D "$side" -m immediate -w stop >/dev/null 2>&1
 	return 0
 }
 

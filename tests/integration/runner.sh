@@ -81,7 +81,9 @@ for fn in $(declare -F | awk '{print $3}' | grep '^test_'); do
 		echo pass >>"$RESULTS"
 	else
 		echo "not ok - $base: $fn (${ms} ms)"
-		sed 's/^/    # /' "$log" | tail -40
+		# what failed first (a long log's tail may not reach it), then the tail
+		grep -m 5 '^FAIL: ' "$log" | sed 's/^/    # /'
+		grep -v -e "^tar: Ignoring unknown extended header keyword" "$log" | sed 's/^/    # /' | tail -40
 		[[ -s $work/hang.txt ]] && sed 's/^/    # /' "$work/hang.txt" | head -150
 		echo fail >>"$RESULTS"
 	fi

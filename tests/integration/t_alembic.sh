@@ -196,6 +196,7 @@ test_read_with_alembic_reads_computed_values() {
 	run_dgm heads
 	expect_rc 1
 	expect_err "--read-with-alembic"
+	expect_no "read_graph"
 	want=$(alembic heads 2>/dev/null | awk '{print $1, $2}')
 	[[ $want == *"(contract)"* ]] || fail "alembic heads: $want"
 	run_dgm heads --read-with-alembic
@@ -203,6 +204,9 @@ test_read_with_alembic_reads_computed_values() {
 	expect_out "(read by Alembic)"
 	[[ $want == "$(grep -v '^(read by' <<<"$out" | awk '{print $1, $2}')" ]] ||
 		fail "heads: alembic '$want', dgmigrate '$out'"
+	run_dgm graph --dot --read-with-alembic
+	expect_rc 0
+	expect_out "// read by Alembic"
 	# at the tag, from a temporary export, while the work tree has lost the module
 	rm nlike/db/migration/cli.py
 	run_dgm graph --json --at r1 --read-with-alembic
@@ -210,6 +214,221 @@ test_read_with_alembic_reads_computed_values() {
 	expect_out '"read_by":"alembic"'
 	[[ $(alembic_graph_of_tag) == "$(dgm_graph "$out")" ]] || fail "graph at r1 differs:
 $(dgm_graph "$out")"
+}
+
+# Alembic reads the graph in the ini's folder, as the alembic command runs
+# there (app2's alembic.ini is backend/alembic.ini, its script_location
+# relative): the same revisions and tree-relative files as read as text,
+# in the work tree and at a tag.
+test_read_with_alembic_runs_in_the_ini_folder() {
+	"$ROOT/fixtures/build-app2-repo.sh" app >/dev/null
+	cd app
+	for at in "" v1.0; do
+		run_dgm graph --json --config backend/alembic.ini ${at:+--at "$at"}
+		expect_rc 0
+		want=$(rev_files "$out")
+		[[ $want == *" backend/"* ]] || fail "static graph: $want"
+		run_dgm graph --json --config backend/alembic.ini --read-with-alembic ${at:+--at "$at"}
+		expect_rc 0
+		expect_out '"read_by":"alembic"'
+		[[ $(rev_files "$out") == "$want" ]] || fail "at '$at': read as text
+$want
+read by Alembic
+$(rev_files "$out")"
+	done
+	# an absolute config inside the repository, reached through a symlink
+	ln -s "$PWD" ../applink
+	run_dgm graph --json --repo ../applink --config "$(cd .. && pwd)/applink/backend/alembic.ini" \
+		--read-with-alembic
+	expect_rc 0
+	[[ $(rev_files "$out") == "$want" ]] || fail "absolute config: $(rev_files "$out")"
+}
+
+# "id file" of each revision of graph --json, sorted.
+rev_files() {
+	python3 -c '
+import json, sys
+for r in sorted(json.load(sys.stdin)["revisions"], key=lambda r: r["id"]):
+    print(r["id"], r["file"])
+' <<<"$1"
+}
+
+# nl_computed: ./nl, the neutron-like project as a git repository tagged
+# r1, whose contract label is computed (os.environ.get): only Alembic
+# itself can read its graph.
+nl_computed() {
+	cp -a "$ROOT/fixtures/alembic/neutron-like" nl
+	sed -i "s/^CONTRACT_BRANCH = 'contract'/CONTRACT_BRANCH = os.environ.get('B', 'contract')/" \
+		nl/nlike/db/migration/cli.py
+	printf "__pycache__/\n" >nl/.gitignore
+	(cd nl && git init -q && git add -A &&
+		git -c user.name=t -c user.email=t@example.com commit -qm r1 && git tag r1)
+}
+
+# write_nl_plan FILE TAG [LINES]: a plan for ./nl at TAG on $TEST_DB;
+# LINES go under 'alembic:' (line 10 on).
+write_nl_plan() {
+	cat >"$1" <<PLAN
+version: 1
+release:
+  name: neutron-like
+  repository: nl
+  tag: $2
+database:
+  url: \${DATABASE_URL}
+alembic:
+  config: alembic.ini
+${3:-}
+snapshot:
+  directory: backups
+PLAN
+}
+
+# A plan's commands read the graph as alembic.read_graph says: without it
+# a computed label stops them naming file, line and the plan key (not the
+# flag of heads/graph); with 'alembic' they work, through the Python of
+# alembic.command (here a virtualenv's alembic script: the alembic in PATH
+# cannot run) with alembic.env set, and say the graph was read by Alembic.
+test_plan_read_graph_alembic_in_validate_status_lint_and_dry_run() {
+	new_db "$TEST_DB"
+	export DATABASE_URL; DATABASE_URL=$(db_url "$TEST_DB")
+	nl_computed
+	write_nl_plan plan.yaml r1
+	run_dgm validate plan.yaml
+	expect_rc 1
+	expect_err "30018084ec99_initial.py:11: cannot read the value of 'branch_labels'"
+	expect_err "'alembic.read_graph: alembic' in the plan"
+	expect_no "--read-with-alembic"
+	run_dgm status plan.yaml
+	expect_rc 1
+	expect_err "'alembic.read_graph: alembic' in the plan"
+	write_nl_plan plan.yaml r1 "  read_graph: dynamic"
+	run_dgm validate plan.yaml
+	expect_rc 2
+	expect_err "plan.yaml:10:15: 'alembic.read_graph' must be one of 'static', 'alembic', got 'dynamic'"
+	# a virtualenv's alembic; the one in PATH cannot run
+	mkdir -p venv/bin fakebin
+	cp "$(command -v alembic)" venv/bin/alembic
+	printf '#!/bin/false\n' >fakebin/alembic
+	chmod +x fakebin/alembic
+	write_nl_plan plan.yaml r1 "  read_graph: alembic
+  command: [$PWD/venv/bin/alembic]"
+	PATH=$PWD/fakebin:$PATH run_dgm validate plan.yaml
+	expect_rc 0
+	expect_err "(read by Alembic: alembic.read_graph)"
+	PATH=$PWD/fakebin:$PATH run_dgm validate plan.yaml --json
+	expect_rc 0
+	expect_out "(read by Alembic: alembic.read_graph)"
+	PATH=$PWD/fakebin:$PATH run_dgm status plan.yaml
+	expect_rc 0
+	want=$(cd nl && alembic heads 2>/dev/null | awk '{print $1}' | sort | paste -sd' ')
+	[[ $want == *" "* ]] || fail "alembic heads: $want"
+	got=$(sed -n 's/^code heads  \(.*\) (read by Alembic)$/\1/p' <<<"$out" | tr -d , | tr ' ' '\n' | sort | paste -sd' ')
+	[[ $got == "$want" ]] || fail "status code heads '$got', alembic '$want':
+$out"
+	expect_out "r1          heads"
+	expect_out "8 revisions would run"
+	PATH=$PWD/fakebin:$PATH run_dgm status plan.yaml --json
+	expect_out '"read_by":"alembic"'
+	PATH=$PWD/fakebin:$PATH run_dgm lint plan.yaml
+	expect_rc 0
+	expect_err "(read by Alembic: alembic.read_graph)"
+	PATH=$PWD/fakebin:$PATH run_dgm apply plan.yaml --dry-run
+	expect_rc 0
+	expect_out "8 revisions in this order (graph read by Alembic):"
+	# alembic.env reaches the project's code as it reaches alembic
+	write_nl_plan plan.yaml r1 "  read_graph: alembic
+  command: [$PWD/venv/bin/alembic]
+  target: shrink@head"
+	run_dgm validate plan.yaml
+	expect_rc 2
+	expect_err "alembic.target 'shrink@head' at 'r1'"
+	write_nl_plan plan.yaml r1 "  read_graph: alembic
+  command: [$PWD/venv/bin/alembic]
+  target: shrink@head
+  env: {B: shrink}"
+	run_dgm validate plan.yaml
+	expect_rc 0
+	expect_err "target 'shrink@head' is 1df244e556f5 (read by Alembic: alembic.read_graph)"
+	# the alembic in PATH is no way to ask
+	write_nl_plan plan.yaml r1 "  read_graph: alembic"
+	PATH=$PWD/fakebin:$PATH run_dgm validate plan.yaml
+	expect_rc 1
+	expect_no "(read by Alembic"
+	# a command whose Python cannot be told is a plan error that says why
+	write_nl_plan plan.yaml r1 "  read_graph: alembic
+  command: [env, alembic]"
+	run_dgm validate plan.yaml
+	expect_rc 2
+	expect_err "cannot tell which Python runs alembic.command [env, alembic]"
+}
+
+# rehearse, apply, rollback and resume of a project only Alembic can read:
+# the graphs of the tag and of the work tree come from [python, -m,
+# alembic], the report says so, the rollback downgrades exactly the newer
+# release's revision, and resume completes a killed apply.
+test_plan_read_graph_alembic_in_rehearse_apply_rollback_and_resume() {
+	new_db "$TEST_DB"
+	export DATABASE_URL; DATABASE_URL=$(db_url "$TEST_DB")
+	nl_computed
+	local v=nl/nlike/db/migration/alembic_migrations/versions/mitaka/contract
+	cat >"$v/5c4f0e7a9b21_newer.py" <<'PY'
+"""a newer contract revision
+
+Revision ID: 5c4f0e7a9b21
+"""
+from alembic import op
+
+revision = '5c4f0e7a9b21'
+down_revision = '1df244e556f5'
+
+
+def upgrade():
+    op.execute("SELECT '5c4f0e7a9b21 up'")
+
+
+def downgrade():
+    op.execute("SELECT '5c4f0e7a9b21 down'")
+PY
+	(cd nl && git add -A && git -c user.name=t -c user.email=t@example.com commit -qm r2 &&
+		git tag r2 && git -c advice.detachedHead=false checkout -q r1 && alembic upgrade heads >/dev/null 2>&1) ||
+		fail "alembic upgrade heads at r1"
+	write_nl_plan plan.yaml r2 "  read_graph: alembic
+  command: [$(alembic_python), -m, alembic]"
+	run_dgm rehearse plan.yaml
+	expect_rc 0
+	expect_err "(read by Alembic: alembic.read_graph)"
+	expect_out ": PASS"
+	run_dgm apply plan.yaml
+	expect_rc 0
+	expect_err "(read by Alembic: alembic.read_graph)"
+	[[ $(psql_db "$TEST_DB" -c "SELECT version_num FROM alembic_version ORDER BY 1" | paste -sd' ') == \
+		"3894bccad37f 5c4f0e7a9b21" ]] || fail "after apply: $(psql_db "$TEST_DB" -c 'TABLE alembic_version')"
+	grep -q '"read_by": *"alembic"' backups/state/reports/*.json ||
+		fail "the report JSON does not say read by Alembic: $(ls backups/state/reports)"
+	grep -q "read by Alembic" backups/state/reports/*.md || fail "the report does not say read by Alembic"
+	run_dgm rollback --to r1 plan.yaml
+	expect_rc 0
+	expect_err "the revision graphs are read by Alembic"
+	[[ $(psql_db "$TEST_DB" -c "SELECT version_num FROM alembic_version ORDER BY 1" | paste -sd' ') == \
+		"1df244e556f5 3894bccad37f" ]] || fail "after rollback: $(psql_db "$TEST_DB" -c 'TABLE alembic_version')"
+	# an apply killed after the upgrade: resume reads the tag's graph the
+	# same way, and completes it
+	DGMIGRATE_FAULT_KILL_AT=postconditions run_dgm apply plan.yaml
+	[[ $rc == 137 ]] || fail "expected the apply to be killed, exit $rc: $err"
+	run_dgm resume plan.yaml
+	expect_rc 0
+	expect_err "reading the Alembic graph with Alembic itself"
+	[[ $(psql_db "$TEST_DB" -c "SELECT version_num FROM alembic_version ORDER BY 1" | paste -sd' ') == \
+		"3894bccad37f 5c4f0e7a9b21" ]] || fail "after resume: $(psql_db "$TEST_DB" -c 'TABLE alembic_version')"
+	# the database ahead of the plan's tag: the tags that know its revision
+	# are found among those only Alembic can read
+	write_nl_plan plan.yaml r1 "  read_graph: alembic
+  command: [$(alembic_python), -m, alembic]"
+	run_dgm validate plan.yaml
+	expect_rc 1
+	expect_err "the database is at revision '5c4f0e7a9b21', which r1 does not know"
+	expect_err "tags that know '5c4f0e7a9b21': r2"
 }
 
 # alembic_graph in an export of r1 (the work tree has changed).

@@ -15,33 +15,7 @@
 # Trials share one database and run in sequence: a settled v1.5 is the
 # start of the next apply trial, a v1.6 of the next rollback trial.
 
-# Nothing left behind after a kill: no .partial folder, no server-side
-# copy that no snapshot owns, no model-store staging or aside folder.
-CHECK_LEAKS=${CHECK_LEAKS:-1}
-CHECK_STORE_SWAP=${CHECK_STORE_SWAP:-1}
-
-V15=5e9f3b7a1c62
-V16=b6e14d8a0f97
-
-revisions() { psql_db "$TEST_DB" -c "SELECT string_agg(version_num, ',' ORDER BY 1) FROM alembic_version"; }
-
-# fingerprint: the schema (pg_dump -s) and every table's row checksum, as
-# db_fingerprint (lib.sh) but in two processes: no restore of the database
-# happens in these trials, so the schema needs no canonical form.
-fingerprint() {
-	schema_dump "$TEST_DB" | md5sum | sed 's/ .*/ schema/'
-	psql_db "$TEST_DB" <<'SQL'
-SELECT format('SELECT %L || '' '' || md5(coalesce(string_agg(x::text, ''|'' ORDER BY x::text), '''')) FROM %s x', t, t)
-FROM (SELECT format('%I.%I', schemaname, relname) AS t FROM pg_stat_user_tables
-      WHERE schemaname <> 'dgmigrate' ORDER BY 1) s
-\gexec
-SQL
-}
-
-# The store's content and modes (not the folders' times: a restore by
-# swap makes a new folder).
-store_fp() { (cd models && find . -printf '%p %y %m %s %l\n' | sort &&
-	find . -type f -print0 | sort -z | xargs -0 -r sha256sum); }
+source "$ROOT/tests/integration/settled_lib.sh"
 
 # wait_until WHAT CMD...: poll a condition (not a clock) for up to 60 s.
 wait_until() {
@@ -138,7 +112,7 @@ kill_in_alembic() {
 	wait_until "the killed alembic's session to end" no_other_sessions
 }
 
-# ---- the release before and after, and what "settled" means ----
+# ---- the release before and after (settled_lib.sh: what "settled" means) ----
 
 # crash_setup [15]: the app at v1.5 with rows and a store; then one real
 # apply for v1.6's fingerprint (not with 15).
@@ -158,80 +132,6 @@ crash_setup() {
 	run_dgm apply plan.yaml
 	expect_rc 0
 	fp16=$(fingerprint)
-	expect_settled
-}
-
-journal_outcome() { sed -n 's/.*"outcome":"\([^"]*\)".*"type":"end".*/\1/p' "$1"; }
-
-# Every journal ended once; a finished run that knew the database has one
-# history row with the journal's outcome; a resumed one (re-run under a
-# new journal) and an open one none.
-expect_journals_and_history() {
-	local j run ends outcome hist
-	for j in backups/state/journal/*.jsonl; do
-		run=$(basename "$j" .jsonl)
-		ends=$(grep -c '"type":"end"' "$j" || true)
-		[[ $ends == 1 ]] || fail "journal $run ended $ends times"
-		outcome=$(journal_outcome "$j")
-		hist=$(psql_db "$TEST_DB" -c "SELECT string_agg(outcome, ',') FROM dgmigrate.runs
-			WHERE run_id = '$run'")
-		if [[ $outcome == resumed ]] || ! grep -q '"type":"facts"' "$j"; then
-			[[ -z $hist ]] || fail "run $run ($outcome) has a history row: $hist"
-		else
-			[[ $hist == "$outcome" ]] || fail "run $run ended '$outcome', history says '$hist'"
-		fi
-	done
-}
-
-expect_no_leaks() {
-	local copy
-	if [[ $CHECK_LEAKS == 1 ]]; then
-		[[ -z $(find backups -maxdepth 1 -name '*.partial') ]] ||
-			fail "partial snapshot folders left: $(ls backups)"
-		# nor a copy-first snapshot's unfinished dump or archive
-		[[ -z $(find backups -mindepth 2 -maxdepth 2 -name 'db*.partial' -o -name '*.tmp') ]] ||
-			fail "a partial dump or archive left: $(find backups -mindepth 2 -maxdepth 2 -name 'db*.partial' -o -name '*.tmp')"
-		for copy in $(psql_db postgres -c "SELECT datname FROM pg_database WHERE
-				datname LIKE '${TEST_DB:0:30}\_dgm\_%'"); do
-			grep -rqsF -- "$copy" backups/*/manifest.json ||
-				fail "server-side copy '$copy' belongs to no snapshot"
-		done
-	fi
-	if [[ $CHECK_STORE_SWAP == 1 ]]; then
-		[[ -z $(find . -maxdepth 1 -name 'models?*') ]] ||
-			fail "model store leftovers: $(find . -maxdepth 1 -name 'models?*')"
-	fi
-}
-
-# Exactly one release everywhere; sets $at (15 or 16) for the next trial.
-expect_settled() {
-	local revs fp
-	revs=$(revisions)
-	fp=$(fingerprint)
-	case $revs in
-	"$V15") at=15; [[ $fp == "$fp15" ]] || fail "at $V15 but not v1.5's schema and rows:
-$fp
---- expected:
-$fp15"
-		[[ $(git -C app rev-parse HEAD) == "$head15" ]] || fail "database at v1.5, HEAD is not" ;;
-	"$V16") at=16; [[ $fp == "$fp16" ]] || fail "at $V16 but not v1.6's schema and rows"
-		[[ $(git -C app rev-parse HEAD) == "$head16" ]] || fail "database at v1.6, HEAD is not" ;;
-	*) fail "alembic_version is neither release's: '$revs'" ;;
-	esac
-	[[ -z $(git -C app status --porcelain) ]] || fail "work tree not clean"
-	[[ $(store_fp) == "$store" ]] || fail "the model store is not as it was"
-	[[ $(pg_admin -At -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 0 ]] ||
-		fail "an advisory lock is still held"
-	expect_journals_and_history
-	expect_no_leaks
-}
-
-# resume settles it, and a second resume finds nothing.
-settle() {
-	run_dgm resume plan.yaml
-	expect_rc 0
-	run_dgm resume plan.yaml
-	expect_err "nothing to resume"
 	expect_settled
 }
 
@@ -265,6 +165,89 @@ test_apply_and_rollback_killed_anywhere_are_settled() {
 	# inside the store's restore: swapped, what it replaced not yet dropped
 	touch_store; kill_at restore.swapped rollback --to v1.5 plan.yaml; settle
 	[[ $at == 15 ]]
+}
+
+# ---- the step boundaries of hooks, health, the archive, the undo and restores ----
+
+# serve_health: python's http.server on 127.0.0.1 answering /health (the
+# plan's health check), stopped when the test ends; sets PORT.
+serve_health() {
+	local i
+	mkdir -p www && printf 'ok\n' >www/health
+	for ((i = 0; i < 5; i++)); do
+		PORT=$(( 20000 + RANDOM % 30000 ))
+		python3 -m http.server --bind 127.0.0.1 --directory www "$PORT" >http.log 2>&1 &
+		http_pid=$!
+		trap 's=$?; kill "$http_pid" 2>/dev/null; wait "$http_pid" 2>/dev/null || true; exit $s' EXIT
+		wait_until "the health server" port_open && return 0
+	done
+	fail "cannot start a local HTTP server: $(cat http.log)"
+}
+
+port_open() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null
+}
+
+# A plan with hooks before and after and a health check; bad.yaml is the
+# same plan with a postcondition that never holds: its apply fails after
+# the upgrade and undoes itself, and so does a resume of it.
+hooks_and_health_plans() {
+	cat >>plan.yaml <<PLAN
+hooks:
+  before:
+    - {name: maintenance-on, run: [touch, "$PWD/maintenance"]}
+  after:
+    - {name: maintenance-off, run: [rm, -f, "$PWD/maintenance"]}
+health_check:
+  url: "http://127.0.0.1:$PORT/health"
+  timeout: 5s
+  interval: 100ms
+  retries: 3
+PLAN
+	sed 's/^  tables: \[/  tables: [no_such_table, /' plan.yaml >bad.yaml
+	grep -q no_such_table bad.yaml || fail "bad.yaml has no failing postcondition"
+}
+
+# Killed as each step starts (DGMIGRATE_FAULT_KILL_AT), then resume; the
+# trials follow each other on one database. The apply's undo is reached
+# through bad.yaml (a postcondition that fails after the upgrade), and
+# its resume undoes it again from wherever the killed undo stopped.
+test_killed_at_every_other_step_boundary_is_settled() {
+	crash_setup 15
+	serve_health
+	hooks_and_health_plans
+	run_dgm apply plan.yaml
+	expect_rc 0
+	fp16=$(fingerprint)
+	expect_settled
+	[[ $at == 16 ]]
+	# each trial: the release it settles at, the step it is killed at,
+	# "bad" for bad.yaml, the command
+	local trial
+	for trial in \
+		"15 restore.store rollback --to v1.5" \
+		"15 hooks.before apply" \
+		"15 archive apply" \
+		"16 hooks.after apply" \
+		"15 checkout.code rollback --to v1.5" \
+		"16 health apply" \
+		"15 restore rollback --to v1.5 --restore" \
+		"15 undo.database bad apply" \
+		"15 undo.code bad apply" \
+		"15 undo.store bad apply"; do
+		set -- $trial
+		local want=$1 step=$2 plan=plan.yaml
+		shift 2
+		if [[ $1 == bad ]]; then plan=bad.yaml; shift; fi
+		[[ $step == restore* ]] && touch_store
+		# a rollback whose work tree holds other code checks out the
+		# release's first (checkout.code)
+		[[ $step == checkout.code ]] && git -C app checkout -q v1.5
+		kill_at_step "$step" "$@" "$plan"
+		settle "$plan"
+		[[ $at == "$want" ]] || fail "killed at $step: settled at v1.$at, not v1.$want"
+		[[ ! -e maintenance ]] || fail "killed at $step: hooks.after never ran after hooks.before"
+	done
 }
 
 # ---- copy-first apply: the dump of the server-side copy beside the release ----

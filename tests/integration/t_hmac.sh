@@ -170,3 +170,55 @@ test_rollback_refuses_a_forged_release_snapshot() {
 	[[ $(psql_db "$TEST_DB" -c "SELECT string_agg(version_num, ',' ORDER BY 1) FROM alembic_version") == "$revs" ]] ||
 		fail "the rollback changed the database"
 }
+
+# Hold a session on $TEST_DB (application_name 'holder': CREATE DATABASE
+# ... TEMPLATE cannot copy it) until release_holder; waits until connected.
+hold_session() {
+	PGADMIN_DB=$TEST_DB pg_admin -c "SET application_name = 'holder'" -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+	holder=$!
+	for _ in $(seq 100); do
+		[[ $(psql_db postgres -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$TEST_DB' AND application_name = 'holder'") -ge 1 ]] && return 0
+		sleep 0.05
+	done
+	fail "the holding session did not connect"
+}
+
+release_holder() {
+	psql_db postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'holder' AND datname = '$TEST_DB'" >/dev/null
+	wait "$holder" 2>/dev/null || true
+}
+
+# rehearse reads a snapshot when the database is busy (sessions connected:
+# no TEMPLATE copy): it restores the newest snapshot at the database's
+# revisions into the scratch database. A forged one - the dump holds the
+# attacker's row, db.sha256 and the manifest agree with it - is not used,
+# naming the file; with no other snapshot the rehearsal stops, and no
+# scratch database (with the forged rows) is made.
+test_rehearse_refuses_a_forged_snapshot() {
+	prepare
+	f=$(python3 -c '
+import gzip, os, sys
+d = sys.argv[1]
+for n in sorted(os.listdir(d)):
+    p = os.path.join(d, n)
+    data = gzip.open(p).read() if n.endswith(".gz") else open(p, "rb").read()
+    if n != "toc.dat" and b"forged" in data:
+        print(n)
+        break
+' "backups2/$B/db")
+	[[ -n $f ]] || fail "no data file of the dump holds the forged row"
+	cp "backups2/$B/db/$f" "backups/$A/db/$f"
+	(cd "backups/$A" && sha256sum db/* > db.sha256)
+	set_manifest "backups/$A" "m['database']['files_sha256'] = sha('backups/$A/db.sha256')"
+	hold_session
+	run_dgm rehearse plan.yaml
+	release_holder
+	expect_rc 1
+	expect_err "sessions are connected to it"
+	expect_err "snapshot '$A': manifest.json, db.sha256 in '$PWD/backups/$A' do not match their HMAC"
+	expect_err "and the snapshot taken at its revision, '$A', fails its HMAC check"
+	expect_no "restoring snapshot '$A'"
+	[[ -z $(psql_db postgres -c "SELECT datname FROM pg_database WHERE datname LIKE '${TEST_DB:0:40}\_dgm\_%'") ]] ||
+		fail "a scratch or staging database was made: $(psql_db postgres -c "SELECT datname FROM pg_database")"
+	[[ $(db_fingerprint "$TEST_DB") == "$before_db" ]] || fail "the database changed"
+}

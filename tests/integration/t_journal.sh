@@ -274,6 +274,16 @@ PLAN
 	! grep -qF -- "$SENTRY_DSN" backups/state/journal/* backups/state/reports/* || fail "a secret leaked"
 	grep -qF "# dgmigrate apply: test release (v1.6) - success" backups/state/reports/*.md ||
 		fail "the report's title was mangled: $(head -1 backups/state/reports/*.md)"
+	# a secret pasted into a rollback's reason: masked in its history row
+	run_dgm rollback --to v1.5 plan.yaml --reason "dsn $SENTRY_DSN was rotated"
+	expect_rc 0
+	row=$(psql_db "$TEST_DB" -Atc "SELECT r::text FROM dgmigrate.runs r WHERE command = 'rollback'")
+	grep -qF "dsn **** was rotated" <<<"$row" || fail "the history row lacks the masked reason: $row"
+	! grep -qF -- "$SENTRY_DSN" <<<"$row" || fail "a secret leaked into the history row"
+	run_dgm history plan.yaml --json
+	expect_rc 0
+	grep -qF "dsn **** was rotated" <<<"$out" && ! grep -qF -- "$SENTRY_DSN" <<<"$out" ||
+		fail "history --json does not mask the reason: $out"
 	# the database URL's password stays secret (run_dgm checks the output)
 	run_dgm validate plan.yaml
 	expect_rc 0

@@ -61,25 +61,6 @@ test_preflight_refuses_without_a_backup() {
 	expect_check ok backup "none yet; the snapshot takes a full backup first"
 }
 
-test_cluster_restore_refuses_others() {
-	pgbr_setup
-	setup_release "$TEST_DB"
-	PGBR_PLAN_EXTRA='  restore: cluster
-  server:
-    stop: [true]
-    start: [true]' pgbr_plan
-	new_db other_app
-	run_dgm apply plan.yaml --dry-run
-	expect_rc 1
-	expect_check FAIL restore "restore: cluster would rewind 1 other database of the cluster"
-	echo "  rewind_other_databases: true" >> plan.yaml
-	run_dgm apply plan.yaml --dry-run
-	# allowed, but the cluster restore is not written yet: a plan error
-	expect_rc 2
-	expect_check FAIL restore "(other databases too: allowed), but this dgmigrate cannot restore"
-	expect_no "rewind 1 other database"
-}
-
 snapshot_id() { ls backups | grep -v -e partial -e '^state$' | sort | tail -1; }
 
 # manifest_get ID PYEXPR: a value of the snapshot's manifest (m).
@@ -197,4 +178,196 @@ test_side_restore_db_not_in_backup() {
 	expect_err "is not in backup"
 	[[ "$(db_fingerprint "$TEST_DB")" == "$before" ]] || fail "database differs from the restore point"
 	[[ ! -e pgbr/side/data ]] || fail "side instance left"
+}
+
+# ---- restore: cluster ----
+
+# pgbr_cluster_plan [FILE]: pgbr_plan with restore: cluster; the server
+# is stopped and started with pg_ctl as cluster_pg_start starts it.
+pgbr_cluster_plan() {
+	local run_as=""
+	[[ $(id -u) -eq 0 ]] && run_as="runuser, -u, postgres, --, "
+	PGBR_PLAN_EXTRA="  restore: cluster
+  server:
+    stop: [${run_as}$PGBIN/pg_ctl, -D, $DGM_PGHOST/data, -m, fast, -w, stop]
+    start: [${run_as}$PGBIN/pg_ctl, -D, $DGM_PGHOST/data, -l, $DGM_PGHOST/server.log, -w, -t, \"60\", -o, \"-k $DGM_PGHOST -p $DGM_PGPORT -c listen_addresses='' -c fsync=off -c max_connections=60\", start]
+${PGBR_PLAN_EXTRA:-}" pgbr_plan "$@"
+}
+
+# pgbr_released: the release applied with a restore point before it (an
+# incremental backup first), a row written after it; $rows_v15 is the
+# database at the restore point, $id the snapshot.
+pgbr_released() {
+	psql_db "$TEST_DB" -c "INSERT INTO organizations (name, slug) SELECT 'org ' || g, 'org-' || g FROM generate_series(1, 20) g ON CONFLICT DO NOTHING" >/dev/null
+	rows_v15=$(db_fingerprint "$TEST_DB")
+	run_dgm apply plan.yaml
+	expect_rc 0
+	id=$(grep -l '"kind": "pre-apply"' backups/*/manifest.json | cut -d/ -f2 | sort | tail -1)
+	psql_db "$TEST_DB" -c "INSERT INTO organizations (name, slug) VALUES ('after release $id', 'after-$id')" >/dev/null
+}
+
+pgbr_at_point() {
+	[[ $(psql_db postgres -c "SELECT pg_is_in_recovery()") == f ]] || fail "the server is not up or still recovering"
+	[[ "$(db_fingerprint "$TEST_DB")" == "$rows_v15" ]] || fail "database differs from the restore point:
+$(diff <(echo "$rows_v15") <(db_fingerprint "$TEST_DB"))"
+	[[ ! -e backups/state/pgbackrest-cluster.jsonl ]] || fail "the cluster restore's journal was left"
+}
+
+# restore: cluster - the server stopped, the cluster rewound to the
+# restore point in place, started, promoted: the database is exactly
+# the one at the point, and the run history is kept.
+test_rollback_restore_cluster() {
+	pgbr_setup
+	setup_release "$TEST_DB"
+	migrate_app app head
+	PGBR_PLAN_EXTRA="  backup: incr" pgbr_cluster_plan
+	run_dgm apply plan.yaml --dry-run
+	expect_rc 0
+	expect_check ok restore "cluster: a restore rewinds the whole cluster: stop the server ("
+	expect_check ok restore "pg_ctl -D $DGM_PGHOST/data -m fast -w stop), "
+	expect_check ok restore "pgbackrest --config=$PWD/pgbr/pgbackrest.conf --stanza=dgm restore --delta --set=<backup> --type=name --target=<point> --target-action=promote, start it ("
+	expect_check ok restore "pg_ctl -D $DGM_PGHOST/data -l $DGM_PGHOST/server.log -w -t 60 -o '-k $DGM_PGHOST"
+	expect_check ok privileges "snapshot by a pgBackRest restore point (the pgbackrest checks below); restore by rewinding the whole cluster"
+	pgbr_released
+	run_dgm rollback --to v1.5 plan.yaml --restore --accept-data-loss --dry-run
+	expect_rc 0
+	expect_out "restore: cluster - the whole cluster rewound to restore point 'dgmigrate-$id': stop the server ("
+	expect_out "restore --delta --set=$(manifest_get "$id" "m['database']['pgbackrest']['backup_label']") --type=name --target=dgmigrate-$id --target-action=promote, start it ("
+	run_dgm rollback --to v1.5 plan.yaml --restore
+	expect_rc 2
+	expect_err "would discard writes made since the release finished"
+	[[ $(psql_db postgres -c "SELECT 1") == 1 ]] || fail "the refused restore stopped the server"
+	# held with the server stopped (the lock went with it): the restore's
+	# own journal keeps every other run out meanwhile
+	rm -f wait.flag
+	DGMIGRATE_FAULT_WAIT_AT=cluster.stopped DGMIGRATE_FAULT_WAIT_FILE=$PWD/wait.flag \
+		"$DGMIGRATE" rollback --to v1.5 plan.yaml --restore --accept-data-loss >bg.out 2>bg.err &
+	bgpid=$!
+	for ((i = 0; i < 3000; i++)); do
+		[[ -e wait.flag ]] && break
+		kill -0 "$bgpid" 2>/dev/null || break
+		sleep 0.02
+	done
+	[[ -e wait.flag ]] || fail "the rollback did not reach cluster.stopped: $(tail -5 bg.err)"
+	run_dgm apply plan.yaml
+	expect_rc 3
+	expect_err "a restore: cluster is under way"
+	run_dgm resume plan.yaml
+	expect_rc 3
+	rm -f wait.flag
+	wait "$bgpid" || fail "the rollback failed: $(tail -5 bg.err)"
+	err=$(cat bg.err)
+	expect_err "pgbackrest.server.stop: "
+	expect_err "restore point 'dgmigrate-$id': rewinding the cluster in place from backup"
+	expect_err "pgbackrest.server.start: "
+	expect_err "the cluster is at restore point 'dgmigrate-$id' and accepts writes"
+	pgbr_at_point
+	# the history rows written after the point are kept
+	[[ $(psql_db "$TEST_DB" -c "SELECT count(*) FROM dgmigrate.runs WHERE outcome = 'success'") == 2 ]] ||
+		fail "history: $(psql_db "$TEST_DB" -c "SELECT command, outcome FROM dgmigrate.runs")"
+	# the cluster archives on the new timeline: a restore point made there
+	# goes back through backups restore too
+	run_dgm backups create plan.yaml
+	expect_rc 0
+	snap=$out
+	at_snap=$(db_fingerprint "$TEST_DB")
+	psql_db "$TEST_DB" -c "INSERT INTO organizations (name, slug) VALUES ('late', 'late')" >/dev/null
+	run_dgm backups restore "$snap" plan.yaml --accept-data-loss
+	expect_rc 0
+	expect_err "the cluster is at restore point 'dgmigrate-$snap' and accepts writes"
+	[[ "$(db_fingerprint "$TEST_DB")" == "$at_snap" ]] || fail "backups restore did not go back to $snap"
+	[[ ! -e backups/state/pgbackrest-cluster.jsonl ]] || fail "the cluster restore's journal was left"
+}
+
+# Killed at each state of the restore (journaled in its own journal:
+# the server is down, so the run's lock and journal cannot guard it):
+# nothing else runs until resume has settled it. Killed before the stop,
+# nothing had changed and the rollback is finished by downgrade; from
+# the stop on, resume finishes the restore: the server is up and the
+# database at the restore point.
+test_cluster_restore_killed() {
+	pgbr_setup
+	setup_release "$TEST_DB"
+	migrate_app app head
+	pgbr_cluster_plan
+	for state in begin stopped restored started; do
+		pgbr_released
+		DGMIGRATE_FAULT_KILL_AT=cluster-$state run_dgm rollback --to v1.5 plan.yaml --restore --accept-data-loss
+		[[ $rc == 137 ]] || fail "expected the rollback to be killed at $state, exit $rc: $err"
+		if [[ $state == stopped || $state == restored ]]; then
+			! psql_db postgres -c "SELECT 1" >/dev/null 2>&1 || fail "the server answers at $state"
+		fi
+		run_dgm apply plan.yaml
+		expect_rc 1
+		expect_err "a restore: cluster of snapshot '$id' was interrupted (state '$state'"
+		expect_err "run dgmigrate resume PLAN first"
+		run_dgm resume plan.yaml
+		expect_rc 0
+		[[ $(psql_db "$TEST_DB" -c "SELECT version_num FROM alembic_version") == 5e9f3b7a1c62 ]] ||
+			fail "not at v1.5 after a kill at $state"
+		if [[ $state == begin ]]; then
+			expect_err "was killed before the server was stopped: nothing had changed"
+			[[ $(psql_db "$TEST_DB" -c "SELECT count(*) FROM organizations WHERE slug = 'after-$id'") == 1 ]] ||
+				fail "the row written after the release was lost"
+			rows_v15=$(db_fingerprint "$TEST_DB")
+		else
+			expect_err "finishing the restore: cluster of snapshot '$id' (it had reached '$state')"
+		fi
+		pgbr_at_point
+	done
+}
+
+# Killed while the side instance runs: the live database is untouched;
+# resume stops and removes the side instance and the dump folder, and
+# finishes the rollback.
+test_side_restore_killed() {
+	pgbr_setup
+	setup_release "$TEST_DB"
+	migrate_app app head
+	PGBR_PLAN_EXTRA="  backup: incr" pgbr_plan
+	pgbr_released
+	live=$(db_fingerprint "$TEST_DB")
+	DGMIGRATE_FAULT_KILL_AT=side-started run_dgm rollback --to v1.5 plan.yaml --restore --accept-data-loss
+	[[ $rc == 137 ]] || fail "expected the rollback to be killed, exit $rc: $err"
+	as_pg "$PGBIN/pg_ctl" -D "$PWD/pgbr/side/data" status >/dev/null || fail "no side instance runs"
+	[[ "$(db_fingerprint "$TEST_DB")" == "$live" ]] || fail "the live database changed"
+	run_dgm resume plan.yaml
+	expect_rc 0
+	expect_err "a side instance of a killed restore: side is left in '$PWD/pgbr/side/data'"
+	[[ ! -e pgbr/side/data ]] || fail "side instance left in pgbr/side/data"
+	! "$PGBIN/pg_isready" -q -h "$PWD/pgbr/side" -p $((DGM_PGPORT + 1)) || fail "the side instance still answers"
+	[[ -z $(ls -d backups/*/db 2>/dev/null) ]] || fail "a side dump was left: $(ls -d backups/*/db)"
+	# the rollback was finished (by downgrade): the row written after the
+	# release is still there
+	[[ $(psql_db "$TEST_DB" -c "SELECT version_num FROM alembic_version") == 5e9f3b7a1c62 ]] ||
+		fail "not at v1.5"
+	[[ $(psql_db "$TEST_DB" -c "SELECT count(*) FROM organizations WHERE slug = 'after-$id'") == 1 ]] ||
+		fail "the row written after the release was lost"
+}
+
+# Other databases of the cluster: refused before anything (also where no
+# preflight runs: backups restore), unless rewind_other_databases.
+test_cluster_restore_refuses_others() {
+	pgbr_setup
+	setup_release "$TEST_DB"
+	PGBR_PLAN_EXTRA='  restore: cluster
+  server:
+    stop: [false]
+    start: [false]' pgbr_plan
+	new_db other_app
+	run_dgm apply plan.yaml --dry-run
+	expect_rc 1
+	expect_check FAIL restore "restore: cluster would rewind 1 other database of the cluster"
+	run_dgm backups create plan.yaml
+	expect_rc 0
+	run_dgm backups restore "$(snapshot_id)" plan.yaml --accept-data-loss
+	expect_rc 1
+	expect_err "restore: cluster would rewind 1 other database of the cluster to the restore point too"
+	expect_no "pgbackrest.server.stop"
+	[[ ! -e backups/state/pgbackrest-cluster.jsonl ]] || fail "a refused restore left a journal"
+	echo "  rewind_other_databases: true" >> plan.yaml
+	run_dgm apply plan.yaml --dry-run
+	expect_rc 0
+	expect_check ok restore "cluster: a restore rewinds the whole cluster (other databases too: allowed): stop the server (false)"
+	expect_no "rewind 1 other database"
 }

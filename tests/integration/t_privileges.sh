@@ -61,6 +61,7 @@ apply_then_restore() {
 	state_before=$(db_state "$TEST_DB")
 	run_dgm apply plan.yaml
 	expect_rc 0
+	apply_err=$err
 	psql_db "$TEST_DB" -c "INSERT INTO organizations (name, slug) VALUES ('after', 'after')" >/dev/null
 	run_dgm rollback --to v1.5 plan.yaml --restore --accept-data-loss --reason "undo it"
 	expect_rc 0
@@ -99,6 +100,10 @@ test_role_without_createdb_restores_in_place_and_keeps_everything() {
 	# the fallbacks are in the run reports, not only on the terminal
 	grep -l "restored in place" backups/state/reports/*.md >/dev/null || fail "no warning in the rollback's report"
 	grep -l "no server-side copy" backups/state/reports/*.md >/dev/null || fail "no warning in the apply's report"
+	# the copy that preflight knew was impossible is not even tried
+	grep -qF "no server-side copy of '$TEST_DB' (role '$APP_ROLE' has no CREATEDB)" <<<"$apply_err" &&
+		! grep -q "permission denied to create database" <<<"$apply_err" ||
+		fail "apply tried a CREATE DATABASE the role may not run: $apply_err"
 }
 
 test_in_place_restore_that_fails_leaves_the_database_as_it_was() {
@@ -119,6 +124,19 @@ test_in_place_restore_that_fails_leaves_the_database_as_it_was() {
 	expect_err "restore in place failed, database unchanged"
 	expect_err "must be member of role \"${APP_ROLE}_legacy\""
 	[[ "$(db_fingerprint "$TEST_DB")" == "$before" ]] || fail "the failed restore changed the database"
+	[[ $(git -C app rev-parse HEAD) == $(git -C app rev-parse 'v1.6^{commit}') ]] ||
+		fail "HEAD moved before the database reached v1.5"
+	# the cause fixed, the same rollback run again converges (issue 11.3);
+	# the table's owner also needs CREATE on its schema (PostgreSQL checks
+	# it when a role that is not a superuser gives the table to it)
+	PGADMIN_DB=$TEST_DB pg_admin -q -c "GRANT ${APP_ROLE}_legacy TO $APP_ROLE" \
+		-c "GRANT CREATE ON SCHEMA public TO ${APP_ROLE}_legacy" >/dev/null
+	run_dgm rollback --to v1.5 plan.yaml --restore --accept-data-loss
+	expect_rc 0
+	[[ $(revisions) == 5e9f3b7a1c62 ]] || fail "alembic_version: $(revisions)"
+	[[ $(git -C app rev-parse HEAD) == $(git -C app rev-parse 'v1.5^{commit}') ]] || fail "HEAD is not at v1.5"
+	[[ $(psql_db "$TEST_DB" -c "SELECT tableowner FROM pg_tables WHERE tablename = 'legacy'") == "${APP_ROLE}_legacy" ]] ||
+		fail "the snapshot's table of the other role was not restored"
 }
 
 test_no_restore_path_is_refused_before_any_change() {

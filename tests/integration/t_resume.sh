@@ -1,28 +1,22 @@
 # t_resume.sh - a run killed with SIGKILL at every step boundary (and once
 # in the middle of the upgrade) is settled by `dgmigrate resume`: either
-# completed or put back, never left half-way.
+# completed or put back, never left half-way - the full check of
+# settled_lib.sh (database, code, store, lock, journals, history, leaks).
+
+source "$ROOT/tests/integration/settled_lib.sh"
 
 prepare_v15() {
 	setup_release "$TEST_DB"
 	migrate_app app head
 	psql_db "$TEST_DB" -c "INSERT INTO organizations (name, slug) VALUES ('a', 'a')" >/dev/null
-	schema_v15=$(db_fingerprint "$TEST_DB" | grep ' schema$')
-	head_v15=$(git -C app rev-parse HEAD)
+	fp15=$(fingerprint)
+	head15=$(git -C app rev-parse HEAD)
+	head16=$(git -C app rev-parse 'v1.6^{commit}')
+	store=$(store_fp)
 }
 
-revisions() { psql_db "$TEST_DB" -c "SELECT string_agg(version_num, ',' ORDER BY 1) FROM alembic_version"; }
-
-expect_at_v15() {
-	[[ $(revisions) == 5e9f3b7a1c62 ]] || fail "alembic_version: $(revisions)"
-	[[ "$(db_fingerprint "$TEST_DB" | grep ' schema$')" == "$schema_v15" ]] || fail "schema is not v1.5's"
-	[[ $(git -C app rev-parse HEAD) == "$head_v15" ]] || fail "HEAD is not v1.5"
-	[[ -z $(git -C app status --porcelain) ]] || fail "work tree not clean"
-}
-
-expect_at_v16() {
-	[[ $(revisions) == b6e14d8a0f97 ]] || fail "alembic_version: $(revisions)"
-	[[ $(git -C app rev-parse HEAD) == $(git -C app rev-parse 'v1.6^{commit}') ]] || fail "HEAD is not v1.6"
-}
+expect_at_v15() { expect_settled; [[ $at == 15 ]] || fail "settled at v1.$at, not v1.5"; }
+expect_at_v16() { expect_settled; [[ $at == 16 ]] || fail "settled at v1.$at, not v1.6"; }
 
 kill_apply_at() {
 	prepare_v15

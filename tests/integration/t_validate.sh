@@ -124,6 +124,58 @@ test_empty_url_uses_libpq_variables() {
 	expect_rc 0
 }
 
+# PGSERVICE and a service file (PGSERVICEFILE): dgmigrate connects as psql
+# does; when the service's values fail, the error says they came from the
+# service - also where a PG* variable is set too, since libpq takes the
+# service's values first.
+test_service_file_connects_and_is_named_when_it_fails() {
+	plan_without_url ""
+	unset PGHOST PGPORT PGUSER PGDATABASE
+	export PGSERVICEFILE=$PWD/pg_service.conf PGSERVICE=appdb
+	cat >pg_service.conf <<CONF
+# the application's database
+[other]
+host=/nonexistent
+[appdb]
+host=$DGM_PGHOST
+port=$DGM_PGPORT
+user=dgm
+dbname=$TEST_DB
+CONF
+	run_dgm validate plan.yaml
+	expect_rc 0
+	run_dgm status plan.yaml
+	expect_rc 0
+	expect_out "alembic_version"
+	sed -i 's/^port=.*/port=1/' pg_service.conf
+	export PGPORT=$DGM_PGPORT
+	run_dgm validate plan.yaml
+	expect_rc 1
+	expect_err "cannot connect to database '$TEST_DB' on '$DGM_PGHOST:1' as 'dgm' (host from service 'appdb', port from service 'appdb', user from service 'appdb', dbname from service 'appdb')"
+	expect_err "PGSERVICE (the service file's section of the service)"
+	expect_no "port from PGPORT"
+}
+
+# A wrong password that libpq took from the password file (PGPASSFILE):
+# the error and its hint name that file, not the plan.
+test_wrong_password_from_pgpass_is_named() {
+	plan_without_url ""
+	printf '*:*:*:dgm:wrong-%s\n' "$RANDOM" > pgpass
+	run_dgm validate plan.yaml
+	expect_rc 1
+	expect_err "password authentication failed for user \"dgm\""
+	expect_err "password from the password file '$PWD/pgpass'"
+	expect_err "the password libpq sent came from the password file '$PWD/pgpass' (PGPASSFILE)"
+	expect_no "wrong-"
+	# a password the plan's URL gives is not blamed on the file
+	printf 'database:\n  url: "postgresql://dgm:bad-pw@/%s?host=%s&port=%s"\n' "$TEST_DB" "$DGM_PGHOST" \
+		"$DGM_PGPORT" >>plan.yaml
+	run_dgm validate plan.yaml
+	expect_rc 1
+	expect_err "password authentication failed"
+	expect_no "password file"
+}
+
 test_connection_error_names_what_libpq_used_and_why() {
 	plan_without_url ""
 	export PGPORT=1

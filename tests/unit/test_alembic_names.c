@@ -232,6 +232,21 @@ static void unresolvable_names_are_reported(void **state)
 	load_fails(root, NULL, (const char *const[]){
 		"e1.py:5: cannot read the value of 'branch_labels'",
 		"app/cli.py:4: the value of 'HOME' is not a literal", NULL });
+	/* the hint names the way to Alembic the command at hand takes */
+	{
+		dgm_project_reader how = { .ask = "'alembic.read_graph: alembic' in the plan" };
+		dgm_alembic_script *s = NULL;
+		dgm_error err = DGM_ERROR_INIT;
+
+		assert_int_equal(dgm_project_read_graph(&s, &how, root, "alembic.ini", NULL, &err), -1);
+		assert_non_null(strstr(err.hint, "let Alembic read the graph ('alembic.read_graph: "
+					"alembic' in the plan; it imports the project's code)"));
+		assert_null(strstr(err.hint, "--read-with-alembic"));
+		dgm_error_clear(&err);
+		assert_int_equal(dgm_project_load_graph(&s, root, "alembic.ini", NULL, &err), -1);
+		assert_non_null(strstr(err.hint, "--read-with-alembic"));
+		assert_non_null(strstr(err.hint, "alembic.read_graph: alembic"));
+	}
 	/* a name the module does not assign */
 	put(root, "app/migrations/versions/r1/expand/e1.py",
 	    "from app import labels\nrevision = 'e1'\ndown_revision = 'base1'\n"

@@ -248,6 +248,10 @@ static const struct broken broken[] = {
 	{ "hooks_that_are_not_a_list",
 	  BASE "hooks:\n  after: maintenance-off\n",
 	  NAME ":11:10: 'hooks.after' must be a list of hooks, got 'maintenance-off'", NULL },
+	{ "alembic_read_graph_unknown",
+	  BASE "alembic:\n  read_graph: dynamic\n",
+	  NAME ":11:15: 'alembic.read_graph' must be one of 'static', 'alembic', got 'dynamic'",
+	  "write one of the values exactly as listed" },
 	{ "alembic_command_with_arguments_in_a_string",
 	  BASE "alembic:\n  command: python3 -m alembic\n",
 	  NAME ":11:12: 'alembic.command' must be one program name or a list, "
@@ -542,6 +546,22 @@ static void full_plan_maps_every_field(void **state)
 	assert_int_equal(p.timeouts.hook_ms, 45000);
 	assert_int_equal(p.on_failure, DGM_ON_FAILURE_STOP);
 	assert_string_equal(p.state_dir, "/srv/release/state");
+	dgm_plan_free(&p);
+}
+
+static void read_graph_is_static_unless_alembic(void **state)
+{
+	dgm_error e = DGM_ERROR_INIT;
+	dgm_plan p;
+
+	assert_int_equal(parse(&p, BASE, &e), 0);
+	assert_int_equal(p.alembic.read_graph, DGM_READ_GRAPH_STATIC);
+	dgm_plan_free(&p);
+	assert_int_equal(parse(&p, BASE "alembic:\n  read_graph: alembic\n", &e), 0);
+	assert_int_equal(p.alembic.read_graph, DGM_READ_GRAPH_ALEMBIC);
+	dgm_plan_free(&p);
+	assert_int_equal(parse(&p, BASE "alembic:\n  read_graph: static\n", &e), 0);
+	assert_int_equal(p.alembic.read_graph, DGM_READ_GRAPH_STATIC);
 	dgm_plan_free(&p);
 }
 
@@ -1120,6 +1140,7 @@ int main(void)
 		cmocka_unit_test(messages_never_hold_a_variable_value),
 		cmocka_unit_test(full_plan_maps_every_field),
 		cmocka_unit_test(minimal_plan_gets_the_defaults),
+		cmocka_unit_test(read_graph_is_static_unless_alembic),
 		cmocka_unit_test(relative_paths_resolve_against_the_plan_folder),
 		cmocka_unit_test(quotes_do_not_change_typed_values),
 		cmocka_unit_test(marks_point_at_each_value),
