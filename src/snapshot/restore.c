@@ -106,9 +106,7 @@ bool dgm_snapshot_restore_swaps(const dgm_plan *plan, const dgm_snapshot *snap)
  * renamed to its name, not dropped. */
 static int keep_aside(restore_run *r, dgm_error *err)
 {
-	if (r->path != DGM_RESTORE_SWAP)
-		return dgm_error_set(err, DGM_E_RUN, "the database cannot be set aside as snapshot "
-				     "'%s': it is not restored by swap", r->o->aside_into->id);
+	(void)err;
 	free(r->db.aside);
 	r->db.aside = dgm_xstrdup(r->o->aside_into->db_copy);
 	r->db.keep_aside = true;
@@ -171,8 +169,18 @@ int dgm_snapshot_restore(const dgm_plan *plan, const dgm_snapshot *snap,
 			goto done;
 		r.snap = snap = &view;
 	}
+	if (o->aside_into && !o->database) {
+		dgm_error_set(err, DGM_E_RUN, "nothing to set aside: the database is not restored");
+		goto done;
+	}
 	if (o->database && choose_path(&r, err))
 		goto done;
+	/* nothing changed yet: a database restored in place cannot go aside */
+	if (o->aside_into && r.path != DGM_RESTORE_SWAP) {
+		dgm_error_set(err, DGM_E_RUN, "the database cannot be set aside as snapshot '%s': "
+			      "it is not restored by swap", o->aside_into->id);
+		goto done;
+	}
 	if (r.path == DGM_RESTORE_IN_PLACE) {
 		if (restore_in_place(&r, err))
 			goto out;
@@ -183,10 +191,6 @@ int dgm_snapshot_restore(const dgm_plan *plan, const dgm_snapshot *snap,
 	}
 	/* each part is checked where it is read, before the swap: the
 	 * database's source when staged, the store entry by entry */
-	if (o->aside_into && !o->database) {
-		dgm_error_set(err, DGM_E_RUN, "nothing to set aside: the database is not restored");
-		goto done;
-	}
 	if (o->database && (dgm_db_restore_stage(&r.db, plan, snap, err) ||
 			    (o->aside_into && keep_aside(&r, err)) ||
 			    dgm_db_restore_keep_state(&r.db, plan, err)))
