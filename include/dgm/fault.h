@@ -13,8 +13,11 @@
  * yet verified and renamed), "snapshot.dump", "snapshot.archive"
  * (copy-first apply: on the thread of that part, before pg_dump of the
  * copy or the store archive starts, while the release goes on),
- * "restore.staged", "restore.swapped", "cluster.<state>" (restore: cluster,
- * once its journal says stopped, restored, started or promoted).
+ * "restore.staged", "restore.renamed" (between the database swap's two
+ * renames: no database has the target's name), "restore.db-swapped"
+ * (the database swapped, the store not yet), "restore.swapped",
+ * "cluster.<state>" (restore: cluster, once its journal says stopped,
+ * restored, started or promoted).
  * Without the variables a point costs one getenv.
  */
 #ifndef DGM_FAULT_H

@@ -60,6 +60,7 @@ typedef struct dgm_db_restore {
 	char *target;     /* the database's name */
 	char *staging;    /* <target>_dgm_new_<id>: restored here first */
 	char *aside;      /* <target>_dgm_old_<id>: the old database after the swap */
+	bool keep_aside;  /* the aside database is a snapshot's: commit keeps it */
 	bool staged;
 	bool swapped;
 	long restore_ms;
@@ -100,10 +101,21 @@ typedef struct dgm_restore_opts {
 	bool database;          /* restore the database */
 	bool store;             /* restore the model store */
 	bool terminate;         /* terminate sessions on the target database */
+	dgm_snapshot *aside_into; /* a DGM_SNAPSHOT_ASIDE snapshot: the database
+				   * replaced is renamed to its db_copy and kept,
+				   * and the snapshot completed once both are
+				   * swapped (only by swap: else nothing changes);
+				   * on a failure it is discarded (the database
+				   * is back under its name) */
 	struct dgm_lock *lock;  /* the run's lock: a pgbackrest restore: cluster
 				 * takes it again after the server's restart
 				 * (NULL: none held) */
 } dgm_restore_opts;
+
+/* The staging database of a restore of snapshot snap_id into target. */
+char *dgm_db_restore_staging_name(const char *target, const char *snap_id);
+/* This role restores snap by swap (not in place), now. */
+bool dgm_snapshot_restore_swaps(const dgm_plan *plan, const dgm_snapshot *snap);
 
 /* Verify the snapshot, stage the database and the model store beside
  * their targets, swap both, then drop what was replaced. A failure

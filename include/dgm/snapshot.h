@@ -83,6 +83,8 @@ typedef struct dgm_snapshot {
 	long long created;        /* unix time */
 	long dump_ms, archive_ms, verify_ms, total_ms;
 	char *hmac;               /* manifest.json's "hmac" as JSON text, NULL unsigned */
+	bool aside_pending;       /* DGM_SNAPSHOT_ASIDE: still in its .partial folder,
+				   * waiting for db_copy (below) */
 	struct dgm_pgbr_point *pitr; /* snapshot.engine: pgbackrest - the database is a
 				   * restore point in the WAL archive (pgbackrest.h),
 				   * no dump or copy; NULL otherwise */
@@ -99,7 +101,9 @@ typedef struct dgm_snapshot {
 typedef enum dgm_snapshot_db {
 	DGM_SNAPSHOT_DUMP = 0,    /* pg_dump */
 	DGM_SNAPSHOT_COPY,        /* a server-side copy only */
-	DGM_SNAPSHOT_COPY_DUMP    /* a server-side copy, and pg_dump of the copy */
+	DGM_SNAPSHOT_COPY_DUMP,   /* a server-side copy, and pg_dump of the copy */
+	DGM_SNAPSHOT_ASIDE        /* the database itself, renamed aside by the restore
+				   * that replaces it (below) */
 } dgm_snapshot_db;
 
 /* What the caller knows that the snapshot records. */
@@ -165,6 +169,24 @@ int dgm_snapshot_archive_store(dgm_snapshot_store *out, const dgm_snapshot *snap
 int dgm_snapshot_add_store(dgm_snapshot *snap, const dgm_plan *plan,
 			   const dgm_snapshot_store *st, dgm_error *err);
 void dgm_snapshot_discard_store(const dgm_snapshot *snap);
+
+/* DGM_SNAPSHOT_ASIDE, for a restore that replaces the database anyway
+ * (rollback --restore): a full copy of a database about to be replaced
+ * is not needed, the database itself is kept. dgm_snapshot_create takes
+ * the model store part and leaves the snapshot in its .partial folder,
+ * aside_pending, db_copy naming <target>_dgm_safe_<id>, which does not
+ * exist yet (owner.json names no copy, so no sweep ever drops it). The
+ * restore renames the database to that name instead of dropping it
+ * (dgm_restore_opts.aside_into) and calls dgm_snapshot_finish_aside: its
+ * revisions, write counters and catalog fingerprint are read from the
+ * database set aside, checked, and the manifest written and renamed into
+ * place. dgm_snapshot_label_aside then labels the copy (sweep.c).
+ * dgm_snapshot_discard_aside: the database is not (or no longer) set
+ * aside under that name: the snapshot folder goes (manifest first); if
+ * the copy exists, the snapshot is left alone (-1, warned). */
+int dgm_snapshot_finish_aside(dgm_snapshot *snap, const dgm_plan *plan, dgm_error *err);
+void dgm_snapshot_label_aside(const dgm_snapshot *snap, const dgm_plan *plan);
+int dgm_snapshot_discard_aside(const dgm_snapshot *snap, const dgm_plan *plan);
 
 /* Re-check a snapshot: the archive against its manifest, every dump file
  * against db.sha256 (none missing, none extra), pg_restore --list; or a

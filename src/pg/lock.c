@@ -71,6 +71,35 @@ static int try_lock(bool *got, PGconn *conn, const char *target, long wait_ms, d
 	return dgm_pg_exec(conn, "RESET lock_timeout", err);
 }
 
+/* The target does not exist (a restore killed between its two renames
+ * leaves no database of its name; resume puts it back under the lock):
+ * lock the name libpq would connect to, in the maintenance database. */
+static int lock_missing(dgm_lock *lock, char *target, size_t len, const char *url,
+			const char *app, dgm_error *err)
+{
+	PQconninfoOption *opts = PQconninfoParse(url, NULL);
+	const char *name = NULL;
+	dgm_error e = DGM_ERROR_INIT;
+
+	if (!strstr(err->msg, "does not exist") ||
+	    dgm_pg_connect_db(&lock->conn, url, MAINTENANCE_DB, app, &e)) {
+		PQconninfoFree(opts);
+		return -1;
+	}
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (!strcmp(o->keyword, "dbname") && o->val && *o->val)
+			name = o->val;
+	if (!name)
+		name = getenv("PGDATABASE") && *getenv("PGDATABASE") ? getenv("PGDATABASE") :
+		       PQuser(lock->conn);
+	snprintf(target, len, "%s", name);
+	PQconninfoFree(opts);
+	dgm_warn("database '%s' does not exist: locking its name (a restore killed in its swap "
+		 "leaves it so; resume puts it back)", target);
+	dgm_error_clear(err);
+	return 0;
+}
+
 int dgm_lock_acquire(dgm_lock *lock, const char *url, const char *what, long wait_ms,
 		     dgm_error *err)
 {
@@ -82,10 +111,13 @@ int dgm_lock_acquire(dgm_lock *lock, const char *url, const char *what, long wai
 	gethostname(host, sizeof(host) - 1);
 	snprintf(app, sizeof(app), "dgmigrate %s %.20s:%d", what, host, (int)getpid());
 	/* the target first: its real name, and a clear error if unreachable */
-	if (dgm_pg_connect(&lock->conn, url, app, err))
-		return -1;
-	snprintf(target, sizeof(target), "%s", PQdb(lock->conn));
-	if (strcmp(target, MAINTENANCE_DB) != 0) {
+	if (dgm_pg_connect(&lock->conn, url, app, err)) {
+		lock->conn = NULL;
+		if (lock_missing(lock, target, sizeof(target), url, app, err))
+			return -1;
+	} else
+		snprintf(target, sizeof(target), "%s", PQdb(lock->conn));
+	if (strcmp(target, MAINTENANCE_DB) != 0 && strcmp(PQdb(lock->conn), MAINTENANCE_DB) != 0) {
 		PGconn *maint = NULL;
 
 		if (dgm_pg_connect_db(&maint, url, MAINTENANCE_DB, app, &ignore) == 0) {

@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "dgm/clock.h"
 #include "dgm/dataloss.h"
@@ -82,6 +83,15 @@ void dgm_job_free(dgm_job *r);
 /* The journal's end record (record.c; the report calls it last). */
 void dgm_job_journal_end(dgm_job *r, const char *outcome, const dgm_error *e);
 
+/* No entry of the model store (folders included) has changed since
+ * (ctime; a second of margin): store_quiet.c. */
+bool dgm_release_store_quiet(const char *store, struct timespec since);
+/* resume: a rollback killed while its restore set the database aside
+ * (aside.c) - the database back under its name unless its safety
+ * snapshot was completed. */
+struct dgm_journal_view;
+int dgm_release_aside_recover(const dgm_plan *plan, const struct dgm_journal_view *v,
+			      dgm_error *err);
 /* Postconditions, after-hooks and health check (apply and resume). */
 int dgm_release_finish_apply(dgm_job *r, dgm_error *err);
 

@@ -225,6 +225,13 @@ static int resume_rollback(const dgm_plan *plan, const dgm_journal_view *v, dgm_
 		dgm_job_free(&end);
 		return 0;
 	}
+	/* the database first: a rollback killed in its swap may have left
+	 * none under its name */
+	if (dgm_release_aside_recover(plan, v, err)) {
+		dgm_job_free(&end);
+		free(to);
+		return -1;
+	}
 	dgm_job_journal_end(&end, "resumed", NULL);
 	dgm_job_free(&end);
 	o.to = to;

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dgm/project.h"
@@ -42,6 +44,11 @@ typedef struct rb {
 	bool restore;                 /* restore the database snapshot */
 	dgm_dataloss dl;              /* what restoring it would discard */
 	bool checked;                 /* dl was filled */
+	struct timespec store_checked; /* before the safety snapshot compared the
+				       * store with the release's archive */
+	bool store_same;              /* it matched (the archive was linked) */
+	bool aside;                   /* the safety snapshot's database is the
+				       * database itself, set aside by the restore */
 } rb;
 
 static void push(dgm_strlist *l, const char *s)
@@ -272,6 +279,18 @@ static int choose_path(rb *b, dgm_error *err)
 				 "(without --restore), which keeps them", err);
 }
 
+/* A restore replaces the database anyway: the safety snapshot keeps the
+ * database itself, renamed aside by the swap, instead of a full copy of
+ * it (where the restore is by swap and the plan asks for a copy). */
+static bool use_aside(const rb *b)
+{
+	const dgm_plan *plan = b->r->plan;
+
+	return b->restore && b->have_release && plan->snapshot.rollback_safety == DGM_SAFETY_COPY &&
+	       plan->snapshot.engine != DGM_ENGINE_PGBACKREST &&
+	       dgm_snapshot_restore_swaps(plan, &b->release);
+}
+
 /* One line of the dry run's plan: text, or a JSON event. */
 static void say(const char *item, const char *fmt, ...) DGM_PRINTF(2, 3);
 
@@ -321,9 +340,14 @@ static void print_plan(rb *b)
 	say("rollback", "to '%s' (commit %.12s): dry run, nothing was changed", b->o->to,
 	    b->tag_commit);
 	say("database", "at %s; target: the heads of '%s': %s", from, b->o->to, to);
-	say("safety", "snapshot of the current database (%s) and model store first",
-	    r->plan->snapshot.rollback_safety == DGM_SAFETY_COPY ? "a server-side copy, or "
-	    "pg_dump if other sessions are connected" : "pg_dump");
+	if (use_aside(b))
+		say("safety", "snapshot of the model store first; of the database, the database "
+		    "itself: renamed aside (kept as a server-side copy) when the restore "
+		    "replaces it, not copied");
+	else
+		say("safety", "snapshot of the current database (%s) and model store first",
+		    r->plan->snapshot.rollback_safety == DGM_SAFETY_COPY ? "a server-side copy, "
+		    "or pg_dump if other sessions are connected" : "pg_dump");
 	if (b->restore) {
 		say("database", "restore snapshot '%s'", b->release.id);
 		if (b->release.pitr) {
@@ -589,6 +613,22 @@ out:
 	return ret;
 }
 
+/* The journal names what the restore will rename, for resume (aside.c). */
+static json_t *snapshot_data(const rb *b)
+{
+	const dgm_snapshot *s = &b->r->snap;
+	char *staging;
+	json_t *d;
+
+	if (!b->aside)
+		return json_pack("{s:s}", "snapshot", s->id);
+	staging = dgm_db_restore_staging_name(s->database, b->release.id);
+	d = json_pack("{s:s, s:s, s:s, s:s}", "snapshot", s->id, "database", s->database, "aside",
+		      s->db_copy, "staging", staging);
+	free(staging);
+	return d;
+}
+
 static int safety_snapshot(rb *b, dgm_error *err)
 {
 	const dgm_plan *plan = b->r->plan;
@@ -599,15 +639,35 @@ static int safety_snapshot(rb *b, dgm_error *err)
 	long t = dgm_now_ms();
 
 	dgm_job_step_start(b->r, "snapshot");
+	b->aside = use_aside(b);
+	if (b->aside)
+		so.db = DGM_SNAPSHOT_ASIDE;
+	clock_gettime(CLOCK_REALTIME, &b->store_checked);
 	if (dgm_snapshot_create(&b->r->snap, plan, &so, err)) {
 		dgm_job_step_failed(b->r, "snapshot", dgm_now_ms() - t, err);
 		return -1;
 	}
 	b->r->have_snap = true;
-	dgm_job_step_done(b->r, "snapshot", dgm_now_ms() - t, json_pack("{s:s}", "snapshot",
-			  b->r->snap.id), "safety snapshot '%s' of the current state",
-			  b->r->snap.id);
+	b->store_same = b->have_release && b->r->snap.store_from &&
+			!strcmp(b->r->snap.store_from, b->release.id);
+	dgm_job_step_done(b->r, "snapshot", dgm_now_ms() - t, snapshot_data(b),
+			  b->aside ? "safety snapshot '%s': the model store now, the database "
+			  "itself when the restore replaces it (renamed aside, not copied)" :
+			  "safety snapshot '%s' of the current state", b->r->snap.id);
 	return 0;
+}
+
+/* The restore did not set the database aside (or put it back): the
+ * safety snapshot that waited for it is not one (discarding keeps one
+ * whose database is set aside). */
+static void drop_unused_aside(rb *b)
+{
+	struct stat st;
+
+	if (!b->aside)
+		return;
+	dgm_snapshot_discard_aside(&b->r->snap, b->r->plan);
+	b->r->have_snap = stat(b->r->snap.dir, &st) == 0;
 }
 
 static int do_restore(rb *b, bool database, bool store, const char *step, dgm_error *err)
@@ -619,9 +679,12 @@ static int do_restore(rb *b, bool database, bool store, const char *step, dgm_er
 		.instead = "roll back by downgrade (without --restore), which keeps them" };
 	long t = dgm_now_ms();
 
+	if (b->aside && database)
+		ro.ro.aside_into = &b->r->snap;
 	dgm_job_step_start(b->r, step);
 	if (dgm_job_restore(b->r, &b->release, &ro, err)) {
 		dgm_job_step_failed(b->r, step, dgm_now_ms() - t, err);
+		drop_unused_aside(b);
 		return -1;
 	}
 	dgm_job_step_done(b->r, step, dgm_now_ms() - t, json_pack("{s:s, s:O?}", "snapshot",
@@ -700,16 +763,45 @@ static int fallback(rb *b, dgm_error *err)
 	return 0;
 }
 
+/* The store matched the release's archive file by file when the safety
+ * snapshot linked it, and nothing in it has changed since: restoring it
+ * would read and hash it all again to write nothing. */
+static bool store_still_same(rb *b)
+{
+	const char *store = b->r->plan->model_store.path;
+
+	if (!b->store_same || !store || b->r->plan->model_store.extra_paths.count ||
+	    !dgm_release_store_quiet(store, b->store_checked))
+		return false;
+	dgm_info("the model store matches snapshot '%s' file by file (compared for the safety "
+		 "snapshot) and nothing in it has changed since: left as is", b->release.id);
+	return true;
+}
+
+static void store_kept(rb *b)
+{
+	dgm_job_step_start(b->r, "restore.store");
+	dgm_job_step_done(b->r, "restore.store", 0, json_pack("{s:s}", "snapshot", b->release.id),
+			  "the model store matches snapshot '%s' (compared file by file for the "
+			  "safety snapshot, unchanged since)", b->release.id);
+}
+
 static int run_rollback(rb *b, dgm_error *err)
 {
+	bool store;
+
 	if (safety_snapshot(b, err))
 		return -1;
 	if (!b->restore && b->ntargets &&
 	    (checkout_code(b, err) || (do_downgrade(b, err) && fallback(b, err))))
 		return -1;
-	if (b->have_release && (b->restore || b->release.has_store) &&
-	    do_restore(b, b->restore, b->release.has_store, b->restore ? "restore" :
-		       "restore.store", err))
+	store = b->have_release && b->release.has_store;
+	if (store && store_still_same(b)) {
+		store = false;
+		store_kept(b);
+	}
+	if (b->have_release && (b->restore || store) &&
+	    do_restore(b, b->restore, store, b->restore ? "restore" : "restore.store", err))
 		return -1;
 	/* the code follows the database, never goes ahead of it */
 	if (do_checkout(b, err))

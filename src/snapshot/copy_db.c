@@ -73,8 +73,8 @@ int dgm_snapshot_check_copy(const dgm_snapshot *s, const dgm_plan *plan, dgm_err
 /* Each copy says, in its comment, the database it copies and the
  * snapshot folder it belongs to (sweep.c: a copy whose folder is gone is
  * an orphan). */
-static int label_copy(PGconn *conn, const char *copy, const char *db, const char *snapdir,
-		      dgm_error *err)
+int dgm_snapshot_label_copy(PGconn *conn, const char *copy, const char *db, const char *snapdir,
+			    dgm_error *err)
 {
 	char *text = dgm_xasprintf(DGM_SNAPSHOT_LABEL_HEAD "%s", db, snapdir);
 	char *lit = PQescapeLiteral(conn, text, strlen(text));
@@ -185,7 +185,7 @@ bool dgm_snapshot_copy_db(dgm_snapshot *s, const dgm_plan *plan, const char *inf
 	dgm_fault_point("snapshot.copied");
 	s->db_copy = copy;
 	copy = NULL;
-	if (label_copy(conn, s->db_copy, s->database, snapdir, &why) ||
+	if (dgm_snapshot_label_copy(conn, s->db_copy, s->database, snapdir, &why) ||
 	    dgm_snapshot_check_copy(s, plan, &why)) {
 		drop_failed_copy(conn, s->db_copy);
 		free(s->db_copy);

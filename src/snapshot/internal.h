@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 struct json_t;
+struct pg_conn;
 
 /* Write DIR/manifest.json; signed (hmac.c) with the plan's key when
  * sign_with is set, else without an HMAC; snap->hmac says which. */
@@ -66,6 +67,13 @@ int dgm_snapshot_check_copy(const dgm_snapshot *s, const dgm_plan *plan, dgm_err
 
 /* A copy's comment: "dgmigrate snapshot copy of <db>: <snapshot folder>". */
 #define DGM_SNAPSHOT_LABEL_HEAD "dgmigrate snapshot copy of %s: "
+/* COMMENT ON DATABASE copy IS that label (conn: the maintenance database). */
+int dgm_snapshot_label_copy(struct pg_conn *conn, const char *copy, const char *db,
+			    const char *snapdir, dgm_error *err);
+/* Checksums, manifest, flush, rename partial to its final name (s->dir
+ * follows). */
+int dgm_snapshot_finish(dgm_snapshot *s, const dgm_plan *plan, const char *partial, long start,
+			long verify_start, dgm_error *err);
 /* <database>_dgm_<infix>_<id>, cut to PostgreSQL's 63 bytes. */
 char *dgm_snapshot_copy_name(const char *database, const char *infix, const char *id);
 /* PARTIAL/owner.json: the database the snapshot copies and the name of

@@ -92,6 +92,27 @@ out:
 	return ret;
 }
 
+bool dgm_snapshot_restore_swaps(const dgm_plan *plan, const dgm_snapshot *snap)
+{
+	restore_run r = { .plan = plan, .snap = snap };
+	dgm_error e = DGM_ERROR_INIT;
+	bool swaps = !snap->pitr && choose_path(&r, &e) == 0 && r.path == DGM_RESTORE_SWAP;
+
+	dgm_error_clear(&e);
+	return swaps;
+}
+
+/* The database replaced is kept as the snapshot aside_into's (aside.c):
+ * renamed to its name, not dropped. */
+static int keep_aside(restore_run *r, dgm_error *err)
+{
+	(void)err;
+	free(r->db.aside);
+	r->db.aside = dgm_xstrdup(r->o->aside_into->db_copy);
+	r->db.keep_aside = true;
+	return 0;
+}
+
 /* In place, the database goes last: once committed it cannot be undone,
  * so the model store is swapped (and can still be put back) first. */
 static int restore_in_place(restore_run *r, dgm_error *err)
@@ -148,8 +169,18 @@ int dgm_snapshot_restore(const dgm_plan *plan, const dgm_snapshot *snap,
 			goto done;
 		r.snap = snap = &view;
 	}
+	if (o->aside_into && !o->database) {
+		dgm_error_set(err, DGM_E_RUN, "nothing to set aside: the database is not restored");
+		goto done;
+	}
 	if (o->database && choose_path(&r, err))
 		goto done;
+	/* nothing changed yet: a database restored in place cannot go aside */
+	if (o->aside_into && r.path != DGM_RESTORE_SWAP) {
+		dgm_error_set(err, DGM_E_RUN, "the database cannot be set aside as snapshot '%s': "
+			      "it is not restored by swap", o->aside_into->id);
+		goto done;
+	}
 	if (r.path == DGM_RESTORE_IN_PLACE) {
 		if (restore_in_place(&r, err))
 			goto out;
@@ -161,6 +192,7 @@ int dgm_snapshot_restore(const dgm_plan *plan, const dgm_snapshot *snap,
 	/* each part is checked where it is read, before the swap: the
 	 * database's source when staged, the store entry by entry */
 	if (o->database && (dgm_db_restore_stage(&r.db, plan, snap, err) ||
+			    (o->aside_into && keep_aside(&r, err)) ||
 			    dgm_db_restore_keep_state(&r.db, plan, err)))
 		goto out;
 	if (want_store(&r) && stage_store(&r, err))
@@ -168,9 +200,17 @@ int dgm_snapshot_restore(const dgm_plan *plan, const dgm_snapshot *snap,
 	dgm_fault_point("restore.staged");
 	if (o->database && dgm_db_restore_swap(&r.db, plan, o->terminate, err))
 		goto out;
+	/* the database replaced is the safety snapshot's: recorded from it,
+	 * checked, the snapshot completed (a kill before: resume renames it
+	 * back, the snapshot was never one) */
+	dgm_fault_point("restore.db-swapped");
+	if (o->aside_into && dgm_snapshot_finish_aside(o->aside_into, plan, err))
+		goto out;
 	if (r.store_staged && !r.store.identical && dgm_archive_restore_swap(&r.store, err))
 		goto out;
 	dgm_fault_point("restore.swapped");
+	if (o->aside_into)
+		dgm_snapshot_label_aside(o->aside_into, plan);
 	/* both are in place: now, and only now, drop what they replaced */
 	if (o->database && dgm_db_restore_commit(&r.db, plan, err))
 		goto done;
@@ -180,6 +220,9 @@ int dgm_snapshot_restore(const dgm_plan *plan, const dgm_snapshot *snap,
 	goto done;
 out:
 	undo(&r);
+	/* the database is back under its name: the safety snapshot has none */
+	if (o->aside_into)
+		dgm_snapshot_discard_aside(o->aside_into, plan);
 done:
 	if (ret)
 		dgm_error_prefix(err, "restore of snapshot '%s'", snap->id);

@@ -7,6 +7,7 @@
 
 #include "dgm/clock.h"
 #include "dgm/buf.h"
+#include "dgm/fault.h"
 #include "dgm/fs.h"
 #include "dgm/log.h"
 #include "dgm/pg.h"
@@ -117,6 +118,11 @@ static int pick_source(bool *copy, const dgm_plan *plan, const dgm_snapshot *sna
 	return dgm_snapshot_verify_dump(snap, err);
 }
 
+char *dgm_db_restore_staging_name(const char *target, const char *snap_id)
+{
+	return dgm_xasprintf("%.30s_dgm_new_%.22s", target, snap_id);
+}
+
 int dgm_db_restore_stage(dgm_db_restore *r, const dgm_plan *plan, const dgm_snapshot *snap,
 			 dgm_error *err)
 {
@@ -130,7 +136,7 @@ int dgm_db_restore_stage(dgm_db_restore *r, const dgm_plan *plan, const dgm_snap
 		return -1;
 	r->target = dgm_xstrdup(PQdb(target));
 	dgm_pg_close(target);
-	r->staging = dgm_xasprintf("%.30s_dgm_new_%.22s", r->target, snap->id);
+	r->staging = dgm_db_restore_staging_name(r->target, snap->id);
 	r->aside = dgm_xasprintf("%.30s_dgm_old_%.22s", r->target, snap->id);
 	if (pick_source(&copy, plan, snap, err) || maint(&conn, plan, err))
 		goto out;
@@ -210,9 +216,11 @@ int dgm_db_restore_swap(dgm_db_restore *r, const dgm_plan *plan, bool terminate,
 	if (maint(&conn, plan, err))
 		return -1;
 	if (check_sessions(conn, r->target, terminate, err) ||
-	    dgm_pg_drop_database(conn, r->aside, false, err) ||
+	    (!r->keep_aside && dgm_pg_drop_database(conn, r->aside, false, err)) ||
 	    dgm_pg_rename_database(conn, r->target, r->aside, err))
 		goto out;
+	/* the crash tests stop here: no database has the target's name */
+	dgm_fault_point("restore.renamed");
 	if (dgm_pg_rename_database(conn, r->staging, r->target, err)) {
 		dgm_error ignore = DGM_ERROR_INIT;
 
@@ -231,7 +239,7 @@ int dgm_db_restore_commit(dgm_db_restore *r, const dgm_plan *plan, dgm_error *er
 	PGconn *conn = NULL;
 	int ret;
 
-	if (!r->swapped)
+	if (!r->swapped || r->keep_aside)
 		return 0;
 	if (maint(&conn, plan, err))
 		return -1;

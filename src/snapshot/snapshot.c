@@ -192,6 +192,13 @@ static int db_part(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_opt
 	if (plan->snapshot.engine == DGM_ENGINE_PGBACKREST)
 		return dgm_pgbr_snapshot(&s->pitr, plan, s->id, err);
 	dgm_snapshot_db mode = opts ? opts->db : DGM_SNAPSHOT_DUMP;
+
+	if (mode == DGM_SNAPSHOT_ASIDE) {
+		/* set aside later by the restore that replaces it (aside.c) */
+		s->db_copy = dgm_snapshot_copy_name(s->database, "safe", s->id);
+		s->aside_pending = true;
+		return 0;
+	}
 	bool copied = mode != DGM_SNAPSHOT_DUMP &&
 		      dgm_snapshot_copy_db(s, plan, mode == DGM_SNAPSHOT_COPY ? "safe" : "snap",
 					   mode == DGM_SNAPSHOT_COPY_DUMP);
@@ -441,7 +448,7 @@ int dgm_snapshot_add_store(dgm_snapshot *s, const dgm_plan *plan, const dgm_snap
 }
 
 /* Checksums, manifest (with the timings so far), flush, rename. */
-static int finish(dgm_snapshot *s, const dgm_plan *plan, const char *partial, long start,
+int dgm_snapshot_finish(dgm_snapshot *s, const dgm_plan *plan, const char *partial, long start,
 		  long verify_start, dgm_error *err)
 {
 	char *final = NULL;
@@ -531,7 +538,9 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 			 "archive, in parallel", s->id, plan->pgbackrest.stanza);
 	else
 		dgm_info("snapshot '%s': %s (%s, %d jobs) and model store archive, in parallel", s->id,
-			 !opts || opts->db == DGM_SNAPSHOT_DUMP ? "pg_dump" : opts->db == DGM_SNAPSHOT_COPY ?
+			 !opts || opts->db == DGM_SNAPSHOT_DUMP ? "pg_dump" : opts->db == DGM_SNAPSHOT_ASIDE ?
+			 "the database itself, renamed aside when the restore replaces it" :
+			 opts->db == DGM_SNAPSHOT_COPY ?
 			 "server-side copy of the database, else pg_dump" : opts->copy_first ?
 			 "server-side copy of the database (its pg_dump and the store archive follow "
 			 "beside the release), else pg_dump" :
@@ -540,7 +549,13 @@ int dgm_snapshot_create(dgm_snapshot *s, const dgm_plan *plan,
 	if (take_both(s, plan, opts, partial, err))
 		goto out;
 	dgm_fault_point("snapshot.taken");
-	if (finish(s, plan, partial, start, start + s->dump_ms, err))
+	if (s->aside_pending) {
+		/* completed by dgm_snapshot_finish_aside, once set aside */
+		s->total_ms = dgm_now_ms() - start;
+		ret = 0;
+		goto out;
+	}
+	if (dgm_snapshot_finish(s, plan, partial, start, start + s->dump_ms, err))
 		goto out;
 	ret = 0;
 	if (opts && opts->db == DGM_SNAPSHOT_COPY_DUMP && s->has_dump) {
