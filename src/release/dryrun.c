@@ -14,6 +14,7 @@
 #include "dgm/lock.h"
 #include "dgm/log.h"
 #include "dgm/migrate.h"
+#include "dgm/pgbackrest.h"
 #include "dgm/release.h"
 
 /* One line of the plan: "ITEM  DETAIL" as text, or with --json an
@@ -204,7 +205,9 @@ int dgm_release_dry_run(const dgm_plan *plan, const dgm_apply_opts *o, dgm_error
 	int ret = -1;
 
 	memset(&f, 0, sizeof(f));
-	if (dgm_lock_acquire(&lock, plan->database.url, "apply --dry-run", o->wait_lock_ms, err))
+	/* an interrupted restore: cluster may have left the server down */
+	if (dgm_pgbr_cluster_guard(plan, err) ||
+	    dgm_lock_acquire(&lock, plan->database.url, "apply --dry-run", o->wait_lock_ms, err))
 		return -1;
 	dgm_info("dry run: every check runs, nothing changes");
 	/* a refusal by the lint alone still shows the plan, the SQL and

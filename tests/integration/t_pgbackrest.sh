@@ -301,6 +301,12 @@ test_cluster_restore_killed() {
 		expect_rc 1
 		expect_err "a restore: cluster of snapshot '$id' was interrupted (state '$state'"
 		expect_err "run dgmigrate resume PLAN first"
+		# a dry run too says why the server may be down and what to run
+		if [[ $state == stopped ]]; then
+			run_dgm apply plan.yaml --dry-run
+			expect_rc 1
+			expect_err "a restore: cluster of snapshot '$id' was interrupted (state '$state'"
+		fi
 		run_dgm resume plan.yaml
 		expect_rc 0
 		[[ $(psql_db "$TEST_DB" -c "SELECT version_num FROM alembic_version") == 5e9f3b7a1c62 ]] ||
