@@ -174,7 +174,10 @@ static int wait_promoted(const dgm_plan *plan, dgm_error *err)
 	}
 }
 
-/* dgmigrate.runs of the database, as a JSON array; null when none. */
+/* dgmigrate.runs of the database, as a JSON array; null when none (the
+ * first run writes it at its end, so an undo of that run finds none).
+ * Two queries: a query naming a missing table fails however it is
+ * guarded, since the table is looked up before anything runs. */
 static int read_runs(json_t **runs, const dgm_plan *plan, dgm_error *err)
 {
 	PGconn *conn = NULL;
@@ -183,9 +186,17 @@ static int read_runs(json_t **runs, const dgm_plan *plan, dgm_error *err)
 
 	*runs = json_null();
 	if (dgm_pg_connect(&conn, plan->database.url, "dgmigrate cluster restore", err) ||
-	    dgm_pg_query(&r, conn, "SELECT CASE WHEN to_regclass('dgmigrate.runs') IS NOT NULL "
-			 "THEN (SELECT coalesce(jsonb_agg(to_jsonb(r)), '[]')::text FROM "
-			 "dgmigrate.runs r) END", 0, NULL, err))
+	    dgm_pg_query(&r, conn, "SELECT to_regclass('dgmigrate.runs') IS NOT NULL", 0, NULL,
+			 err))
+		goto out;
+	if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
+		ret = 0;
+		goto out;
+	}
+	PQclear(r);
+	r = NULL;
+	if (dgm_pg_query(&r, conn, "SELECT coalesce(jsonb_agg(to_jsonb(r)), '[]')::text "
+			 "FROM dgmigrate.runs r", 0, NULL, err))
 		goto out;
 	if (!PQgetisnull(r, 0, 0)) {
 		json_decref(*runs);
