@@ -377,3 +377,46 @@ test_cluster_restore_refuses_others() {
 	expect_check ok restore "cluster: a restore rewinds the whole cluster (other databases too: allowed): stop the server (false)"
 	expect_no "rewind 1 other database"
 }
+
+# ---- apply's undo ----
+
+# An apply of v1.7 (t_dataloss.sh's release, whose downgrade raises)
+# with a postcondition that never holds: it fails after the upgrade, the
+# undo's downgrade fails, and the undo restores the restore point taken
+# before the apply - through restore: cluster, then through side, on the
+# same database. The database is exactly the one at the point, HEAD is
+# back at v1.5, the server is up, and the apply's journal has ended.
+test_apply_undo_restores() {
+	pgbr_setup
+	setup_release "$TEST_DB"
+	source "$ROOT/tests/integration/t_dataloss.sh" # add_nodown_release
+	add_nodown_release
+	migrate_app app head
+	psql_db "$TEST_DB" -c "INSERT INTO organizations (name, slug) SELECT 'org ' || g, 'org-' || g FROM generate_series(1, 20) g" >/dev/null
+	rows_v15=$(db_fingerprint "$TEST_DB")
+	local mode
+	for mode in cluster side; do
+		write_plan plan.yaml v1.7
+		if [[ $mode == cluster ]]; then pgbr_cluster_plan; else pgbr_plan; fi
+		sed -i 's/^  tables: \[/  tables: [no_such_table, /' plan.yaml
+		grep -q no_such_table plan.yaml || fail "the plan has no failing postcondition"
+		run_dgm apply plan.yaml
+		expect_rc 1
+		expect_err "postconditions failed: table 'no_such_table' does not exist"
+		expect_err "the downgrade failed ("
+		id=$(grep -l '"kind": "pre-apply"' backups/*/manifest.json | cut -d/ -f2 | sort | tail -1)
+		[[ $(manifest_get "$id" "m['database']['format']") == pgbackrest ]] || fail "$mode: not a restore point"
+		if [[ $mode == cluster ]]; then
+			expect_err "the cluster is at restore point 'dgmigrate-$id' and accepts writes"
+		else
+			expect_err "side instance on port $((DGM_PGPORT + 1)) reached 'dgmigrate-$id'"
+			[[ ! -e pgbr/side/data ]] || fail "side instance left in pgbr/side/data"
+		fi
+		pgbr_at_point
+		[[ $(git -C app rev-parse HEAD) == $(git -C app rev-parse 'v1.5^{commit}') ]] ||
+			fail "$mode: HEAD is not at v1.5"
+		run_dgm resume plan.yaml
+		expect_rc 0
+		expect_err "nothing to resume"
+	done
+}
