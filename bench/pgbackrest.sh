@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # pgbackrest.sh - the restore-point snapshot (snapshot.engine: pgbackrest)
-# next to the dump snapshot, for the same data at two sizes: a throwaway
+# next to the dump snapshot and the server-side copy, for the same data at two sizes: a throwaway
 # PostgreSQL 15 archiving to a pgBackRest stanza (tests/integration/
 # pgbr_lib.sh), bench/gen-db.sh at PGBR_BENCH_SCALES (default "0.13 1.3":
 # about 0.2 and 2 GiB), a full backup of each (untimed), then
@@ -40,6 +40,19 @@ snap_ms() {
 	echo $((t1 - t0))
 }
 
+# copy_ms DB: wall ms of the server-side copy that apply's copy-first
+# snapshot and a rollback's safety snapshot make (CREATE DATABASE ...
+# TEMPLATE ... STRATEGY FILE_COPY; dgmigrate then reads the copy's
+# revisions and catalog fingerprint), the copy dropped after.
+copy_ms() {
+	local t0 t1
+	t0=$(now_ms)
+	psql_db postgres -c "CREATE DATABASE ${1}_copy TEMPLATE $1 STRATEGY FILE_COPY" >/dev/null
+	t1=$(now_ms)
+	psql_db postgres -c "DROP DATABASE ${1}_copy" >/dev/null
+	echo $((t1 - t0))
+}
+
 declare -A pitr
 status=0
 for s in $SCALES; do
@@ -55,14 +68,16 @@ for s in $SCALES; do
 	export DATABASE_URL; DATABASE_URL=$(db_url "$db")
 	export ML_MODEL_STORAGE_PATH=$dir/models SECRET_KEY=x
 	write_plan dump.yaml && cp dump.yaml plan.yaml && pgbr_plan plan.yaml
-	p=() d=()
+	p=() d=() c=()
 	for ((r = 0; r < ROUNDS; r++)); do
 		p+=("$(snap_ms plan.yaml)")
 		d+=("$(snap_ms dump.yaml)")
+		c+=("$(copy_ms "$db")")
 	done
 	pitr[$s]=$(printf '%s\n' "${p[@]}" | median)
-	printf '  %s MiB: restore point %s ms, dump %s ms (median of %d)\n' "$size" "${pitr[$s]}" \
-		"$(printf '%s\n' "${d[@]}" | median)" "$ROUNDS"
+	printf '  %s MiB: restore point %s ms, dump %s ms, server-side copy %s ms (median of %d)\n' \
+		"$size" "${pitr[$s]}" "$(printf '%s\n' "${d[@]}" | median)" \
+		"$(printf '%s\n' "${c[@]}" | median)" "$ROUNDS"
 	(( pitr[$s] < 1000 )) || { echo "  MISSED: restore point snapshot over 1 s"; status=1; }
 	cd "$work"
 done
