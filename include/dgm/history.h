@@ -14,4 +14,12 @@
 	" outcome text NOT NULL, reason text, db_user text DEFAULT current_user, host text," \
 	" started_at timestamptz, finished_at timestamptz DEFAULT now(), report jsonb)"
 
+#include <libpq-fe.h>
+
+#include "dgm/error.h"
+
+/* The rows of dgmigrate.runs in the database of conn, as one JSON array
+ * ("[]" when the table does not exist yet); *json is the caller's. */
+int dgm_history_rows(char **json, PGconn *conn, dgm_error *err);
+
 #endif

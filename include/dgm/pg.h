@@ -65,6 +65,9 @@ void dgm_pg_strings_free(char **list);
  * create or alter objects for it); else NULL. */
 char *dgm_pg_owner_to_act_for(PGconn *conn, const char *db);
 
+/* Whether a database of that name exists in the cluster of conn. */
+int dgm_pg_database_exists(bool *exists, PGconn *conn, const char *name, dgm_error *err);
+
 /* Whether the connected role is a superuser (false when it cannot be read). */
 bool dgm_pg_is_superuser(PGconn *conn);
 /* The session's role may CREATE DATABASE (CREATEDB or superuser); false

@@ -418,6 +418,19 @@ static bool role_says_true(PGconn *conn, const char *sql)
 	return yes;
 }
 
+int dgm_pg_database_exists(bool *exists, PGconn *conn, const char *name, dgm_error *err)
+{
+	const char *params[] = { name };
+	PGresult *res = NULL;
+
+	if (dgm_pg_query(&res, conn, "SELECT count(*) FROM pg_database WHERE datname = $1", 1,
+			 params, err))
+		return -1;
+	*exists = atoi(PQgetvalue(res, 0, 0)) > 0;
+	PQclear(res);
+	return 0;
+}
+
 bool dgm_pg_is_superuser(PGconn *conn)
 {
 	return role_says_true(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user");

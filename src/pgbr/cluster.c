@@ -181,30 +181,17 @@ static int wait_promoted(const dgm_plan *plan, dgm_error *err)
 static int read_runs(json_t **runs, const dgm_plan *plan, dgm_error *err)
 {
 	PGconn *conn = NULL;
-	PGresult *r = NULL;
-	int ret = -1;
+	char *text = NULL;
+	int ret = dgm_pg_connect(&conn, plan->database.url, "dgmigrate cluster restore", err);
 
 	*runs = json_null();
-	if (dgm_pg_connect(&conn, plan->database.url, "dgmigrate cluster restore", err) ||
-	    dgm_pg_query(&r, conn, "SELECT to_regclass('dgmigrate.runs') IS NOT NULL", 0, NULL,
-			 err))
-		goto out;
-	if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
-		ret = 0;
-		goto out;
-	}
-	PQclear(r);
-	r = NULL;
-	if (dgm_pg_query(&r, conn, "SELECT coalesce(jsonb_agg(to_jsonb(r)), '[]')::text "
-			 "FROM dgmigrate.runs r", 0, NULL, err))
-		goto out;
-	if (!PQgetisnull(r, 0, 0)) {
+	if (ret == 0)
+		ret = dgm_history_rows(&text, conn, err);
+	if (ret == 0 && strcmp(text, "[]") != 0) {
 		json_decref(*runs);
-		*runs = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+		*runs = json_loads(text, 0, NULL);
 	}
-	ret = 0;
-out:
-	PQclear(r);
+	free(text);
 	dgm_pg_close(conn);
 	return ret;
 }

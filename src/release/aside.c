@@ -19,19 +19,6 @@
 
 #define MAINTENANCE_DB "postgres"
 
-static int db_exists(bool *exists, PGconn *conn, const char *name, dgm_error *err)
-{
-	const char *params[] = { name };
-	PGresult *res = NULL;
-
-	if (dgm_pg_query(&res, conn, "SELECT count(*) FROM pg_database WHERE datname = $1", 1,
-			 params, err))
-		return -1;
-	*exists = atoi(PQgetvalue(res, 0, 0)) > 0;
-	PQclear(res);
-	return 0;
-}
-
 static bool completed(const dgm_plan *plan, const char *id)
 {
 	char *path = dgm_xasprintf("%s/%s/manifest.json", plan->snapshot.directory, id);
@@ -60,7 +47,7 @@ static int put_back(PGconn *conn, const char *db, const char *aside, const char 
 {
 	bool target, stage;
 
-	if (db_exists(&target, conn, db, err) || db_exists(&stage, conn, staging, err))
+	if (dgm_pg_database_exists(&target, conn, db, err) || dgm_pg_database_exists(&stage, conn, staging, err))
 		return -1;
 	if (target && stage)
 		return dgm_error_set(err, DGM_E_RUN, "databases '%s', '%s' and '%s' all exist: "
@@ -94,7 +81,7 @@ int dgm_release_aside_recover(const dgm_plan *plan, const dgm_journal_view *v, d
 		return dgm_error_set(err, DGM_E_RUN, "%s: the snapshot step names databases no "
 				     "rollback of '%s' makes ('%s', '%s')", v->path, db, aside, staging);
 	if (dgm_pg_connect_db(&conn, plan->database.url, MAINTENANCE_DB, "dgmigrate resume", err) ||
-	    db_exists(&exists, conn, aside, err))
+	    dgm_pg_database_exists(&exists, conn, aside, err))
 		goto out;
 	ret = exists ? put_back(conn, db, aside, staging, err) : 0;
 out:

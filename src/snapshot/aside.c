@@ -106,19 +106,12 @@ void dgm_snapshot_label_aside(const dgm_snapshot *s, const dgm_plan *plan)
 
 static int aside_exists(bool *exists, const dgm_plan *plan, const char *name, dgm_error *err)
 {
-	const char *params[] = { name };
 	PGconn *conn = NULL;
-	PGresult *res = NULL;
-	int ret = -1;
+	int ret = dgm_pg_connect_db(&conn, plan->database.url, MAINTENANCE_DB, "dgmigrate snapshot",
+				    err);
 
-	if (dgm_pg_connect_db(&conn, plan->database.url, MAINTENANCE_DB, "dgmigrate snapshot", err) ||
-	    dgm_pg_query(&res, conn, "SELECT count(*) FROM pg_database WHERE datname = $1", 1,
-			 params, err))
-		goto out;
-	*exists = atoi(PQgetvalue(res, 0, 0)) > 0;
-	ret = 0;
-out:
-	PQclear(res);
+	if (ret == 0)
+		ret = dgm_pg_database_exists(exists, conn, name, err);
 	dgm_pg_close(conn);
 	return ret;
 }

@@ -68,16 +68,14 @@ out:
 	return ret;
 }
 
-/* The history rows of database from, as one JSON array ("[]": none). */
-static int read_runs(char **json, const dgm_plan *plan, const char *from, dgm_error *err)
+int dgm_history_rows(char **json, PGconn *conn, dgm_error *err)
 {
-	PGconn *conn = NULL;
 	PGresult *res = NULL;
 	int ret = -1;
 
 	*json = NULL;
-	if (dgm_pg_connect_db(&conn, plan->database.url, from, "dgmigrate restore", err) ||
-	    dgm_pg_query(&res, conn, "SELECT to_regclass('dgmigrate.runs') IS NOT NULL", 0, NULL,
+	/* a query naming a missing table fails before it runs: ask first */
+	if (dgm_pg_query(&res, conn, "SELECT to_regclass('dgmigrate.runs') IS NOT NULL", 0, NULL,
 			 err))
 		goto out;
 	if (*PQgetvalue(res, 0, 0) != 't') {
@@ -93,6 +91,18 @@ static int read_runs(char **json, const dgm_plan *plan, const char *from, dgm_er
 	ret = 0;
 out:
 	PQclear(res);
+	return ret;
+}
+
+/* The history rows of database from, as one JSON array ("[]": none). */
+static int read_runs(char **json, const dgm_plan *plan, const char *from, dgm_error *err)
+{
+	PGconn *conn = NULL;
+	int ret = dgm_pg_connect_db(&conn, plan->database.url, from, "dgmigrate restore", err);
+
+	*json = NULL;
+	if (ret == 0)
+		ret = dgm_history_rows(json, conn, err);
 	dgm_pg_close(conn);
 	return ret;
 }

@@ -176,19 +176,6 @@ out:
 	return ret;
 }
 
-static int copy_exists(bool *exists, PGconn *conn, const char *name, dgm_error *err)
-{
-	const char *params[] = { name };
-	PGresult *res = NULL;
-
-	if (dgm_pg_query(&res, conn, "SELECT count(*) FROM pg_database WHERE datname = $1", 1,
-			 params, err))
-		return -1;
-	*exists = atoi(PQgetvalue(res, 0, 0)) > 0;
-	PQclear(res);
-	return 0;
-}
-
 static int find(dgm_snapshot_orphan **out, size_t *n, PGconn *conn, const dgm_plan *plan,
 		const char *database, dgm_error *err)
 {
@@ -197,7 +184,7 @@ static int find(dgm_snapshot_orphan **out, size_t *n, PGconn *conn, const dgm_pl
 	if (scan_folders(out, n, plan->snapshot.directory, database, err))
 		return -1;
 	for (size_t i = 0; i < *n; i++)
-		if ((*out)[i].copy && copy_exists(&(*out)[i].copy_exists, conn, (*out)[i].copy, err))
+		if ((*out)[i].copy && dgm_pg_database_exists(&(*out)[i].copy_exists, conn, (*out)[i].copy, err))
 			return -1;
 	return scan_labels(out, n, conn, plan, database, err);
 }
