@@ -13,6 +13,8 @@
  * yet verified and renamed), "snapshot.dump", "snapshot.archive"
  * (copy-first apply: on the thread of that part, before pg_dump of the
  * copy or the store archive starts, while the release goes on),
+ * "snapshot.link" (on the store's thread, before the store is compared
+ * with the archive a rollback's safety snapshot would link),
  * "restore.staged", "restore.renamed" (between the database swap's two
  * renames: no database has the target's name), "restore.db-swapped"
  * (the database swapped, the store not yet), "restore.swapped",

@@ -39,6 +39,9 @@ typedef struct archive_job {
 	const dgm_plan *plan;
 	char *dest;
 	char *base_id;            /* an earlier snapshot to chain to, or NULL */
+	const dgm_snapshot *like; /* link its archive if the store still matches */
+	const char *partial;      /* the snapshot's folder, being written */
+	bool linked;              /* like's archive was linked */
 	dgm_archive_manifest manifest;
 	volatile sig_atomic_t *failed;  /* set on failure: stops pg_dump */
 	dgm_error err;
@@ -47,6 +50,13 @@ typedef struct archive_job {
 	dgm_progress_state progress;
 } archive_job;
 
+static bool link_store(const dgm_plan *plan, const dgm_snapshot *like, const char *partial);
+static char *pick_base(const dgm_plan *plan);
+
+/* The store's half, beside the database's: like's archive linked where
+ * the store still matches it (comparing reads the whole store, so it
+ * runs here, not before the database's copy or dump starts); else an
+ * archive of what changed since the newest usable snapshot. */
 static void *archive_thread(void *arg)
 {
 	archive_job *j = arg;
@@ -56,10 +66,17 @@ static void *archive_thread(void *arg)
 		.extras = (const char *const *)p->model_store.extra_paths.items,
 		.n_extras = p->model_store.extra_paths.count,
 		.level = p->model_store.level, .threads = p->model_store.threads,
-		.progress = dgm_progress_cb, .payload = &j->progress, .base_id = j->base_id,
+		.progress = dgm_progress_cb, .payload = &j->progress,
 	};
 	long start = dgm_now_ms();
 
+	if (j->like && link_store(p, j->like, j->partial)) {
+		j->linked = true;
+		j->rc = 0;
+		j->ms = dgm_now_ms() - start;
+		return NULL;
+	}
+	o.base_id = j->base_id = pick_base(p);
 	j->rc = dgm_archive_create(&j->manifest, &o, &j->err);
 	if (j->rc && j->base_id && !dgm_run_interrupted) {
 		dgm_info("cannot archive only what changed since snapshot '%s' (%s): archiving the "
@@ -171,6 +188,21 @@ static void say_chain(const dgm_snapshot *s, const dgm_archive_manifest *m)
 			 held, files, m->n_bases, m->n_bases == 1 ? "" : "s", files - held, bytes >> 20);
 }
 
+/* like's archive is this snapshot's too (link_store linked it). */
+static void fill_linked(dgm_snapshot *s, const archive_job *j)
+{
+	const dgm_snapshot *like = j->like;
+
+	s->has_store = true;
+	s->store = dgm_xstrdup(like->store);
+	s->store_from = dgm_xstrdup(like->id);
+	memcpy(s->archive_sha256, like->archive_sha256, sizeof(s->archive_sha256));
+	s->archive_bytes = like->archive_bytes;
+	s->content_bytes = like->content_bytes;
+	s->entries = like->entries;
+	s->archive_ms = j->ms;
+}
+
 static void fill_store(dgm_snapshot *s, const archive_job *j)
 {
 	say_chain(s, &j->manifest);
@@ -211,8 +243,7 @@ static int db_part(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_opt
 /* Where the store still matches an earlier snapshot's archive file by
  * file, that archive (written once, verified, never changed) is
  * hard-linked instead of written again. false: archive it. */
-static bool link_store(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot *like,
-		       const char *partial)
+static bool link_store(const dgm_plan *plan, const dgm_snapshot *like, const char *partial)
 {
 	char *from = dgm_xasprintf("%s/models.tar.zst", like->dir);
 	char *to = dgm_xasprintf("%s/models.tar.zst", partial);
@@ -231,6 +262,8 @@ static bool link_store(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot
 			 like->id, e.msg);
 		goto out;
 	}
+	/* the order test holds the comparison here, beside the database's half */
+	dgm_fault_point("snapshot.link");
 	if (dgm_archive_store_matches(&same, from, plan->model_store.path, &e) || !same)
 		goto out;
 	if (link(mfrom, mto) != 0 || link(from, to) != 0) {
@@ -239,16 +272,8 @@ static bool link_store(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot
 		unlink(mto);
 		goto out;
 	}
-	s->has_store = true;
-	s->store = dgm_xstrdup(like->store);
-	s->store_from = dgm_xstrdup(like->id);
-	memcpy(s->archive_sha256, like->archive_sha256, sizeof(s->archive_sha256));
-	s->archive_bytes = like->archive_bytes;
-	s->content_bytes = like->content_bytes;
-	s->entries = like->entries;
-	s->archive_ms = dgm_now_ms() - start;
 	dgm_info("the model store matches snapshot '%s' file by file: its archive is linked, "
-		 "not written again", like->id);
+		 "not written again (compared in %ld ms)", like->id, dgm_now_ms() - start);
 	ok = true;
 out:
 	dgm_error_clear(&e);
@@ -344,10 +369,9 @@ static int take_both(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_o
 	failed = 0;
 	if (copy_first(s, plan, &opts, &dump_only))
 		return 0;
-	if (threaded && opts && opts->store_like && link_store(s, plan, opts->store_like, partial))
-		threaded = false;
 	job.dest = dgm_xasprintf("%s/models.tar.zst", partial);
-	job.base_id = threaded ? pick_base(plan) : NULL;
+	job.like = opts ? opts->store_like : NULL;
+	job.partial = partial;
 	if (threaded && pthread_create(&tid, NULL, archive_thread, &job) != 0) {
 		free(job.dest);
 		free(job.base_id);
@@ -356,7 +380,9 @@ static int take_both(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_o
 	rc = db_part(s, plan, opts, partial, &failed, err);
 	if (threaded) {
 		pthread_join(tid, NULL);
-		if (job.rc == 0)
+		if (job.rc == 0 && job.linked)
+			fill_linked(s, &job);
+		else if (job.rc == 0)
 			fill_store(s, &job);
 		else if (rc == 0 || (dgm_run_interrupted == 0 && failed)) {
 			/* the archive failed first: its error is the cause */
@@ -404,7 +430,6 @@ int dgm_snapshot_archive_store(dgm_snapshot_store *out, const dgm_snapshot *s,
 	/* the order tests hold the archive here */
 	dgm_fault_point("snapshot.archive");
 	job.dest = dgm_xasprintf("%s/models.tar.zst", s->dir);
-	job.base_id = pick_base(plan);
 	archive_thread(&job);
 	if (job.rc == 0 && dgm_fs_fsync_path(s->dir, &job.err))
 		job.rc = -1;

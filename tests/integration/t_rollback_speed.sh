@@ -210,3 +210,25 @@ test_a_store_written_during_the_rollback_is_restored() {
 	! grep -q "left as is" bg.err || fail "the store written since was left as is"
 	store_same || fail "the store written during the rollback was not restored"
 }
+
+# The safety snapshot compares the store with the release's archive
+# (reading both whole) on the store's thread while the database is copied,
+# not before the copy starts: held in that comparison, the copy completes.
+test_the_store_is_compared_while_the_database_is_copied() {
+	at_v16
+	rm -f wait.flag
+	DGMIGRATE_FAULT_WAIT_AT=snapshot.link DGMIGRATE_FAULT_WAIT_FILE=$PWD/wait.flag \
+		"$DGMIGRATE" rollback --to v1.5 plan.yaml >bg.out 2>bg.err &
+	bgpid=$!
+	wait_until "the store comparison to start" reached
+	wait_until "the safety copy to be made while the store comparison is held" safe_copy_made
+	rm -f wait.flag
+	wait "$bgpid" || fail "the rollback failed: $(tail -5 bg.err)"
+	grep -q "its archive is linked" bg.err || fail "the release's archive was not linked"
+	[[ $(revisions) == "$V15" ]] || fail "alembic_version: $(revisions)"
+	store_same || fail "the model store differs from the release's"
+}
+safe_copy_made() {
+	kill -0 "$bgpid" 2>/dev/null || fail "the rollback ended: $(tail -5 bg.err)"
+	[[ -n $(psql_db postgres -c "SELECT 1 FROM pg_database WHERE datname LIKE '${TEST_DB:0:30}\\_dgm\\_safe\\_%'") ]]
+}
