@@ -5,6 +5,7 @@
  * still be restored.
  */
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,7 +111,7 @@ static void pause_ms(long ms)
 static int wait_archived(const dgm_pgbr_point *p, const dgm_plan *plan, PGconn *conn,
 			 dgm_error *err)
 {
-	long deadline = dgm_now_ms() + plan->pgbackrest.archive_timeout_ms, wait = 5;
+	long deadline = dgm_now_ms() + plan->pgbackrest.archive_timeout_ms, wait = 2;
 	const char *params[] = { p->wal_segment };
 	PGresult *r = NULL;
 
@@ -125,7 +126,9 @@ static int wait_archived(const dgm_pgbr_point *p, const dgm_plan *plan, PGconn *
 			break;
 		PQclear(r);
 		pause_ms(wait);
-		wait = wait < 200 ? wait * 2 : 200;
+		/* a query on an idle connection is cheap, and a coarser step
+		 * would add up to itself to every snapshot */
+		wait = wait < 10 ? wait * 2 : 10;
 	}
 	if (*PQgetvalue(r, 0, 0) != 't') {
 		dgm_error_set(err, DGM_E_RUN, "WAL segment %s holding restore point '%s' was not "
@@ -141,38 +144,87 @@ static int wait_archived(const dgm_pgbr_point *p, const dgm_plan *plan, PGconn *
 	return 0;
 }
 
-int dgm_pgbr_snapshot(dgm_pgbr_point **out, const dgm_plan *plan, const char *id,
-		      dgm_error *err)
-{
-	dgm_pgbr_point *p = dgm_xcalloc(1, sizeof(*p));
+/* `pgbackrest info` lists the whole WAL archive, so it takes longer the
+ * more WAL the repository keeps: it runs beside the restore point and
+ * its archiving. Started before the point is created, it names only
+ * backups that had finished before it: each can be replayed to it. */
+typedef struct info_job {
+	const dgm_plan *plan;
 	dgm_pgbr_backup_info info;
+	dgm_error err;
+	int rc;
+} info_job;
+
+static void *info_thread(void *arg)
+{
+	info_job *j = arg;
+
+	j->rc = dgm_pgbr_info(&j->info, j->plan, &j->err);
+	return NULL;
+}
+
+/* The restore point's backup: the newest usable one info listed. */
+static int take_label(dgm_pgbr_point *p, info_job *j, dgm_error *err)
+{
+	if (j->rc) {
+		*err = j->err;
+		return -1;
+	}
+	if (!*j->info.label)
+		return dgm_error_set(err, DGM_E_RUN, "stanza '%s' has no usable backup: restore "
+				     "point '%s' could not be restored", p->stanza, p->name);
+	p->backup_label = dgm_xstrdup(j->info.label);
+	return 0;
+}
+
+static int point_and_wait(dgm_pgbr_point *p, const dgm_plan *plan, dgm_error *err)
+{
 	PGconn *conn = NULL;
 	long start;
 	int ret = -1;
 
-	p->stanza = dgm_xstrdup(plan->pgbackrest.stanza);
-	p->name = dgm_xasprintf("dgmigrate-%s", id);
-	if (take_backup(plan, err) || dgm_pgbr_info(&info, plan, err))
-		goto out;
-	if (!*info.label) {
-		dgm_error_set(err, DGM_E_RUN, "stanza '%s' has no usable backup: restore point '%s' "
-			      "could not be restored", p->stanza, p->name);
-		goto out;
-	}
-	p->backup_label = dgm_xstrdup(info.label);
 	if (dgm_pg_connect(&conn, plan->database.url, "dgmigrate snapshot", err))
-		goto out;
+		return -1;
 	start = dgm_now_ms();
 	if (create_point(p, conn, err))
 		goto out;
 	dgm_fault_point("pgbackrest.point");
 	if (wait_archived(p, plan, conn, err))
 		goto out;
-	dgm_info("restore point '%s' at %s (timeline %d) archived in %ld ms; backup %s",
-		 p->name, p->lsn, p->timeline, dgm_now_ms() - start, p->backup_label);
+	dgm_info("restore point '%s' at %s (timeline %d) archived in %ld ms", p->name, p->lsn,
+		 p->timeline, dgm_now_ms() - start);
 	ret = 0;
 out:
 	dgm_pg_close(conn);
+	return ret;
+}
+
+int dgm_pgbr_snapshot(dgm_pgbr_point **out, const dgm_plan *plan, const char *id,
+		      dgm_error *err)
+{
+	dgm_pgbr_point *p = dgm_xcalloc(1, sizeof(*p));
+	info_job job = { .plan = plan, .err = DGM_ERROR_INIT };
+	pthread_t tid;
+	bool threaded;
+	int ret = -1;
+
+	p->stanza = dgm_xstrdup(plan->pgbackrest.stanza);
+	p->name = dgm_xasprintf("dgmigrate-%s", id);
+	if (take_backup(plan, err))
+		goto out;
+	threaded = pthread_create(&tid, NULL, info_thread, &job) == 0;
+	if (!threaded)
+		info_thread(&job);
+	ret = point_and_wait(p, plan, err);
+	if (threaded)
+		pthread_join(tid, NULL);
+	if (ret == 0)
+		ret = take_label(p, &job, err);
+	else
+		dgm_error_clear(&job.err);
+	if (ret == 0)
+		dgm_info("restore point '%s': backup %s replays to it", p->name, p->backup_label);
+out:
 	if (ret) {
 		dgm_pgbr_point_free(p);
 		p = NULL;
