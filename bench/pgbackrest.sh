@@ -83,6 +83,7 @@ for s in $SCALES; do
 	printf '  %s MiB: restore point %s ms, dump %s ms, server-side copy %s ms (median of %d)\n' \
 		"$size" "${pitr[$s]}" "$(printf '%s\n' "${d[@]}" | median)" \
 		"$(printf '%s\n' "${c[@]}" | median)" "$ROUNDS"
+	printf '    per round, ms: restore point %s; dump %s; copy %s\n' "${p[*]}" "${d[*]}" "${c[*]}"
 	(( pitr[$s] < 1000 )) || { echo "  MISSED: restore point snapshot over 1 s"; status=1; }
 	cd "$work"
 done

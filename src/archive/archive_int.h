@@ -80,6 +80,13 @@ int ar_walk(const char *root, const char *aroot, ar_walk_fn fn, void *payload, d
 /* Position of the entry named path, or -1. */
 long ar_manifest_pos(const dgm_archive_manifest *m, const char *path);
 
+/* st (lstat) is the file an entry recorded the identity of (has_stat:
+ * size, mtime, inode, device and ctime to the ns, git's index test):
+ * unchanged since, so its content is the entry's without reading it.
+ * The mode is the caller's to compare. */
+long long ar_ns_of(const struct timespec *t);
+bool ar_stat_unchanged(const dgm_archive_entry *me, const struct stat *st);
+
 /* --- a strict JSON reader driven by the expected shape (json.c) --- */
 typedef struct ar_json {
 	const char *start, *p, *end;

@@ -83,7 +83,7 @@ static int compare_one(const char *fs, const char *ap, const struct stat *st, vo
 		ok = S_ISLNK(st->st_mode) && link_same(fs, me);
 	else if (S_ISREG(st->st_mode) && (st->st_mode & 07777) == me->mode &&
 		 st->st_size == me->size && st->st_mtime == me->mtime) {
-		ok = file_same(fs, me, c->buf);
+		ok = ar_stat_unchanged(me, st) || file_same(fs, me, c->buf);
 		c->same[pos] = ok;
 	}
 	c->identical &= ok;

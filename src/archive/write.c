@@ -30,11 +30,6 @@ typedef struct writer {
 	const char *base_id;
 } writer;
 
-static long long ns_of(const struct timespec *t)
-{
-	return (long long)t->tv_sec * 1000000000LL + t->tv_nsec;
-}
-
 /* libarchive's output callback: to the file, through the hash. */
 static la_ssize_t out_write(struct archive *a, void *vw, const void *data, size_t len)
 {
@@ -234,7 +229,7 @@ out:
  * time is too close to the start of this one to be trusted. */
 static void set_stat(const writer *w, dgm_archive_entry *me, const struct stat *st)
 {
-	long long mns = ns_of(&st->st_mtim), cns = ns_of(&st->st_ctim);
+	long long mns = ar_ns_of(&st->st_mtim), cns = ar_ns_of(&st->st_ctim);
 	long long margin = mns % 1000000000LL || cns % 1000000000LL ? AR_RACY_NS :
 			   AR_RACY_COARSE_NS;
 
@@ -276,10 +271,7 @@ static bool reuse(writer *w, const struct stat *st, dgm_archive_entry *me)
 {
 	const dgm_archive_entry *be = w->base ? dgm_archive_manifest_find(w->base, me->path) : NULL;
 
-	if (!be || be->type != DGM_ARCHIVE_FILE || !be->has_stat || be->size != st->st_size ||
-	    be->mode != me->mode || be->mtime != me->mtime || be->dev != (long long)st->st_dev ||
-	    be->ino != (long long)st->st_ino || be->mtime_ns != ns_of(&st->st_mtim) ||
-	    be->ctime_ns != ns_of(&st->st_ctim))
+	if (!be || be->mode != me->mode || !ar_stat_unchanged(be, st))
 		return false;
 	me->type = DGM_ARCHIVE_FILE;
 	me->size = be->size;
@@ -514,7 +506,7 @@ int dgm_archive_create(dgm_archive_manifest *out, const dgm_archive_opts *o, dgm
 	memset(&m, 0, sizeof(m));
 	memset(&base, 0, sizeof(base));
 	clock_gettime(CLOCK_REALTIME, &now);
-	w.start_ns = ns_of(&now);
+	w.start_ns = ar_ns_of(&now);
 	/* a store left half-swapped by a killed restore is put back first */
 	if (dgm_archive_recover(o->store, err) || check_opts(o, err))
 		goto out;
