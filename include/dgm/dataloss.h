@@ -46,6 +46,8 @@ typedef struct dgm_dataloss_table {
 typedef struct dgm_dataloss {
 	dgm_dataloss_verdict verdict;
 	char *snapshot;           /* the snapshot a restore would put back */
+	bool of_release;          /* its baseline is the end of its release
+				   * (pre-apply), else the snapshot itself */
 	char *basis;              /* what the counters were compared with */
 	char *why;                /* DGM_DATALOSS_UNKNOWN: why it cannot know */
 	dgm_dataloss_table *tables;

@@ -79,7 +79,8 @@ static const dgm_opt backups_opts[] = {
 	{ "terminate-connections", 0, NULL, "with restore: end sessions on the database" },
 	{ "no-store", 0, NULL, "with restore: leave the model store as it is" },
 	{ "accept-data-loss", 0, NULL, "with restore: allow it to discard writes made since the "
-	  "snapshot's release finished (or when that cannot be known)" },
+	  "snapshot's release finished (a pre-apply snapshot) or since the snapshot was taken "
+	  "(any other), or when that cannot be known" },
 	{ "trust-unsigned", 0, NULL, "with verify and restore: accept a snapshot that has no HMAC "
 	  "(made before snapshots were signed); only if nobody else could write its folder" },
 	{ "json", 0, NULL, "print the result as JSON on stdout" },
@@ -263,7 +264,8 @@ const dgm_cmd dgm_commands[] = {
 	  "        only once both are in place. A role without CREATEDB restores in place\n"
 	  "        instead: pg_restore --clean's script in one transaction (psql). Like\n"
 	  "        every restore it needs --accept-data-loss when writes were made since\n"
-	  "        the snapshot's release finished, or when that cannot be known\n"
+	  "        the snapshot's release finished (a pre-apply snapshot) or since it was\n"
+	  "        taken (any other), or when that cannot be known\n"
 	  "prune   remove all but the N newest (default snapshot.keep), database copies\n"
 	  "        dropped with them; the newest is never removed, nor (without --force)\n"
 	  "        the newest pre-apply snapshot: a rollback to the previous release\n"

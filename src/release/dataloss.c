@@ -183,6 +183,7 @@ void dgm_dataloss_check(dgm_dataloss *dl, const dgm_plan *plan, const dgm_snapsh
 
 	memset(dl, 0, sizeof(*dl));
 	dl->snapshot = dgm_xstrdup(snap->id);
+	dl->of_release = snap->kind && !strcmp(snap->kind, "pre-apply");
 	if (!base && o && o->own_unfinished) {
 		dl->basis = dgm_xasprintf("the release that took snapshot '%s' did not finish: "
 					  "the writes since are its own", snap->id);
@@ -215,12 +216,9 @@ int dgm_dataloss_gate(const dgm_dataloss *dl, bool accept, const char *instead,
 	if (dl->verdict == DGM_DATALOSS_NONE || accept)
 		return 0;
 	what = dgm_dataloss_summary(dl);
-	if (dl->verdict == DGM_DATALOSS_WRITES)
-		dgm_error_set(err, DGM_E_USAGE, "restoring snapshot '%s' would discard writes made "
-			      "since the release finished: %s", dl->snapshot, what);
-	else
-		dgm_error_set(err, DGM_E_USAGE, "restoring snapshot '%s' might discard writes made "
-			      "since the release finished: %s", dl->snapshot, what);
+	dgm_error_set(err, DGM_E_USAGE, "restoring snapshot '%s' %s discard writes made since %s: "
+		      "%s", dl->snapshot, dl->verdict == DGM_DATALOSS_WRITES ? "would" : "might",
+		      dl->of_release ? "the release finished" : "the snapshot was taken", what);
 	dgm_error_hint(err, "either pass --accept-data-loss to restore anyway (a safety snapshot "
 		       "of the current state is taken first and keeps those writes), or %s",
 		       instead);

@@ -45,7 +45,7 @@ test_round_trip_restores_database_and_store() {
 	# the rows deleted since the snapshot are writes a restore discards
 	run_dgm backups restore "$id" plan.yaml
 	expect_rc 2
-	expect_err "would discard writes made since"
+	expect_err "would discard writes made since the snapshot was taken: 'public.organizations'"
 	run_dgm backups restore "$id" plan.yaml --accept-data-loss
 	expect_rc 0
 	after_db=$(db_fingerprint "$TEST_DB")
