@@ -186,13 +186,16 @@ char *dgm_archive_manifest_path(const char *archive);
 
 /* Would archiving store (with no extra paths) now give the same content
  * as the archive? *same: every entry of its manifest is there with the
- * same type, mode and content (files hashed), and nothing else is. An
- * archive with extra paths is never the same. Reads the whole store,
- * and first the whole archive (dgm_archive_verify): an archive that is
- * not intact fails, so it is never linked into another snapshot.
- * Settles an interrupted restore of store first (dgm_archive_recover). */
+ * same type, mode and content, and nothing else is: a file is hashed
+ * unless the manifest recorded its identity and it is unchanged (git's
+ * index test). An archive with extra paths is never the same. With
+ * read_archive, first the whole archive and its chain are read back
+ * (dgm_archive_verify): an archive that is not intact fails, so it is
+ * never linked into another snapshot; without, the caller vouches that
+ * they were read back and have not changed since. Settles an
+ * interrupted restore of store first (dgm_archive_recover). */
 int dgm_archive_store_matches(bool *same, const char *archive, const char *store,
-			      dgm_error *err);
+			      bool read_archive, dgm_error *err);
 /* Read and check a manifest (strict: unknown keys, missing fields and
  * inconsistent totals are errors). */
 int dgm_archive_manifest_read(dgm_archive_manifest *m, const char *path, dgm_error *err);

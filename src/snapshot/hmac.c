@@ -290,6 +290,23 @@ out:
 
 /* --- checking --- */
 
+bool dgm_snapshot_seal_holds(json_t *o, const dgm_plan *plan, const char *id, const char *part)
+{
+	const char *want = json_string_value(json_object_get(json_object_get(o, "hmac"), part));
+	dgm_snapshot_key k;
+	dgm_error e = DGM_ERROR_INIT;
+	char hex[65];
+	bool ok = false;
+
+	if (!want || strlen(want) != 64 || dgm_snapshot_key_load(&k, plan, false, &e))
+		goto out;
+	ok = json_mac(hex, &k, id, part, o, &e) == 0 && CRYPTO_memcmp(hex, want, 64) == 0;
+	dgm_snapshot_key_clear(&k);
+out:
+	dgm_error_clear(&e);
+	return ok;
+}
+
 static void say_unsigned(const dgm_snapshot *s, const char *what, const char *keyfile,
 			 dgm_error *err)
 {

@@ -41,6 +41,17 @@ int dgm_snapshot_part_mac(char hex[65], const dgm_snapshot_key *k, const char *i
  * vouches for. */
 int dgm_snapshot_sign(struct json_t *manifest, const dgm_snapshot *s, const dgm_plan *plan,
 		      const char *dir, dgm_error *err);
+/* o's "hmac" (dgm_snapshot_seal_json) holds under the plan's key. */
+bool dgm_snapshot_seal_holds(struct json_t *o, const dgm_plan *plan, const char *id,
+			     const char *part);
+/* vouch.c: record that the store archive in dir (snapshot id, SHA-256
+ * sha) was just read back whole (or was linked from one that was), as
+ * the archive file's identity now, sealed; failures only lose the
+ * shortcut. */
+void dgm_snapshot_vouch(const dgm_plan *plan, const char *dir, const char *id, const char *sha);
+/* The store archive of s and of every base of its chain was read back
+ * whole and has not changed since (the records hold and match). */
+bool dgm_snapshot_archive_vouched(const dgm_snapshot *s, const dgm_plan *plan);
 /* Write SNAPDIR/db.sha256 for the dump there; its own SHA-256 in sha. */
 int dgm_snapshot_write_checksums(char sha[65], const char *snapdir, dgm_dump_format fmt,
 				 dgm_error *err);

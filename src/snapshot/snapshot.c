@@ -41,6 +41,7 @@ typedef struct archive_job {
 	char *base_id;            /* an earlier snapshot to chain to, or NULL */
 	const dgm_snapshot *like; /* link its archive if the store still matches */
 	const char *partial;      /* the snapshot's folder, being written */
+	const char *id;           /* the snapshot's id */
 	bool linked;              /* like's archive was linked */
 	dgm_archive_manifest manifest;
 	volatile sig_atomic_t *failed;  /* set on failure: stops pg_dump */
@@ -50,7 +51,8 @@ typedef struct archive_job {
 	dgm_progress_state progress;
 } archive_job;
 
-static bool link_store(const dgm_plan *plan, const dgm_snapshot *like, const char *partial);
+static bool link_store(const dgm_plan *plan, const dgm_snapshot *like, const char *partial,
+		       const char *id);
 static char *pick_base(const dgm_plan *plan);
 
 /* The store's half, beside the database's: like's archive linked where
@@ -70,7 +72,7 @@ static void *archive_thread(void *arg)
 	};
 	long start = dgm_now_ms();
 
-	if (j->like && link_store(p, j->like, j->partial)) {
+	if (j->like && link_store(p, j->like, j->partial, j->id)) {
 		j->linked = true;
 		j->rc = 0;
 		j->ms = dgm_now_ms() - start;
@@ -243,14 +245,15 @@ static int db_part(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_opt
 /* Where the store still matches an earlier snapshot's archive file by
  * file, that archive (written once, verified, never changed) is
  * hard-linked instead of written again. false: archive it. */
-static bool link_store(const dgm_plan *plan, const dgm_snapshot *like, const char *partial)
+static bool link_store(const dgm_plan *plan, const dgm_snapshot *like, const char *partial,
+		       const char *id)
 {
 	char *from = dgm_xasprintf("%s/models.tar.zst", like->dir);
 	char *to = dgm_xasprintf("%s/models.tar.zst", partial);
 	char *mfrom = dgm_archive_manifest_path(from), *mto = dgm_archive_manifest_path(to);
 	dgm_error e = DGM_ERROR_INIT;
 	long start = dgm_now_ms();
-	bool same = false, ok = false;
+	bool same = false, ok = false, vouched;
 
 	if (plan->model_store.extra_paths.count || !like->has_store ||
 	    strcmp(like->store, plan->model_store.path))
@@ -264,7 +267,16 @@ static bool link_store(const dgm_plan *plan, const dgm_snapshot *like, const cha
 	}
 	/* the order test holds the comparison here, beside the database's half */
 	dgm_fault_point("snapshot.link");
-	if (dgm_archive_store_matches(&same, from, plan->model_store.path, &e) || !same)
+	vouched = dgm_snapshot_archive_vouched(like, plan);
+	if (vouched)
+		dgm_info("the archive of snapshot '%s' was read back whole and has not changed since "
+			 "(models.verified.json): not read again", like->id);
+	if (dgm_archive_store_matches(&same, from, plan->model_store.path, !vouched, &e)) {
+		dgm_warn("not linking the archive of snapshot '%s' (%s): archiving the model store",
+			 like->id, e.msg);
+		goto out;
+	}
+	if (!same)
 		goto out;
 	if (link(mfrom, mto) != 0 || link(from, to) != 0) {
 		dgm_info("cannot link the archive of snapshot '%s' (%s): archiving the model store",
@@ -272,6 +284,9 @@ static bool link_store(const dgm_plan *plan, const dgm_snapshot *like, const cha
 		unlink(mto);
 		goto out;
 	}
+	/* the new link moved the file's ctime: both folders record it now */
+	dgm_snapshot_vouch(plan, like->dir, like->id, like->archive_sha256);
+	dgm_snapshot_vouch(plan, partial, id, like->archive_sha256);
 	dgm_info("the model store matches snapshot '%s' file by file: its archive is linked, "
 		 "not written again (compared in %ld ms)", like->id, dgm_now_ms() - start);
 	ok = true;
@@ -284,6 +299,25 @@ out:
 	return ok;
 }
 
+/* A base's archive holds the files a chained snapshot does not: it must
+ * be intact now, not only when it was made. Read back whole and
+ * unchanged since (vouch.c), it is not read again; else it is read back
+ * whole here (and vouched for). */
+static bool intact_base(const dgm_snapshot *s, const dgm_plan *plan, dgm_error *err)
+{
+	char *archive;
+	int rc;
+
+	if (dgm_snapshot_archive_vouched(s, plan))
+		return true;
+	archive = dgm_xasprintf("%s/models.tar.zst", s->dir);
+	rc = dgm_archive_verify(archive, NULL, err);
+	if (rc == 0)
+		dgm_snapshot_vouch(plan, s->dir, s->id, s->archive_sha256);
+	free(archive);
+	return rc == 0;
+}
+
 static bool usable_base(const dgm_snapshot *s, const dgm_plan *plan)
 {
 	dgm_error e = DGM_ERROR_INIT;
@@ -294,6 +328,9 @@ static bool usable_base(const dgm_snapshot *s, const dgm_plan *plan)
 	ok = dgm_snapshot_authenticate(s, plan, &e) == 0;
 	if (!ok)
 		dgm_debug("not chaining to snapshot '%s': %s", s->id, e.msg);
+	else if (!(ok = intact_base(s, plan, &e)))
+		dgm_warn("not chaining the model store archive to snapshot '%s', whose archive is "
+			 "not intact: %s", s->id, e.msg);
 	dgm_error_clear(&e);
 	return ok;
 }
@@ -372,6 +409,7 @@ static int take_both(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_o
 	job.dest = dgm_xasprintf("%s/models.tar.zst", partial);
 	job.like = opts ? opts->store_like : NULL;
 	job.partial = partial;
+	job.id = s->id;
 	if (threaded && pthread_create(&tid, NULL, archive_thread, &job) != 0) {
 		free(job.dest);
 		free(job.base_id);
@@ -398,7 +436,7 @@ static int take_both(dgm_snapshot *s, const dgm_plan *plan, const dgm_snapshot_o
 
 static const char *const store_files[] = {
 	"models.tar.zst", "models.tar.zst.tmp", "models.tar.zst.manifest.json",
-	"models.tar.zst.manifest.json.tmp", NULL
+	"models.tar.zst.manifest.json.tmp", "models.verified.json", NULL
 };
 
 void dgm_snapshot_discard_store(const dgm_snapshot *s)
@@ -440,6 +478,7 @@ int dgm_snapshot_archive_store(dgm_snapshot_store *out, const dgm_snapshot *s,
 		out->content_bytes = job.manifest.content_bytes;
 		out->entries = (long long)job.manifest.n_entries;
 		out->ms = job.ms;
+		dgm_snapshot_vouch(plan, s->dir, s->id, out->archive_sha256);
 	} else {
 		*err = job.err;
 		dgm_snapshot_discard_store(s);
@@ -494,6 +533,10 @@ int dgm_snapshot_finish(dgm_snapshot *s, const dgm_plan *plan, const char *parti
 	s->dir = final;
 	final = NULL;
 	ret = dgm_fs_fsync_path(s->dir, err);
+	/* archive_thread read it back whole (a linked one was vouched for
+	 * when linked); signed now, the key is there */
+	if (ret == 0 && s->has_store && !s->store_from)
+		dgm_snapshot_vouch(plan, s->dir, s->id, s->archive_sha256);
 out:
 	free(final);
 	return ret;
@@ -621,8 +664,11 @@ int dgm_snapshot_verify(const dgm_snapshot *snap, const dgm_plan *plan, dgm_erro
 		if (ret == 0)
 			dgm_error_clear(err);
 	}
-	if (ret == 0 && snap->has_store)
+	if (ret == 0 && snap->has_store) {
 		ret = dgm_archive_verify(archive, NULL, err);
+		if (ret == 0)
+			dgm_snapshot_vouch(plan, snap->dir, snap->id, snap->archive_sha256);
+	}
 	if (ret)
 		dgm_error_prefix(err, "verification failed");
 	free(archive);

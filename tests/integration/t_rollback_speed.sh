@@ -232,3 +232,68 @@ safe_copy_made() {
 	kill -0 "$bgpid" 2>/dev/null || fail "the rollback ended: $(tail -5 bg.err)"
 	[[ -n $(psql_db postgres -c "SELECT 1 FROM pg_database WHERE datname LIKE '${TEST_DB:0:30}\\_dgm\\_safe\\_%'") ]]
 }
+
+# The release's store archive was read back whole when apply wrote it;
+# unchanged since (models.verified.json: its identity, sealed), the
+# safety snapshot links it without reading it again. Changed since (its
+# ctime moved), or with a record not sealed by the key, it is read back
+# whole first: a damaged archive is then never linked.
+release_id() { grep -l '"kind": "pre-apply"' backups/*/manifest.json | sort | tail -n 1 | cut -d/ -f2; }
+
+test_a_vouched_release_archive_is_not_read_again() {
+	at_v16
+	local rel; rel=$(release_id)
+	[[ -f backups/$rel/models.verified.json ]] || fail "apply left no record of reading its archive back"
+	run_dgm rollback --to v1.5 plan.yaml
+	expect_rc 0
+	expect_err "the archive of snapshot '$rel' was read back whole and has not changed since"
+	expect_err "its archive is linked"
+	store_same || fail "the model store differs from the release's"
+	# the link moved the file's ctime: the record follows it
+	run_dgm backups verify "$(safety_id)" plan.yaml
+	expect_rc 0
+}
+
+test_a_damaged_release_archive_is_read_back_and_not_linked() {
+	at_v16
+	local rel; rel=$(release_id)
+	# one byte changed in place (size and mtime put back): the ctime moves
+	local a=backups/$rel/models.tar.zst m
+	m=$(stat -c %y "$a")
+	printf 'X' | dd of="$a" bs=1 seek=4096 conv=notrunc status=none
+	touch -d "$m" "$a"
+	run_dgm rollback --to v1.5 plan.yaml
+	# the release's store archive cannot be restored: the rollback stops
+	# there, and says where the state before it is
+	expect_rc 1
+	expect_err "is damaged"
+	expect_no "was read back whole and has not changed since"
+	expect_no "its archive is linked"
+	expect_err "not linking the archive of snapshot '$rel'"
+	# nor is the safety snapshot's archive chained to the damaged one: it
+	# can be restored
+	expect_err "not chaining the model store archive to snapshot '$rel'"
+	run_dgm backups verify "$(safety_id)" plan.yaml
+	expect_rc 0
+}
+
+test_a_forged_record_does_not_vouch() {
+	at_v16
+	local rel; rel=$(release_id)
+	local a=backups/$rel/models.tar.zst
+	printf 'X' | dd of="$a" bs=1 seek=4096 conv=notrunc status=none
+	# the record rewritten to the file's new identity, without the key
+	python3 - "backups/$rel/models.verified.json" "$a" <<'PY'
+import json, os, sys
+rec = json.load(open(sys.argv[1])); st = os.stat(sys.argv[2])
+rec.update(dev=st.st_dev, ino=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns)
+json.dump(rec, open(sys.argv[1], "w"))
+PY
+	run_dgm rollback --to v1.5 plan.yaml
+	expect_rc 1
+	expect_no "was read back whole and has not changed since"
+	expect_no "its archive is linked"
+	expect_err "not linking the archive of snapshot '$rel'"
+	run_dgm backups verify "$(safety_id)" plan.yaml
+	expect_rc 0
+}

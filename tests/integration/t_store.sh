@@ -41,7 +41,7 @@ test_restore_killed_between_the_renames_is_settled_by_the_next_run() {
 	# must say it accepts that (the data-loss check fails closed)
 	run_dgm backups restore "$id" plan.yaml
 	expect_rc 2
-	expect_err "might discard writes made since the release finished: unknown"
+	expect_err "might discard writes made since the snapshot was taken: unknown"
 	run_dgm backups restore "$id" plan.yaml --accept-data-loss
 	expect_rc 0
 	expect_err "an interrupted restore of"

@@ -552,7 +552,7 @@ static void a_truncated_archive_fails_even_over_an_identical_store(void **state)
 	expect_no_leftovers(store);
 	/* and a snapshot must not link it as "the same" */
 	err = (dgm_error)DGM_ERROR_INIT;
-	if (dgm_archive_store_matches(&same, archive, store, &err) == 0)
+	if (dgm_archive_store_matches(&same, archive, store, true, &err) == 0)
 		assert_false(same);
 	else
 		print_message("store_matches: %s\n", err.msg);
