@@ -45,6 +45,7 @@ static int run_pg_restore(const dgm_plan *plan, const dgm_snapshot *snap, const 
 		argv[5] = "--use-list";
 		argv[6] = list;
 	}
+	dgm_fault_point("restore.pg_restore");
 	if (dgm_pg_env(&env, plan->database.url, err) == 0) {
 		dgm_child c = { .argv = argv, .env_set = (const char *const *)env,
 				.env_unset = (const char *const[]){ "PGDATABASE", NULL },
