@@ -144,6 +144,31 @@ test_a_failing_second_rename_puts_back_and_removes_the_marker() {
 	expect_rc 0
 }
 
+# A rollback that sets nothing aside under a snapshot's name (its safety
+# snapshot a dump): its journal says nothing of the swap, the marker
+# does. resume puts the database back, then runs the rollback again.
+test_rollback_killed_between_its_renames_without_aside_is_resumed() {
+	setup_release "$TEST_DB"
+	sed -i 's/^  directory: backups$/&\n  rollback_safety: dump/' plan.yaml
+	migrate_app app head
+	run_dgm apply plan.yaml
+	expect_rc 0
+	kill_at restore.renamed rollback --to v1.5 plan.yaml --restore --accept-data-loss
+	! db_exists "$TEST_DB" || fail "the database still has its name between the renames"
+	run_dgm rollback --to v1.5 plan.yaml --restore --accept-data-loss
+	expect_rc 1
+	expect_err "a database swap of '$TEST_DB' was interrupted"
+	run_dgm resume plan.yaml --accept-data-loss
+	expect_rc 0
+	expect_err "putting database '$TEST_DB' back under its name"
+	[[ ! -e $MARKER ]] || fail "the marker is left: $(cat "$MARKER")"
+	[[ $(psql_db "$TEST_DB" -c "SELECT string_agg(version_num, ',') FROM alembic_version") == 5e9f3b7a1c62 ]] ||
+		fail "not rolled back to v1.5"
+	[[ -z $(leftovers) ]] || fail "left behind: $(leftovers)"
+	run_dgm resume plan.yaml
+	expect_err "nothing to resume"
+}
+
 # ---- a restore killed in pg_restore ----
 
 # Its work folder (<snapshot dir>/.restore-<id>, the pg_restore list) is
