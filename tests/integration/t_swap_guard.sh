@@ -83,6 +83,11 @@ test_restore_killed_between_its_renames_is_put_back_by_resume() {
 	expect_refused
 	run_dgm backups restore "$snap" plan.yaml --accept-data-loss
 	expect_refused
+	run_dgm rollback --to v1.5 plan.yaml --dry-run
+	expect_refused
+	run_dgm validate plan.yaml
+	[[ $rc != 0 ]] || fail "validate passed"
+	expect_err "a database swap of '$TEST_DB' was interrupted"
 	run_dgm resume plan.yaml
 	expect_rc 0
 	expect_err "putting database '$TEST_DB' back under its name"
