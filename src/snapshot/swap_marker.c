@@ -62,7 +62,10 @@ int dgm_db_swap_mark(int *fd, const dgm_plan *plan, const dgm_db_restore *r, dgm
 	*fd = -1;
 	if (dgm_fs_mkdir_p(plan->state_dir, 0700, err))
 		goto out;
-	*fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* a new file: a temporary one a killed swap left may be linked to the
+	 * marker itself */
+	unlink(tmp);
+	*fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (*fd < 0 || flock(*fd, LOCK_EX | LOCK_NB) != 0 ||
 	    write_all(*fd, text, strlen(text)) != 0) {
 		dgm_error_errno(err, DGM_E_IO, "cannot write the database swap's marker '%s'", tmp);
@@ -276,6 +279,15 @@ static int settle(PGconn *conn, const marker *m, dgm_error *err)
 	return 0;
 }
 
+/* What a swap killed right after linking its marker left beside it. */
+static void remove_tmp(const char *path)
+{
+	char *tmp = dgm_xasprintf("%s.tmp", path);
+
+	unlink(tmp);
+	free(tmp);
+}
+
 int dgm_db_swap_settle(const dgm_plan *plan, dgm_error *err)
 {
 	PGconn *conn = NULL;
@@ -289,6 +301,8 @@ int dgm_db_swap_settle(const dgm_plan *plan, dgm_error *err)
 		 m.target, m.path);
 	ret = dgm_pg_connect_db(&conn, plan->database.url, MAINTENANCE_DB, "dgmigrate resume",
 				err) || settle(conn, &m, err) ? -1 : 0;
+	if (ret == 0)
+		remove_tmp(m.path);
 	if (ret == 0 && unlink(m.path) != 0)
 		ret = dgm_error_errno(err, DGM_E_IO, "cannot remove '%s'", m.path);
 	if (ret == 0)
