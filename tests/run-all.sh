@@ -132,7 +132,7 @@ weight() {
 	case $(basename "$1" .sh) in
 	t_rollback) echo 80 ;; t_dataloss) echo 95 ;; t_crash) echo 70 ;; t_alembic) echo 55 ;;
 	t_resume|t_journal) echo 35 ;; t_target|t_rehearse|t_snapshot) echo 30 ;;
-	t_privileges|t_retention|t_app2|t_store|t_copyfirst) echo 20 ;; t_apply|t_report) echo 15 ;;
+	t_privileges|t_retention|t_app2|t_store|t_copyfirst) echo 20 ;; t_apply|t_report|t_swap_guard) echo 15 ;;
 	t_uptodate|t_leaks) echo 10 ;; t_pgbackrest) echo 140 ;; t_rollback_speed) echo 60 ;; *) echo 5 ;;
 	esac
 }

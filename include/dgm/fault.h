@@ -15,8 +15,12 @@
  * copy or the store archive starts, while the release goes on),
  * "snapshot.link" (on the store's thread, before the store is compared
  * with the archive a rollback's safety snapshot would link),
- * "restore.staged", "restore.renamed" (between the database swap's two
- * renames: no database has the target's name), "restore.db-swapped"
+ * "restore.pg_restore" (the dump restore's work folder made, pg_restore
+ * about to start), "restore.staged", "restore.renamed" (between the
+ * database swap's two renames: no database has the target's name; its
+ * marker is written), "swap.settle.renamed" (resume put the database set
+ * aside back under its name, the staging one not yet dropped),
+ * "restore.db-swapped"
  * (the database swapped, the store not yet), "restore.swapped",
  * "cluster.<state>" (restore: cluster, once its journal says stopped,
  * restored, started or promoted).

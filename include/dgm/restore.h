@@ -88,6 +88,19 @@ int dgm_db_restore_in_place(const dgm_plan *plan, const dgm_snapshot *snap, bool
  * target make it fail naming them, unless terminate is set. */
 int dgm_db_restore_swap(dgm_db_restore *r, const dgm_plan *plan, bool terminate,
 			dgm_error *err);
+/* The swap (and an undo's swap back) keeps <state_dir>/db-swap.json
+ * (swap_marker.c) while the target may have no name: written before the
+ * first rename, removed once the target has its name again. Before a run
+ * takes the lock: refused while a swap is under way (DGM_E_LOCK) or was
+ * interrupted (DGM_E_RUN: resume first). */
+int dgm_db_swap_guard(const dgm_plan *plan, dgm_error *err);
+/* resume: an interrupted swap is settled (the database set aside renamed
+ * back, the staging one dropped, the marker removed). 0 also when there
+ * is none. */
+int dgm_db_swap_settle(const dgm_plan *plan, dgm_error *err);
+/* Both guards of an interrupted restore: a pgbackrest restore: cluster
+ * and a database swap. Every command calls it before it connects. */
+int dgm_restore_guard(const dgm_plan *plan, dgm_error *err);
 /* Keep the restore: drop the aside database. */
 int dgm_db_restore_commit(dgm_db_restore *r, const dgm_plan *plan, dgm_error *err);
 /* Undo: put the old database back, drop the staging one. */

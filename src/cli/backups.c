@@ -246,7 +246,7 @@ static int create(const dgm_plan *plan, bool json, dgm_error *err)
 	/* the commit checked out says which release the snapshot holds */
 	if (dgm_git_state_read(&head, plan->release.repository, &ignore) == 0)
 		o.commit = head.commit;
-	if (dgm_pgbr_cluster_guard(plan, err) ||
+	if (dgm_restore_guard(plan, err) ||
 	    dgm_lock_acquire(&lock, plan->database.url, "backups create", 0, err))
 		return -1;
 	if (dgm_snapshot_create(&s, plan, &o, err)) {
@@ -312,7 +312,7 @@ static int restore(const dgm_plan *plan, const char *id, const dgm_args *args, d
 
 	/* refused before the safety snapshot: nothing changes for a forged one */
 	if (dgm_snapshot_find(&snap, plan->snapshot.directory, id, err) ||
-	    dgm_snapshot_authenticate(&snap, plan, err) || dgm_pgbr_cluster_guard(plan, err) ||
+	    dgm_snapshot_authenticate(&snap, plan, err) || dgm_restore_guard(plan, err) ||
 	    dgm_lock_acquire(&lock, plan->database.url, "backups restore", 0, err))
 		goto out;
 	/* the same check as every other restore, before anything changes */
@@ -360,6 +360,10 @@ static int prune(const dgm_plan *plan, const char *keep_arg, bool force, dgm_err
 					     "least 1, got '%s'", keep_arg);
 		keep = (int)k;
 	}
+	/* an interrupted swap's database may be set aside under a snapshot
+	 * copy's name: nothing is swept or pruned before resume */
+	if (dgm_restore_guard(plan, err))
+		return -1;
 	dgm_snapshot_sweep_locked(plan);
 	if (dgm_snapshot_prune(&removed, plan, keep, force, dgm_release_snapshot_in_use,
 			       (void *)plan, err))

@@ -309,7 +309,11 @@ const dgm_cmd dgm_commands[] = {
 	  "server was stopped it is dropped (nothing had changed), later it is\n"
 	  "finished (pgbackrest restore --delta again, server.start, the end of\n"
 	  "recovery waited for): the server is never left stopped. A side instance that\n"
-	  "an interrupted restore: side left running is stopped and removed.",
+	  "an interrupted restore: side left running is stopped and removed. Then a\n"
+	  "database swap killed between its two renames (its marker\n"
+	  "<state_dir>/db-swap.json) is settled: the database set aside goes back under\n"
+	  "its name and the staging one is dropped; while that marker is there every\n"
+	  "other command is refused.",
 	  resume_opts, 1, 1, NULL },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL }
 };

@@ -7,6 +7,7 @@
 #include "dgm/pg.h"
 #include "dgm/plan.h"
 #include "dgm/release.h"
+#include "dgm/restore.h"
 
 int dgm_cmd_resume(const dgm_args *args, dgm_error *err)
 {
@@ -72,7 +73,8 @@ int dgm_cmd_history(const dgm_args *args, dgm_error *err)
 	if (dgm_plan_load(&plan, args->pos[0], err))
 		return -1;
 	dgm_plan_register_secrets(&plan);
-	if (dgm_pg_connect(&conn, plan.database.url, "dgmigrate history", err) ||
+	if (dgm_restore_guard(&plan, err) ||
+	    dgm_pg_connect(&conn, plan.database.url, "dgmigrate history", err) ||
 	    dgm_pg_query(&res, conn, "SELECT to_regclass('dgmigrate.runs') IS NOT NULL", 0, NULL,
 			 err))
 		goto out;

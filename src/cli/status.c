@@ -12,6 +12,7 @@
 #include "dgm/pg.h"
 #include "dgm/plan.h"
 #include "dgm/project.h"
+#include "dgm/restore.h"
 #include "dgm/snapshot.h"
 
 typedef struct status {
@@ -54,7 +55,10 @@ static int read_db(status *st, dgm_error *err)
 	PGconn *conn = NULL;
 	int ret;
 
-	if (dgm_pg_connect(&conn, st->plan->database.url, "dgmigrate status", err))
+	/* an interrupted restore says what happened and what settles it,
+	 * rather than that the database does not exist */
+	if (dgm_restore_guard(st->plan, err) ||
+	    dgm_pg_connect(&conn, st->plan->database.url, "dgmigrate status", err))
 		return -1;
 	dgm_pg_server_version(conn, st->server, sizeof(st->server));
 	ret = dgm_pg_read_revisions(&st->revs, &st->nrevs, conn, st->plan->alembic.version_table,

@@ -15,6 +15,7 @@
 #include "dgm/log.h"
 #include "dgm/migrate.h"
 #include "dgm/pgbackrest.h"
+#include "dgm/restore.h"
 #include "dgm/release.h"
 
 /* One line of the plan: "ITEM  DETAIL" as text, or with --json an
@@ -205,8 +206,9 @@ int dgm_release_dry_run(const dgm_plan *plan, const dgm_apply_opts *o, dgm_error
 	int ret = -1;
 
 	memset(&f, 0, sizeof(f));
-	/* an interrupted restore: cluster may have left the server down */
-	if (dgm_pgbr_cluster_guard(plan, err) ||
+	/* an interrupted restore: cluster may have left the server down, an
+	 * interrupted database swap the database without its name */
+	if (dgm_restore_guard(plan, err) ||
 	    dgm_lock_acquire(&lock, plan->database.url, "apply --dry-run", o->wait_lock_ms, err))
 		return -1;
 	dgm_info("dry run: every check runs, nothing changes");

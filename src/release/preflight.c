@@ -147,9 +147,10 @@ static void check_database(pf *p)
 	PGconn *conn = NULL;
 	PGresult *res = NULL;
 
-	/* an interrupted restore: cluster may be why the server is down, and
-	 * nothing may run before resume has finished it */
-	if (dgm_pgbr_cluster_guard(plan, &e) ||
+	/* an interrupted restore: cluster may be why the server is down (an
+	 * interrupted swap why the database has no name), and nothing may run
+	 * before resume has finished it */
+	if (dgm_restore_guard(plan, &e) ||
 	    dgm_pg_connect(&conn, plan->database.url, "dgmigrate preflight", &e)) {
 		dgm_check_fail(&p->cl, "database", &e);
 		return;

@@ -19,6 +19,7 @@
 #include "dgm/log.h"
 #include "dgm/pg.h"
 #include "dgm/pgbackrest.h"
+#include "dgm/restore.h"
 #include "internal.h"
 
 void dgm_job_utc_now(char *buf, size_t len)
@@ -141,7 +142,7 @@ int dgm_job_begin_locked(dgm_job *r, const dgm_plan *plan, const char *command,
 	if (held) {
 		lock = *held;
 		held->conn = NULL;
-	} else if (dgm_pgbr_cluster_guard(plan, err) ||
+	} else if (dgm_restore_guard(plan, err) ||
 		   dgm_lock_acquire(&lock, plan->database.url, what, wait_lock_ms, err))
 		return -1;
 	if (dgm_job_begin(r, plan, command, plan_path, err)) {

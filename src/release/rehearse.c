@@ -20,6 +20,7 @@
 #include "dgm/migrate.h"
 #include "dgm/pg.h"
 #include "dgm/pgbackrest.h"
+#include "dgm/restore.h"
 #include "dgm/run.h"
 #include "rehearse_int.h"
 
@@ -841,7 +842,7 @@ int dgm_release_rehearse(const dgm_plan *plan, const dgm_rehearse_opts *o, dgm_e
 	r.started = time(NULL);
 	r.started_ms = dgm_now_ms();
 	dgm_rehearse_signals_install();
-	if (dgm_pgbr_cluster_guard(plan, err) ||
+	if (dgm_restore_guard(plan, err) ||
 	    dgm_lock_acquire(&r.lock, plan->database.url, "rehearse", o->wait_lock_ms, err))
 		goto out;
 	dgm_info("rehearsal of '%s' (tag %s)%s: on a scratch copy, the database itself is not "

@@ -310,6 +310,11 @@ int dgm_release_resume(const dgm_plan *plan, bool accept_data_loss, dgm_error *e
 	 * nothing else can run (nor take the lock) until it is back */
 	if (dgm_pgbr_cluster_resume(plan, err))
 		return -1;
+	/* then a database swap killed between its renames: until it is
+	 * settled the database may have no name (a rollback's journal would
+	 * settle it too, a backups restore has none) */
+	if (dgm_db_swap_settle(plan, err))
+		return -1;
 	/* what a killed snapshot left (sweep.c: under the lock it takes, and
 	 * only reported while a live run holds it) */
 	dgm_snapshot_sweep_locked(plan);

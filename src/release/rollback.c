@@ -852,6 +852,9 @@ int dgm_release_rollback(const dgm_plan *plan, const dgm_rollback_opts *o, dgm_e
 	rb b = { .o = o };
 	int ret = -1;
 
+	/* a dry run too: an interrupted restore leaves nothing it could read */
+	if (o->dry_run && dgm_restore_guard(plan, err))
+		return -1;
 	if (o->dry_run)
 		dry_job(&r, plan);
 	else if (dgm_job_begin_locked(&r, plan, "rollback", o->plan_path, o->wait_lock_ms, o->lock,

@@ -132,5 +132,13 @@ int dgm_snapshot_toc_for_role(char **list, const char *dump, const char *dir, bo
 int dgm_snapshot_pitr_dump(dgm_snapshot *view, const dgm_plan *plan, const dgm_snapshot *snap,
 			   dgm_error *err);
 void dgm_snapshot_pitr_clean(const dgm_snapshot *snap);
+/* The marker of a swap of r (swap_marker.c): written, fsync'd and locked
+ * (*fd) before the first rename; unmark closes it, removing the file
+ * when remove is set (the target has its name again), else leaving it
+ * for resume. */
+struct dgm_db_restore;
+int dgm_db_swap_mark(int *fd, const dgm_plan *plan, const struct dgm_db_restore *r,
+		     dgm_error *err);
+void dgm_db_swap_unmark(int *fd, const dgm_plan *plan, bool remove);
 
 #endif

@@ -45,6 +45,7 @@ static int run_pg_restore(const dgm_plan *plan, const dgm_snapshot *snap, const 
 		argv[5] = "--use-list";
 		argv[6] = list;
 	}
+	dgm_fault_point("restore.pg_restore");
 	if (dgm_pg_env(&env, plan->database.url, err) == 0) {
 		dgm_child c = { .argv = argv, .env_set = (const char *const *)env,
 				.env_unset = (const char *const[]){ "PGDATABASE", NULL },
@@ -207,19 +208,38 @@ static int check_sessions(PGconn *conn, const char *db, bool terminate, dgm_erro
 	return 0;
 }
 
+/* The marker goes when the target has its name again (asked of the
+ * server, not assumed from which statement failed); else it stays for
+ * resume, and the error says so. */
+static void unmark(int *fd, PGconn *conn, const dgm_db_restore *r, const dgm_plan *plan,
+		   int ret, dgm_error *err)
+{
+	dgm_error ignore = DGM_ERROR_INIT;
+	bool back = false;
+
+	if (*fd < 0)
+		return;
+	if (ret && (dgm_pg_database_exists(&back, conn, r->target, &ignore) || !back))
+		dgm_error_hint(err, "database '%s' may have no name now (set aside as '%s'): run "
+			       "dgmigrate resume PLAN to put it back", r->target, r->aside);
+	dgm_db_swap_unmark(fd, plan, ret == 0 || back);
+}
+
 int dgm_db_restore_swap(dgm_db_restore *r, const dgm_plan *plan, bool terminate,
 			dgm_error *err)
 {
 	PGconn *conn = NULL;
-	int ret = -1;
+	int fd = -1, ret = -1;
 
 	if (maint(&conn, plan, err))
 		return -1;
 	if (check_sessions(conn, r->target, terminate, err) ||
+	    dgm_db_swap_mark(&fd, plan, r, err) ||
 	    (!r->keep_aside && dgm_pg_drop_database(conn, r->aside, false, err)) ||
 	    dgm_pg_rename_database(conn, r->target, r->aside, err))
 		goto out;
-	/* the crash tests stop here: no database has the target's name */
+	/* the crash tests stop here: no database has the target's name (the
+	 * marker says where it is: resume puts it back) */
 	dgm_fault_point("restore.renamed");
 	if (dgm_pg_rename_database(conn, r->staging, r->target, err)) {
 		dgm_error ignore = DGM_ERROR_INIT;
@@ -230,6 +250,7 @@ int dgm_db_restore_swap(dgm_db_restore *r, const dgm_plan *plan, bool terminate,
 	r->swapped = true;
 	ret = 0;
 out:
+	unmark(&fd, conn, r, plan, ret, err);
 	dgm_pg_close(conn);
 	return ret;
 }
@@ -257,9 +278,16 @@ int dgm_db_restore_abort(dgm_db_restore *r, const dgm_plan *plan, dgm_error *err
 		return 0;
 	if (maint(&conn, plan, err))
 		return -1;
-	if (r->swapped)
-		ret = dgm_pg_rename_database(conn, r->target, r->staging, err) ||
+	/* swapped back under the same marker as the swap: between these two
+	 * renames too, no database has the target's name */
+	if (r->swapped) {
+		int fd = -1;
+
+		ret = dgm_db_swap_mark(&fd, plan, r, err) ||
+		      dgm_pg_rename_database(conn, r->target, r->staging, err) ||
 		      dgm_pg_rename_database(conn, r->aside, r->target, err);
+		unmark(&fd, conn, r, plan, ret, err);
+	}
 	if (ret == 0)
 		ret = dgm_pg_drop_database(conn, r->staging, true, err);
 	dgm_pg_close(conn);

@@ -5,7 +5,8 @@
  * copy's name before CREATE DATABASE is sent) into its .partial folder
  * first, so such leftovers can be told from anything else: a folder or
  * copy of another database sharing the snapshot directory or the copy
- * names' 30-byte prefix is never touched. Removal runs under the
+ * names' 30-byte prefix is never touched. The work folders of restores
+ * killed in pg_restore go too. Removal runs under the
  * database's lock only (one run per database), so nothing removed is
  * still being written. */
 #include <dirent.h>
@@ -276,6 +277,52 @@ static void remove_unowned(const dgm_snapshot_orphan *o)
 			 "(remove it by hand if no run is writing it)", o->dir);
 }
 
+/* The database snapshot id holds, from its manifest (NULL: none). */
+static char *snapshot_database(const dgm_plan *plan, const char *id)
+{
+	char *path = dgm_xasprintf("%s/%s/manifest.json", plan->snapshot.directory, id);
+	json_t *o = json_load_file(path, 0, NULL);
+	const char *name = json_string_value(json_object_get(json_object_get(o, "database"),
+							     "name"));
+	char *db = name ? dgm_xstrdup(name) : NULL;
+
+	json_decref(o);
+	free(path);
+	return db;
+}
+
+/* The work folders of restores killed in pg_restore (restore_db.c:
+ * <snapshot dir>/.restore-<id>, restore_inplace.c: <state dir>/restore-
+ * <id>), each removed when snapshot <id> is one of this database's: the
+ * caller holds its lock, so no restore of it is running. */
+static void sweep_restore_work(const dgm_plan *plan, const char *dir, const char *head,
+			       const char *database)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	while (d && (de = readdir(d)) != NULL) {
+		size_t len = strlen(head);
+		char *db, *path;
+		dgm_error e = DGM_ERROR_INIT;
+
+		if (strncmp(de->d_name, head, len) || !de->d_name[len])
+			continue;
+		db = snapshot_database(plan, de->d_name + len);
+		path = dgm_xasprintf("%s/%s", dir, de->d_name);
+		if (db && !strcmp(db, database)) {
+			dgm_info("removing '%s', the work folder of a restore that was killed", path);
+			if (dgm_fs_remove_tree(path, &e))
+				dgm_warn("%s", e.msg);
+		}
+		dgm_error_clear(&e);
+		free(path);
+		free(db);
+	}
+	if (d)
+		closedir(d);
+}
+
 /* Each problem is warned about as it comes; -1 if there was one. */
 static int sweep_with(PGconn *conn, const dgm_plan *plan, const char *database)
 {
@@ -299,6 +346,8 @@ static int sweep_with(PGconn *conn, const dgm_plan *plan, const char *database)
 	}
 	dgm_error_clear(&e);
 	dgm_snapshot_orphans_free(all, n);
+	sweep_restore_work(plan, plan->snapshot.directory, ".restore-", database);
+	sweep_restore_work(plan, plan->state_dir, "restore-", database);
 	return ret;
 }
 
