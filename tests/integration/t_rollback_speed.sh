@@ -33,7 +33,8 @@ revisions() { psql_db "$TEST_DB" -c "SELECT string_agg(version_num, ',' ORDER BY
 safe_dbs() { psql_db postgres -c "SELECT string_agg(datname, ' ' ORDER BY datname) FROM pg_database WHERE datname LIKE '%\_dgm\_safe\_%'"; }
 after_rows() { psql_db "$1" -c "SELECT count(*) FROM organizations WHERE slug = 'after-release'"; }
 # databases named like a restore's staging or replaced one
-leftovers() { psql_db postgres -c "SELECT string_agg(datname, ' ') FROM pg_database WHERE datname LIKE '%\_dgm\_new\_%' OR datname LIKE '%\_dgm\_old\_%'"; }
+# this test's database's only: other files' tests share the cluster
+leftovers() { psql_db postgres -c "SELECT string_agg(datname, ' ') FROM pg_database WHERE left(datname, 30) = left('$TEST_DB', 30) AND (datname LIKE '%\_dgm\_new\_%' OR datname LIKE '%\_dgm\_old\_%')"; }
 
 test_restore_sets_the_database_aside_instead_of_copying_it() {
 	at_v16

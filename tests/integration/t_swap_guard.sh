@@ -22,7 +22,8 @@ prepare() {
 db_exists() { [[ $(psql_db postgres -c "SELECT count(*) FROM pg_database WHERE datname = '$1'") == 1 ]]; }
 later_rows() { psql_db "$TEST_DB" -c "SELECT count(*) FROM organizations WHERE slug = 'later'"; }
 # databases named like a restore's staging or replaced one
-leftovers() { psql_db postgres -c "SELECT string_agg(datname, ' ') FROM pg_database WHERE datname LIKE '%\_dgm\_new\_%' OR datname LIKE '%\_dgm\_old\_%'"; }
+# this test's database's only: other files' tests share the cluster
+leftovers() { psql_db postgres -c "SELECT string_agg(datname, ' ') FROM pg_database WHERE left(datname, 30) = left('$TEST_DB', 30) AND (datname LIKE '%\_dgm\_new\_%' OR datname LIKE '%\_dgm\_old\_%')"; }
 
 wait_until() {
 	local i
