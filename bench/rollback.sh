@@ -52,9 +52,15 @@ say "downgrade steps: ${downgrades[*]}"
 pg_admin -q -c "CREATE DATABASE bench_v16 TEMPLATE bench STRATEGY FILE_COPY" >/dev/null
 mv backups backups.v16
 
+release_id=$(grep -l '"kind": "pre-apply"' backups.v16/*/manifest.json | sort | tail -n 1 | cut -d/ -f2)
+
 # reset: 'bench' at v1.6, the work tree at v1.6, the snapshots as the
 # apply left them (hard links: snapshot files are written once; the
-# state folder, where runs append, is copied).
+# state folder, where runs append, is copied). A new hard link moves the
+# archive file's ctime, so the record that the apply read it back whole
+# (models.verified.json) no longer holds: 'backups verify' (untimed, the
+# page cache dropped after it) reads it back and records it again, as
+# the apply left it.
 reset() {
 	reset_db bench_v16
 	git -C app checkout -q v1.6
@@ -62,6 +68,8 @@ reset() {
 	cp -al backups.v16 backups
 	rm -rf backups/state
 	cp -a backups.v16/state backups/state
+	"$DGMIGRATE" backups verify "$release_id" plan.yaml >/dev/null 2>&1 ||
+		{ echo "rollback bench: backups verify $release_id failed" >&2; return 1; }
 	settle_io
 }
 
@@ -78,7 +86,11 @@ naive() {
 		-c "CREATE DATABASE bench" || return 1
 	psql -X -q -v ON_ERROR_STOP=1 -f naive/plain.sql >/dev/null || return 1
 	lap "psql < plain.sql"
-	rm -rf store && tar xzf naive/store.tgz -C "$work" || return 1
+	# beside the store, not over it: the same work, and the store every
+	# dgmigrate run starts from stays the one the apply archived (a store
+	# extracted anew has new inodes: every file would be hashed again)
+	rm -rf naive/restored && mkdir naive/restored &&
+		tar xzf naive/store.tgz -C naive/restored || return 1
 	lap "tar xzf"
 	echo "$steps" >"$work/naive.steps"
 }
