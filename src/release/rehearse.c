@@ -223,7 +223,9 @@ static const char *running_at(const dgm_rehearsal *r, const char *direction,
 	return rev ? rev->id : NULL;
 }
 
-/* Holds traced at DDL ends only: their revision from alembic_version. */
+/* Holds the event trigger saw: their revision from what alembic_version
+ * held at the first DDL end that saw the lock (the revision that took
+ * it), over the one a sample guessed from alembic's output. */
 static void attribute(dgm_rehearsal *r)
 {
 	dgm_rehearse_sampler *s = &r->sampler;
@@ -232,8 +234,10 @@ static void attribute(dgm_rehearsal *r)
 	for (size_t i = s->phase_first; i < s->nholds; i++) {
 		dgm_rehearse_hold *h = &s->holds[i];
 
-		if (!h->revision && h->versions && (id = running_at(r, h->direction, h->versions)))
-			h->revision = dgm_xstrdup(id);
+		if (!h->versions || !(id = running_at(r, h->direction, h->versions)))
+			continue;
+		free(h->revision);
+		h->revision = dgm_xstrdup(id);
 	}
 }
 

@@ -351,8 +351,11 @@ static void hold_traced(dgm_rehearse_sampler *s, const char *table, int st, long
 			h = &s->holds[i];
 	if (!h)
 		h = hold_new(s, table, st, false);
-	/* a sample taken before alembic's "Running ..." line was read has no
-	 * revision: what alembic_version held at the DDL end gives it one */
+	/* what alembic_version held at the first DDL end that saw the lock
+	 * names the revision that took it (rehearse.c attribute()): a sample
+	 * reads alembic's "Running ..." lines, which can lag, and a lock held
+	 * to the end of a one-transaction run is sampled under every later
+	 * revision too */
 	if (!h->versions)
 		h->versions = dgm_xstrdup(versions);
 	h->at_ddl = true;
@@ -372,7 +375,10 @@ void dgm_rehearse_probe_collect(dgm_rehearse_sampler *s, PGconn *conn, const cha
 		" coalesce(l.versions, '') FROM dgmigrate.rehearse_locks l"
 		" JOIN pg_class c ON c.oid = l.relid JOIN pg_namespace n ON n.oid = c.relnamespace"
 		" WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname !~ '^pg_'"
-		" AND n.nspname NOT IN ('information_schema', 'dgmigrate') GROUP BY 1, 2, 4", 0, NULL,
+		" AND n.nspname NOT IN ('information_schema', 'dgmigrate') GROUP BY 1, 2, 4"
+		/* the first row of a table at its strongest mode is used: the
+		 * earliest DDL end that saw it, when the lock was taken */
+		" ORDER BY min(l.at), 1, 2", 0, NULL,
 		&e))
 		return;
 	s->during = during;
