@@ -17,45 +17,7 @@
 
 source "$ROOT/tests/integration/settled_lib.sh"
 
-# wait_until WHAT CMD...: poll a condition (not a clock) for up to 60 s.
-wait_until() {
-	local i
-	for ((i = 0; i < 3000; i++)); do
-		"${@:2}" && return 0
-		sleep 0.02
-	done
-	fail "timed out waiting for $1"
-}
-
-# ---- the run in the background, stopped at a point ----
-
-reached() {
-	[[ -e wait.flag ]] && return 0
-	if ! kill -0 "$bgpid" 2>/dev/null; then
-		echo "dgmigrate ended before the point: $(tail -5 bg.err)" >&2
-		exit 1
-	fi
-	return 1
-}
-
-# start_at POINT ARGS...: dgmigrate ARGS in its own process group, waiting
-# at POINT (DGMIGRATE_FAULT_WAIT_AT) once reached.
-start_at() {
-	rm -f wait.flag
-	DGMIGRATE_FAULT_WAIT_AT=$1 DGMIGRATE_FAULT_WAIT_FILE=$PWD/wait.flag \
-		setsid "$DGMIGRATE" "${@:2}" >bg.out 2>bg.err &
-	bgpid=$!
-	wait_until "the run to reach '$1'" reached
-}
-
-kill_group() {
-	kill -KILL -- "-$bgpid"
-	wait "$bgpid" 2>/dev/null || true
-	rm -f wait.flag
-}
-
-# kill_at POINT ARGS...: kill the run at a point inside a step.
-kill_at() { start_at "$@"; kill_group; }
+source "$ROOT/tests/integration/held_lib.sh"
 
 # kill_at_step STEP ARGS...: killed right after the journal says STEP started.
 kill_at_step() {

@@ -8,6 +8,8 @@
 # written in between is restored. Points in a run are reached for sure
 # (DGMIGRATE_FAULT_WAIT_AT), never after a sleep.
 
+source "$ROOT/tests/integration/held_lib.sh"
+
 V15=5e9f3b7a1c62
 
 at_v16() {
@@ -30,11 +32,9 @@ copy_of() { sed -n 's/.*"copy": "\([^"]*\)".*/\1/p' "backups/$1/manifest.json"; 
 db_oid() { psql_db postgres -c "SELECT oid FROM pg_database WHERE datname = '$1'"; }
 db_exists() { [[ -n $(db_oid "$1") ]]; }
 revisions() { psql_db "$TEST_DB" -c "SELECT string_agg(version_num, ',' ORDER BY 1) FROM alembic_version"; }
-safe_dbs() { psql_db postgres -c "SELECT string_agg(datname, ' ' ORDER BY datname) FROM pg_database WHERE datname LIKE '%\_dgm\_safe\_%'"; }
+# this test's safety copies (other files' tests share the cluster)
+safe_dbs() { psql_db postgres -c "SELECT string_agg(datname, ' ' ORDER BY datname) FROM pg_database WHERE left(datname, 30) = left('$TEST_DB', 30) AND datname LIKE '%\_dgm\_safe\_%'"; }
 after_rows() { psql_db "$1" -c "SELECT count(*) FROM organizations WHERE slug = 'after-release'"; }
-# databases named like a restore's staging or replaced one
-# this test's database's only: other files' tests share the cluster
-leftovers() { psql_db postgres -c "SELECT string_agg(datname, ' ') FROM pg_database WHERE left(datname, 30) = left('$TEST_DB', 30) AND (datname LIKE '%\_dgm\_new\_%' OR datname LIKE '%\_dgm\_old\_%')"; }
 
 test_restore_sets_the_database_aside_instead_of_copying_it() {
 	at_v16
@@ -85,32 +85,6 @@ test_restore_refused_by_the_data_loss_check_leaves_no_snapshot() {
 }
 
 # ---- killed in the swap, settled by resume ----
-
-wait_until() {
-	local i
-	for ((i = 0; i < 3000; i++)); do
-		"${@:2}" && return 0
-		sleep 0.02
-	done
-	fail "timed out waiting for $1"
-}
-reached() {
-	[[ -e wait.flag ]] && return 0
-	kill -0 "$bgpid" 2>/dev/null || { echo "dgmigrate ended before the point: $(tail -5 bg.err)" >&2; exit 1; }
-	return 1
-}
-# kill_at POINT ARGS...: dgmigrate ARGS in its own process group, killed
-# once it waits at POINT.
-kill_at() {
-	rm -f wait.flag
-	DGMIGRATE_FAULT_WAIT_AT=$1 DGMIGRATE_FAULT_WAIT_FILE=$PWD/wait.flag \
-		setsid "$DGMIGRATE" "${@:2}" >bg.out 2>bg.err &
-	bgpid=$!
-	wait_until "the run to reach '$1'" reached
-	kill -KILL -- "-$bgpid"
-	wait "$bgpid" 2>/dev/null || true
-	rm -f wait.flag
-}
 
 # killed at POINT, then resumed: v1.5 everywhere, the row written after
 # the release in the live database or in a complete safety snapshot,
@@ -231,7 +205,7 @@ test_the_store_is_compared_while_the_database_is_copied() {
 }
 safe_copy_made() {
 	kill -0 "$bgpid" 2>/dev/null || fail "the rollback ended: $(tail -5 bg.err)"
-	[[ -n $(psql_db postgres -c "SELECT 1 FROM pg_database WHERE datname LIKE '${TEST_DB:0:30}\\_dgm\\_safe\\_%'") ]]
+	[[ -n $(safe_dbs) ]]
 }
 
 # The release's store archive was read back whole when apply wrote it;

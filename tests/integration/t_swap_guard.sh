@@ -5,6 +5,8 @@
 # which puts the database back. Points in a run are reached for sure
 # (DGMIGRATE_FAULT_WAIT_AT), never after a sleep.
 
+source "$ROOT/tests/integration/held_lib.sh"
+
 MARKER=backups/state/db-swap.json
 
 prepare() {
@@ -21,38 +23,6 @@ prepare() {
 
 db_exists() { [[ $(psql_db postgres -c "SELECT count(*) FROM pg_database WHERE datname = '$1'") == 1 ]]; }
 later_rows() { psql_db "$TEST_DB" -c "SELECT count(*) FROM organizations WHERE slug = 'later'"; }
-# databases named like a restore's staging or replaced one
-# this test's database's only: other files' tests share the cluster
-leftovers() { psql_db postgres -c "SELECT string_agg(datname, ' ') FROM pg_database WHERE left(datname, 30) = left('$TEST_DB', 30) AND (datname LIKE '%\_dgm\_new\_%' OR datname LIKE '%\_dgm\_old\_%')"; }
-
-wait_until() {
-	local i
-	for ((i = 0; i < 3000; i++)); do
-		"${@:2}" && return 0
-		sleep 0.02
-	done
-	fail "timed out waiting for $1"
-}
-reached() {
-	[[ -e wait.flag ]] && return 0
-	kill -0 "$bgpid" 2>/dev/null || { echo "dgmigrate ended before the point: $(tail -5 bg.err)" >&2; exit 1; }
-	return 1
-}
-# start_at POINT ARGS...: dgmigrate ARGS in its own process group, waiting
-# at POINT once reached.
-start_at() {
-	rm -f wait.flag
-	DGMIGRATE_FAULT_WAIT_AT=$1 DGMIGRATE_FAULT_WAIT_FILE=$PWD/wait.flag \
-		setsid "$DGMIGRATE" "${@:2}" >bg.out 2>bg.err &
-	bgpid=$!
-	wait_until "the run to reach '$1'" reached
-}
-kill_at() {
-	start_at "$@"
-	kill -KILL -- "-$bgpid"
-	wait "$bgpid" 2>/dev/null || true
-	rm -f wait.flag
-}
 # go_on: the run waiting at its point goes on; $brc is its exit status.
 go_on() {
 	rm -f wait.flag
