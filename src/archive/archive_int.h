@@ -84,7 +84,6 @@ long ar_manifest_pos(const dgm_archive_manifest *m, const char *path);
  * size, mtime, inode, device and ctime to the ns, git's index test):
  * unchanged since, so its content is the entry's without reading it.
  * The mode is the caller's to compare. */
-long long ar_ns_of(const struct timespec *t);
 bool ar_stat_unchanged(const dgm_archive_entry *me, const struct stat *st);
 
 /* --- a strict JSON reader driven by the expected shape (json.c) --- */

@@ -50,17 +50,12 @@ void ar_sha_buf(char out[65], const void *data, size_t len)
 	ar_sha_final(c, out);
 }
 
-long long ar_ns_of(const struct timespec *t)
-{
-	return (long long)t->tv_sec * 1000000000LL + t->tv_nsec;
-}
-
 bool ar_stat_unchanged(const dgm_archive_entry *me, const struct stat *st)
 {
 	return me->type == DGM_ARCHIVE_FILE && me->has_stat && S_ISREG(st->st_mode) &&
 	       me->size == st->st_size && me->mtime == st->st_mtime && me->dev == (long long)st->st_dev &&
-	       me->ino == (long long)st->st_ino && me->mtime_ns == ar_ns_of(&st->st_mtim) &&
-	       me->ctime_ns == ar_ns_of(&st->st_ctim);
+	       me->ino == (long long)st->st_ino && me->mtime_ns == dgm_timespec_ns(&st->st_mtim) &&
+	       me->ctime_ns == dgm_timespec_ns(&st->st_ctim);
 }
 
 void ar_progress_add(ar_progress *p, long long n)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "archive_int.h"
+#include "dgm/clock.h"
 #include "dgm/buf.h"
 #include "dgm/fs.h"
 
@@ -229,7 +230,7 @@ out:
  * time is too close to the start of this one to be trusted. */
 static void set_stat(const writer *w, dgm_archive_entry *me, const struct stat *st)
 {
-	long long mns = ar_ns_of(&st->st_mtim), cns = ar_ns_of(&st->st_ctim);
+	long long mns = dgm_timespec_ns(&st->st_mtim), cns = dgm_timespec_ns(&st->st_ctim);
 	long long margin = mns % 1000000000LL || cns % 1000000000LL ? AR_RACY_NS :
 			   AR_RACY_COARSE_NS;
 
@@ -506,7 +507,7 @@ int dgm_archive_create(dgm_archive_manifest *out, const dgm_archive_opts *o, dgm
 	memset(&m, 0, sizeof(m));
 	memset(&base, 0, sizeof(base));
 	clock_gettime(CLOCK_REALTIME, &now);
-	w.start_ns = ar_ns_of(&now);
+	w.start_ns = dgm_timespec_ns(&now);
 	/* a store left half-swapped by a killed restore is put back first */
 	if (dgm_archive_recover(o->store, err) || check_opts(o, err))
 		goto out;

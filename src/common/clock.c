@@ -1,4 +1,4 @@
-/* clock.c - monotonic milliseconds. */
+/* clock.c - monotonic milliseconds; timespecs in nanoseconds. */
 #include <time.h>
 
 #include "dgm/clock.h"
@@ -9,4 +9,9 @@ long dgm_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+long long dgm_timespec_ns(const struct timespec *t)
+{
+	return (long long)t->tv_sec * 1000000000LL + t->tv_nsec;
 }

@@ -13,16 +13,12 @@
 #include <sys/stat.h>
 
 #include "dgm/archive.h"
+#include "dgm/clock.h"
 #include "dgm/fs.h"
 #include "dgm/log.h"
 #include "internal.h"
 
 #define VOUCH_FILE "models.verified.json"
-
-static long long ns(const struct timespec *t)
-{
-	return (long long)t->tv_sec * 1000000000LL + t->tv_nsec;
-}
 
 /* What the archive in dir is now; NULL when it cannot be stat'ed. */
 static json_t *identity(const char *dir, const char *sha)
@@ -34,8 +30,8 @@ static json_t *identity(const char *dir, const char *sha)
 	if (stat(archive, &st) == 0)
 		o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "archive_sha256", sha,
 			      "dev", (json_int_t)st.st_dev, "ino", (json_int_t)st.st_ino,
-			      "size", (json_int_t)st.st_size, "mtime_ns", (json_int_t)ns(&st.st_mtim),
-			      "ctime_ns", (json_int_t)ns(&st.st_ctim));
+			      "size", (json_int_t)st.st_size, "mtime_ns", (json_int_t)dgm_timespec_ns(&st.st_mtim),
+			      "ctime_ns", (json_int_t)dgm_timespec_ns(&st.st_ctim));
 	free(archive);
 	return o;
 }
