@@ -350,16 +350,14 @@ static char *pick_base(const dgm_plan *plan)
 	if (plan->model_store.extra_paths.count ||
 	    dgm_snapshot_list(&all, &n, plan->snapshot.directory, &e))
 		goto out;
+	/* the origin first: the same archive file, checked (and maybe read
+	 * back) once, not once for each name it has */
 	for (size_t i = 0; i < n && !id; i++) {
-		if (!usable_base(&all[i], plan))
-			continue;
-		id = dgm_xstrdup(all[i].id);
-		for (size_t k = 0; all[i].store_from && k < n; k++)
-			if (!strcmp(all[k].id, all[i].store_from) && usable_base(&all[k], plan)) {
-				free(id);
+		for (size_t k = 0; all[i].store_from && k < n && !id; k++)
+			if (!strcmp(all[k].id, all[i].store_from) && usable_base(&all[k], plan))
 				id = dgm_xstrdup(all[k].id);
-				break;
-			}
+		if (!id && usable_base(&all[i], plan))
+			id = dgm_xstrdup(all[i].id);
 	}
 out:
 	dgm_error_clear(&e);
